@@ -1,0 +1,63 @@
+"""Shared test fixtures: off-screen rendering, image regression, real data files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+# VTK tries X first and warns when there is no display; EGL (Mesa llvmpipe here) works headless.
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+DATA = Path(__file__).parent / "data"
+IMAGE_CACHE = Path(__file__).parent / "image_cache"
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reset-image-cache", action="store_true",
+                     help="rewrite the baseline PNGs of the image-regression tests")
+
+
+def require_binary(name: str, apt_package: str) -> str:
+    """Return the path of an external program; skip locally, fail in CI, when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found: apt-get install {apt_package}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The folder of real CAD files copied from trimesh's models (see tests/data/README.md)."""
+    return DATA
+
+
+@pytest.fixture
+def assert_image(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Compare a plotter's render with the committed baseline PNG (pytest-pyvista's way)."""
+    import pyvista as pv
+
+    def check(plotter: pv.Plotter, *, error: float = 500.0, warning: float = 200.0) -> None:
+        name = request.node.name.removeprefix("test_")
+        path = IMAGE_CACHE / f"{name}.png"
+        if request.config.getoption("--reset-image-cache") or not path.exists():
+            if IN_CI and not path.exists():
+                pytest.fail(f"missing baseline {path.name}: run pytest --reset-image-cache and commit it")
+            IMAGE_CACHE.mkdir(exist_ok=True)
+            plotter.screenshot(str(path))
+            return
+        err = pv.compare_images(str(path), plotter)
+        assert err <= error, f"{path.name}: image error {err:.0f} > {error}"
+        if err > warning:
+            warnings.warn(f"{path.name}: image error {err:.0f} > {warning}", stacklevel=2)
+
+    return check

@@ -1,0 +1,35 @@
+"""twin3d: live 3D visual twins on OpenUSD.
+
+The public API is re-exported here; see ``__all__``. Heavy rooms (USD, fields, view,
+bridge) are imported lazily, so ``import twin3d`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin3d.errors import Twin3DError
+from twin3d.model import Limits, Sample, Sensor
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first access
+_LAZY: dict[str, str] = {
+}
+
+__all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twin3d' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,3 @@
+from twin3d.cli import main
+
+raise SystemExit(main())

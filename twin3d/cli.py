@@ -1,0 +1,226 @@
+"""The ``twin3d`` command line: ``main(argv) -> int``.
+
+Exit codes: 0 success, 1 a :class:`~twin3d.errors.Twin3DError` (one line on stderr,
+``twin3d CMD: error: ...``), 2 bad usage, 130 interrupted.
+
+Each subcommand is a ``_add_<name>(sub)`` that declares its flags and a
+``_run_<name>(args) -> int`` that calls the Python API; the heavy modules are
+imported inside the runner so ``twin3d --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+from twin3d import __version__
+from twin3d.errors import Twin3DError, UsageError
+
+__all__ = ["main"]
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --- convert -------------------------------------------------------------------------------
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "convert",
+        help="convert CAD/mesh files to a USD stage",
+        description="Convert STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP files into one OpenUSD "
+        "stage (Z-up, metres by default). Several inputs make one assembly with a component each.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="CAD or mesh files")
+    p.add_argument("-o", "--output", required=True, help="OUTPUT.usda|.usdc|.usd|.usdz")
+    p.add_argument("--units", choices=["m", "cm", "mm", "in", "ft"],
+                   help="units of unitless sources (STL, OBJ, PLY, OFF); default: mm, with a warning")
+    p.add_argument("--up", choices=["Y", "Z"], help="keep/force this up axis instead of converting to Z-up")
+    p.add_argument("--keep-units", action="store_true",
+                   help="keep the source's units (metersPerUnit) instead of scaling points to metres")
+    p.add_argument("--name", help="name of the root prim (default: from the first input)")
+    p.set_defaults(run=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from twin3d.convert import convert
+
+    out = convert(args.inputs, args.output, units=args.units, up_axis=args.up,
+                  name=args.name, keep_units=args.keep_units)
+    print(f"wrote {out}")
+    return 0
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("validate", help="run the USD validators on a file",
+                       description="Run every validator of pxr.UsdValidation and, when installed, "
+                       "NVIDIA's validators. Exits 1 if anything fails.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--profile", choices=["placeable"],
+                   help="add NVIDIA's minimal_placeable_visual feature rules")
+    p.set_defaults(run=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    raise UsageError("validate is not implemented yet")
+
+
+# --- bind / info ---------------------------------------------------------------------------
+
+
+def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bind", help="bind sensors from a TOML sensor map to a stage")
+    p.add_argument("stage", metavar="STAGE")
+    p.add_argument("--sensors", required=True, help="sensor map (TOML)")
+    p.add_argument("-o", "--output", help="write the bound stage here (default: in place)")
+    p.set_defaults(run=_run_bind)
+
+
+def _run_bind(args: argparse.Namespace) -> int:
+    raise UsageError("bind is not implemented yet")
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("info", help="print a stage's hierarchy, units and sensors")
+    p.add_argument("stage", metavar="STAGE")
+    p.set_defaults(run=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    raise UsageError("info is not implemented yet")
+
+
+# --- serve / export / replay / ingest ------------------------------------------------------
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the WebSocket bridge")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--config", help="bridge.toml: tokens, limits, origins")
+    p.add_argument("--record", help="record every accepted sample into this SQLite file")
+    p.add_argument("--cert", help="TLS certificate (PEM) for wss://")
+    p.add_argument("--key", help="TLS private key (PEM)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    raise UsageError("serve is not implemented yet")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("export", help="export a recording to CSV or USD time samples")
+    p.add_argument("recording", metavar="REC")
+    p.add_argument("-o", "--output", required=True, help="out.csv or out.usdc")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    raise UsageError("export is not implemented yet")
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("replay", help="replay a recording into a bridge")
+    p.add_argument("recording", metavar="REC")
+    p.add_argument("--to", required=True, help="ws://HOST:PORT of the bridge")
+    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
+    p.add_argument("--token", help="publish token")
+    p.set_defaults(run=_run_replay)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    raise UsageError("replay is not implemented yet")
+
+
+# --- view / demo ---------------------------------------------------------------------------
+
+
+def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("view", help="open the live PyVista view, or export a walk-through movie")
+    p.add_argument("stage", metavar="STAGE")
+    p.add_argument("--bridge", help="ws://HOST:PORT to subscribe to")
+    p.add_argument("--field", help="field to overlay: temperature, von_mises, ...")
+    p.add_argument("--token", help="subscribe token")
+    p.add_argument("--off-screen", action="store_true", help="render without a window")
+    p.add_argument("--path", help="camera path (TOML)")
+    p.add_argument("--frames", type=int, default=120)
+    p.add_argument("-o", "--output", help="walk.mp4 | walk.gif | shot.png")
+    p.set_defaults(run=_run_view)
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    raise UsageError("view is not implemented yet")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("demo", help="build and run the demo twin end to end")
+    p.add_argument("--headless", action="store_true", help="render off-screen even with a display")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of simulated sensors")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="twin3d-demo", help="working folder")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    raise UsageError("demo is not implemented yet")
+
+
+# --- main ----------------------------------------------------------------------------------
+
+_COMMANDS = [_add_convert, _add_validate, _add_bind, _add_info, _add_serve, _add_export,
+             _add_replay, _add_view, _add_demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``twin3d`` argument parser."""
+    parser = _Parser(prog="twin3d", description="Live 3D visual twins on OpenUSD.")
+    parser.add_argument("--version", action="version", version=f"twin3d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in _COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``twin3d`` command line and return its exit code."""
+    parser = build_parser()
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        run: Runner = args.run
+        return run(args)
+    except UsageError as exc:
+        print(f"{_prog(args)}: error: {exc}", file=sys.stderr)
+        return 2
+    except Twin3DError as exc:
+        print(f"{_prog(args)}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{_prog(args)}: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+
+
+def _prog(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    return f"twin3d {command}" if command else "twin3d"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

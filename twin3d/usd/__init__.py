@@ -1,0 +1,1 @@
+"""The only room of twin3d that imports ``pxr``: writing, reading and validating USD."""

@@ -1,0 +1,111 @@
+"""Read the meshes of a stage as numpy arrays in world space."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from pxr import Usd, UsdGeom, UsdShade
+
+from twin3d._types import PathLike
+from twin3d.errors import StageError
+
+__all__ = ["MeshData", "open_stage", "read_meshes", "triangulate"]
+
+
+@dataclass(frozen=True, eq=False)
+class MeshData:
+    """One mesh prim of a stage, triangulated, in world space.
+
+    Attributes:
+        path: the prim path (an instance proxy path for instanced meshes).
+        points: (n, 3) float64, world space, stage units.
+        faces: (m, 3) int64 triangle indices into ``points``.
+        color: (3,) float RGB 0..1 from the bound material or displayColor.
+    """
+
+    path: str
+    points: npt.NDArray[np.float64]
+    faces: npt.NDArray[np.int64]
+    color: tuple[float, float, float]
+
+
+def open_stage(path: PathLike) -> Usd.Stage:
+    """Open a USD stage, raising :class:`StageError` with a one-line reason on failure."""
+    try:
+        stage = Usd.Stage.Open(str(path))
+    except Exception as exc:  # pxr raises Tf.ErrorException with multi-line text
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise StageError(f"{path}: cannot open as a USD stage ({first.strip()})") from None
+    if stage is None:
+        raise StageError(f"{path}: cannot open as a USD stage")
+    return stage
+
+
+def triangulate(counts: npt.ArrayLike, indices: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Fan-triangulate polygons given as USD face vertex counts and indices.
+
+    Returns:
+        (m, 3) int64 triangle vertex indices.
+
+    Examples:
+        >>> triangulate([4], [0, 1, 2, 3]).tolist()
+        [[0, 1, 2], [0, 2, 3]]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    indices = np.asarray(indices, dtype=np.int64)
+    if counts.size and np.all(counts == 3):
+        return indices.reshape(-1, 3)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ntri = np.clip(counts - 2, 0, None)
+    face_of_tri = np.repeat(np.arange(len(counts)), ntri)
+    k = np.arange(ntri.sum()) - np.repeat(np.cumsum(ntri) - ntri, ntri)
+    base = starts[face_of_tri]
+    return np.stack(
+        [indices[base], indices[base + k + 1], indices[base + k + 2]], axis=1
+    ).astype(np.int64)
+
+
+def _color(prim: Usd.Prim) -> tuple[float, float, float]:
+    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    if material:
+        shader = material.ComputeSurfaceSource()[0]
+        if shader:
+            inp = shader.GetInput("diffuseColor")
+            if inp:
+                src = inp.GetConnectedSources()[0] if inp.HasConnectedSource() else []
+                value = inp.Get() if not src else None
+                if value is not None:
+                    return (float(value[0]), float(value[1]), float(value[2]))
+    dc = UsdGeom.Gprim(prim).GetDisplayColorAttr().Get()
+    if dc is not None and len(dc):
+        c = np.asarray(dc, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+        return (float(c[0]), float(c[1]), float(c[2]))
+    return (0.7, 0.7, 0.7)
+
+
+def read_meshes(stage: Usd.Stage, time: Usd.TimeCode | float | None = None) -> list[MeshData]:
+    """Return every mesh of ``stage`` (instances expanded) in world space.
+
+    Args:
+        stage: an open stage.
+        time: the time code to read points and transforms at (default: the default time).
+    """
+    tc = Usd.TimeCode.Default() if time is None else Usd.TimeCode(time)
+    cache = UsdGeom.XformCache(tc)
+    meshes: list[MeshData] = []
+    for prim in Usd.PrimRange(stage.GetPseudoRoot(), Usd.TraverseInstanceProxies()):
+        if not prim.IsA(UsdGeom.Mesh):
+            continue
+        mesh = UsdGeom.Mesh(prim)
+        pts = mesh.GetPointsAttr().Get(tc)
+        counts = mesh.GetFaceVertexCountsAttr().Get(tc)
+        idx = mesh.GetFaceVertexIndicesAttr().Get(tc)
+        if pts is None or counts is None or idx is None or len(pts) == 0:
+            continue
+        local = np.asarray(pts, dtype=np.float64)
+        m = np.asarray(cache.GetLocalToWorldTransform(prim), dtype=np.float64)
+        world = local @ m[:3, :3] + m[3, :3]  # USD matrices are row-vector convention
+        meshes.append(MeshData(str(prim.GetPath()), world, triangulate(counts, idx), _color(prim)))
+    return meshes
