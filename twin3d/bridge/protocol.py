@@ -1,0 +1,498 @@
+"""The bridge wire protocol, sans-I/O: frames in, events and frames out.
+
+:class:`BridgeProtocol` is the server side of one connection. Feed it what the socket
+received (:meth:`~BridgeProtocol.receive_text`, :meth:`~BridgeProtocol.receive_bytes`, with
+the current time), then send :meth:`~BridgeProtocol.data_to_send` and act on
+:meth:`~BridgeProtocol.events_received`. It never awaits, never reads a clock and never raises
+on remote input: bad input becomes a :class:`BadMessage` (connection stays open) or a
+:class:`Fatal` (close with 1008) event plus an ``error`` frame. The shapes are written down in
+``streaming/PROTOCOL.md``.
+
+Examples:
+    >>> p = BridgeProtocol()
+    >>> p.receive_text('{"type":"sample","channel":"pump/temp","value":71.5,"time":1.0}', now=2.0)
+    >>> [e.batch.samples() for e in p.events_received()]
+    [[Sample(channel='pump/temp', value=71.5, time=1.0, seq=None, source=None)]]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twin3d.bridge.config import BridgeConfig, Role
+from twin3d.model import Sample
+
+__all__ = [
+    "BINARY_DTYPE",
+    "PROTOCOL_VERSION",
+    "Authenticated",
+    "BadMessage",
+    "Batch",
+    "BridgeProtocol",
+    "Event",
+    "Fatal",
+    "Hello",
+    "Publish",
+    "Subscribe",
+    "encode_alias",
+    "encode_binary",
+    "encode_sample",
+    "encode_samples",
+]
+
+PROTOCOL_VERSION = 1
+#: Binary batch frame: 16-byte header ``<2sBBIq`` (magic b"T3", version, flags, count, seq)
+#: followed by ``count`` packed little-endian records of this dtype (20 bytes each).
+BINARY_DTYPE = np.dtype([("alias", "<u4"), ("time", "<f8"), ("value", "<f8")])
+_HEADER = struct.Struct("<2sBBIq")
+_MAGIC = b"T3"
+_MAX_ALIAS = 1 << 16
+_GLOB_CHARS = frozenset("*?[]")
+_NUMBER = (int, float)
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Samples accepted from one message, as columns.
+
+    Args:
+        channels: the connection's channel table (append-only); ``index`` points into it.
+        index: (n,) int64, channel of each sample.
+        time: (n,) float64, Unix seconds.
+        value: (n,) float64, finite.
+        seq: (n,) int64, the publisher's sequence number, -1 where none was sent.
+    """
+
+    channels: Sequence[str]
+    index: np.ndarray
+    time: np.ndarray
+    value: np.ndarray
+    seq: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def last_seq(self) -> int | None:
+        """The highest seq in the batch, or ``None``."""
+        if not len(self):
+            return None
+        top = int(self.seq.max())
+        return top if top >= 0 else None
+
+    def samples(self, source: str | None = None) -> list[Sample]:
+        """The batch as :class:`~twin3d.model.Sample` objects (for tests and small batches)."""
+        ch = self.channels
+        return [Sample(ch[i], v, t, s if s >= 0 else None, source)
+                for i, t, v, s in zip(self.index.tolist(), self.time.tolist(),
+                                      self.value.tolist(), self.seq.tolist(), strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The client proved a token (or needed none)."""
+
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The client introduced itself; answer with :meth:`BridgeProtocol.send_hello`."""
+
+    client: str | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A valid, authorised batch of samples to record and fan out."""
+
+    batch: Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """The client wants the channels matching these globs (already checked against its role)."""
+
+    patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BadMessage:
+    """A rejected message; an ``error`` frame is queued, the connection stays open."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """An auth or policy violation; an ``error`` frame is queued; close the connection (1008)."""
+
+    code: str
+    message: str
+
+
+Event = Authenticated | Hello | Publish | Subscribe | BadMessage | Fatal
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+class BridgeProtocol:
+    """Server side of one bridge connection. Performs no I/O.
+
+    Args:
+        config: tokens, limits; default: an open bridge with default limits.
+        role: the role already proven by an ``Authorization: Bearer`` header, if any.
+    """
+
+    def __init__(self, config: BridgeConfig | None = None, role: Role | None = None) -> None:
+        self.config = config or BridgeConfig()
+        lim = self.config.limits
+        self._max_len = lim.max_channel_length
+        self._max_batch = lim.max_batch
+        self._rate = lim.max_messages_per_second
+        self._burst = lim.burst
+        self._tokens = lim.burst
+        self._last: float | None = None
+        self.role: Role | None = role if role is not None else self.config.role_for(None)
+        #: the connection's channel table: local id -> name (append-only)
+        self.channels: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._alias = np.full(0, -1, dtype=np.int64)
+        self.closed = False
+        self._events: list[Event] = []
+        self._writes: list[str | bytes] = []
+
+    # --- the sans-I/O interface ----------------------------------------------------------
+
+    def events_received(self) -> list[Event]:
+        """Events parsed since the last call (each returned once)."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> list[str | bytes]:
+        """Frames to send, in order (each returned once)."""
+        writes, self._writes = self._writes, []
+        return writes
+
+    def receive_text(self, text: str, now: float) -> None:
+        """Handle one text frame received at Unix time ``now``. Never raises."""
+        if self.closed:
+            return
+        try:
+            self._check_rate(now)
+            try:
+                msg = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise _Reject("bad_json", f"not valid JSON ({exc}); send one JSON object per frame") from None
+            if not isinstance(msg, dict):
+                raise _Reject("bad_message", "a message must be a JSON object with a \"type\"")
+            kind = msg.get("type")
+            if self.role is None:
+                if kind != "auth":
+                    self._fatal("auth_required", "send {\"type\":\"auth\",\"token\":...} first "
+                                "(or an Authorization: Bearer header)")
+                    return
+            handler = self._HANDLERS.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise _Reject("unknown_type", f"unknown message type {kind!r} (known: "
+                              f"{', '.join(sorted(self._HANDLERS))})")
+            handler(self, msg, now)
+        except _Reject as rej:
+            self._reject(rej.code, rej.message)
+
+    def receive_bytes(self, data: bytes, now: float) -> None:
+        """Handle one binary batch frame received at ``now``. Never raises."""
+        if self.closed:
+            return
+        if self.role is None:
+            self._fatal("auth_required", "authenticate before sending binary frames")
+            return
+        try:
+            self._check_rate(now)
+            self._binary(data)
+        except _Reject as rej:
+            self._reject(rej.code, rej.message)
+
+    # --- replies the server asks for -----------------------------------------------------
+
+    def send_hello(self, server: str, resume_seq: int | None) -> None:
+        """Answer a :class:`Hello`: version, limits and the last recorded seq of this client."""
+        lim = self.config.limits
+        self._writes.append(_dumps({
+            "type": "hello", "version": PROTOCOL_VERSION, "server": server,
+            "resume": {"seq": resume_seq},
+            "limits": {"max_frame_bytes": lim.max_frame_bytes,
+                       "max_messages_per_second": lim.max_messages_per_second,
+                       "max_batch": lim.max_batch},
+        }))
+
+    def send_ack(self, seq: int) -> None:
+        """Acknowledge ``seq`` and every earlier sample of this connection."""
+        self._writes.append(f'{{"type":"ack","seq":{int(seq)}}}')
+
+    def send_error(self, code: str, message: str) -> None:
+        """Queue an ``error`` frame."""
+        self._writes.append(_dumps({"type": "error", "code": code, "message": message}))
+
+    def send_gap(self, skipped: Mapping[str, int]) -> None:
+        """Tell a live subscriber how many values per channel it skipped (it got the latest)."""
+        self._writes.append(_dumps({"type": "gap", "channels": dict(skipped),
+                                    "skipped": int(sum(skipped.values()))}))
+
+    def send_samples(self, names: Sequence[str], time: Sequence[float], value: Sequence[float],
+                     seq: Sequence[int]) -> None:
+        """Queue samples for a subscriber, as one ``sample`` or ``samples`` frame."""
+        self._writes.append(encode_samples(zip(names, value, time, seq, strict=True)))
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _reject(self, code: str, message: str) -> None:
+        self._events.append(BadMessage(code, message))
+        self.send_error(code, message)
+
+    def _fatal(self, code: str, message: str) -> None:
+        self._events.append(Fatal(code, message))
+        self.send_error(code, message)
+        self.closed = True
+
+    def _check_rate(self, now: float) -> None:
+        if self._last is not None:
+            self._tokens = min(self._burst, self._tokens + max(0.0, now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1.0:
+            raise _Reject("rate_limited", f"more than {self._rate:g} messages/s (burst "
+                          f"{self._burst:g}); message dropped: batch samples or slow down")
+        self._tokens -= 1.0
+
+    def _channel(self, name: Any) -> int:
+        """Local id of a channel name the role may publish; rejects otherwise."""
+        cid = self._ids.get(name)
+        if cid is not None:
+            return cid
+        if not isinstance(name, str) or not name:
+            raise _Reject("bad_channel", f"channel must be a non-empty string, got {name!r}")
+        if len(name) > self._max_len:
+            raise _Reject("bad_channel", f"channel name longer than {self._max_len} characters")
+        if not name.isprintable() or any(c in _GLOB_CHARS or c.isspace() for c in name):
+            raise _Reject("bad_channel", f"channel {name!r} has spaces, control or glob "
+                          "characters (*?[]); use letters, digits and / . _ - :")
+        assert self.role is not None
+        if not self.role.may_publish(name):
+            raise _Reject("forbidden", f"token {self.role.name!r} may not publish {name!r} "
+                          f"(publish globs: {list(self.role.publish)})")
+        cid = len(self.channels)
+        self.channels.append(name)
+        self._ids[name] = cid
+        return cid
+
+    def _auth(self, msg: dict[str, Any], now: float) -> None:
+        token = msg.get("token")
+        role = self.config.role_for(token if isinstance(token, str) else None)
+        if role is None:
+            self._fatal("auth_failed", "unknown token; check the token in bridge.toml")
+            return
+        self.role = role
+        self._writes.append(_dumps({"type": "authenticated", "role": role.name}))
+        self._events.append(Authenticated(role))
+
+    def _hello(self, msg: dict[str, Any], now: float) -> None:
+        client = msg.get("client")
+        version = msg.get("version", PROTOCOL_VERSION)
+        if client is not None and (not isinstance(client, str) or not 0 < len(client) <= 128
+                                   or not client.isprintable()):
+            raise _Reject("bad_message", "hello: 'client' must be a printable string of 1-128 characters")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise _Reject("bad_message", "hello: 'version' must be an integer")
+        if version > PROTOCOL_VERSION:
+            raise _Reject("bad_version", f"this bridge speaks protocol version {PROTOCOL_VERSION}, "
+                          f"not {version}")
+        self._events.append(Hello(client, version))
+
+    def _ping(self, msg: dict[str, Any], now: float) -> None:
+        self._writes.append(_dumps({"type": "pong", "time": now}))
+
+    def _subscribe(self, msg: dict[str, Any], now: float) -> None:
+        pats = msg.get("channels")
+        if not isinstance(pats, list) or not pats or not all(isinstance(p, str) and p for p in pats):
+            raise _Reject("bad_message", "subscribe: 'channels' must be a non-empty list of globs")
+        assert self.role is not None
+        if not self.role.subscribe:
+            raise _Reject("forbidden", f"token {self.role.name!r} may not subscribe")
+        for p in pats:
+            if len(p) > 2 * self._max_len:
+                raise _Reject("bad_channel", f"subscribe pattern longer than {2 * self._max_len}")
+            if not _GLOB_CHARS & set(p) and not self.role.may_subscribe(p):
+                raise _Reject("forbidden", f"token {self.role.name!r} may not subscribe to {p!r} "
+                              f"(subscribe globs: {list(self.role.subscribe)})")
+        self._writes.append(_dumps({"type": "subscribed", "channels": pats}))
+        self._events.append(Subscribe(tuple(pats)))
+
+    def _sample(self, msg: dict[str, Any], now: float) -> None:
+        self._publish([msg], now)
+
+    def _samples(self, msg: dict[str, Any], now: float) -> None:
+        items = msg.get("samples")
+        if not isinstance(items, list) or not items:
+            raise _Reject("bad_message", "samples: 'samples' must be a non-empty list")
+        if len(items) > self._max_batch:
+            raise _Reject("too_many", f"{len(items)} samples in one message; the limit is {self._max_batch}")
+        self._publish(items, now)
+
+    def _publish(self, items: list[Any], now: float) -> None:
+        index: list[int] = []
+        times: list[float] = []
+        values: list[float] = []
+        seqs: list[int] = []
+        channel, isfinite = self._channel, math.isfinite
+        for k, it in enumerate(items):
+            if not isinstance(it, dict):
+                raise _Reject("bad_message", f"sample #{k} is not a JSON object")
+            cid = channel(it.get("channel"))
+            v = it.get("value")
+            if type(v) not in _NUMBER:
+                raise _Reject("bad_value", f"value of {self.channels[cid]!r} must be a number, "
+                              f"got {type(v).__name__} {v!r:.40}")
+            try:
+                v = float(v)
+            except OverflowError:
+                v = math.inf
+            if not isfinite(v):
+                raise _Reject("bad_value", f"value of {self.channels[cid]!r} must be finite, got {v}")
+            t = it.get("time")
+            if t is None:
+                t = now
+            elif type(t) not in _NUMBER or not isfinite(t):
+                raise _Reject("bad_time", f"time of {self.channels[cid]!r} must be finite Unix "
+                              f"seconds, got {t!r:.40}")
+            s = it.get("seq", -1)
+            if s != -1 and (type(s) is not int or not 0 <= s < 1 << 63):
+                raise _Reject("bad_seq", f"seq must be an integer in [0, 2^63), got {s!r:.40}")
+            index.append(cid)
+            times.append(t)
+            values.append(v)
+            seqs.append(s)
+        self._events.append(Publish(Batch(self.channels, np.array(index, dtype=np.int64),
+                                          np.array(times, dtype=np.float64),
+                                          np.array(values, dtype=np.float64),
+                                          np.array(seqs, dtype=np.int64))))
+
+    def _alias_msg(self, msg: dict[str, Any], now: float) -> None:
+        table = msg.get("channels")
+        if not isinstance(table, dict) or not table:
+            raise _Reject("bad_message", "alias: 'channels' must be an object {channel: alias}")
+        pairs = []
+        for name, alias in table.items():
+            if type(alias) is not int or not 0 <= alias < _MAX_ALIAS:
+                raise _Reject("bad_alias", f"alias of {name!r} must be an integer in [0, {_MAX_ALIAS})")
+            pairs.append((alias, self._channel(name)))
+        top = max(a for a, _ in pairs) + 1
+        if top > self._alias.shape[0]:
+            grown = np.full(top, -1, dtype=np.int64)
+            grown[: self._alias.shape[0]] = self._alias
+            self._alias = grown
+        for alias, cid in pairs:
+            self._alias[alias] = cid
+
+    def _binary(self, data: bytes) -> None:
+        if len(data) < _HEADER.size:
+            raise _Reject("bad_frame", f"binary frame of {len(data)} bytes is shorter than the "
+                          f"{_HEADER.size}-byte header")
+        magic, version, _flags, count, seq = _HEADER.unpack_from(data)
+        if magic != _MAGIC or version != 1:
+            raise _Reject("bad_frame", "binary frame must start with b'T3' and version 1")
+        if len(data) != _HEADER.size + count * BINARY_DTYPE.itemsize:
+            raise _Reject("bad_frame", f"binary frame says {count} records but has "
+                          f"{len(data) - _HEADER.size} bytes after the header (20 per record)")
+        if not 0 < count <= self._max_batch:
+            raise _Reject("too_many", f"{count} samples in one frame; allowed 1..{self._max_batch}")
+        rec = np.frombuffer(data, dtype=BINARY_DTYPE, count=count, offset=_HEADER.size)
+        alias = rec["alias"]
+        if int(alias.max()) >= self._alias.shape[0]:
+            raise _Reject("unknown_alias", f"alias {int(alias.max())} was never announced; "
+                          "send {\"type\":\"alias\",...} first")
+        index = self._alias[alias]
+        if (index < 0).any():
+            bad = int(alias[index < 0][0])
+            raise _Reject("unknown_alias", f"alias {bad} was never announced")
+        value = rec["value"].astype(np.float64)
+        time = rec["time"].astype(np.float64)
+        if not np.isfinite(value).all():
+            raise _Reject("bad_value", "binary frame holds a NaN or infinite value")
+        if not np.isfinite(time).all():
+            raise _Reject("bad_time", "binary frame holds a NaN or infinite time")
+        if seq < -1:
+            raise _Reject("bad_seq", "binary frame seq must be >= 0 (or -1 for none)")
+        self._events.append(Publish(Batch(self.channels, index, time, value,
+                                          np.full(count, seq, dtype=np.int64))))
+
+    _HANDLERS = {
+        "auth": _auth, "hello": _hello, "ping": _ping, "subscribe": _subscribe,
+        "sample": _sample, "samples": _samples, "alias": _alias_msg,
+    }
+
+
+# --- encoders for publishers and clients ---------------------------------------------------
+
+
+def encode_sample(channel: str, value: float, time: float | None = None, seq: int | None = None) -> str:
+    """One ``sample`` frame."""
+    msg: dict[str, Any] = {"type": "sample", "channel": channel, "value": value}
+    if time is not None:
+        msg["time"] = time
+    if seq is not None:
+        msg["seq"] = seq
+    return _dumps(msg)
+
+
+def encode_samples(rows: Iterable[tuple[str, float, float | None, int | None]]) -> str:
+    """A ``samples`` frame (or ``sample`` for one row) from (channel, value, time, seq) rows.
+
+    A ``seq`` of ``None`` or -1 and a ``time`` of ``None`` are left out.
+    """
+    items = []
+    for ch, v, t, s in rows:
+        d: dict[str, Any] = {"channel": ch, "value": v}
+        if t is not None:
+            d["time"] = t
+        if s is not None and s >= 0:
+            d["seq"] = s
+        items.append(d)
+    if len(items) == 1:
+        return _dumps({"type": "sample", **items[0]})
+    return _dumps({"type": "samples", "samples": items})
+
+
+def encode_alias(aliases: Mapping[str, int]) -> str:
+    """An ``alias`` frame announcing numeric aliases for binary batches."""
+    return _dumps({"type": "alias", "channels": dict(aliases)})
+
+
+def encode_binary(alias: np.ndarray, time: np.ndarray, value: np.ndarray, seq: int = -1) -> bytes:
+    """A binary batch frame.
+
+    Args:
+        alias: (n,) announced channel aliases.
+        time: (n,) Unix seconds.
+        value: (n,) values.
+        seq: sequence number of the whole frame (-1: none).
+    """
+    n = int(np.shape(alias)[0])
+    rec = np.empty(n, dtype=BINARY_DTYPE)
+    rec["alias"], rec["time"], rec["value"] = alias, time, value
+    return _HEADER.pack(_MAGIC, 1, 0, n, seq) + rec.tobytes()

@@ -1,0 +1,454 @@
+"""The bridge server: a websockets.asyncio adapter around :class:`~twin3d.bridge.protocol.BridgeProtocol`.
+
+Fan-out rules (see DESIGN.md: ``broadcast`` has no backpressure):
+
+* live subscribers get a bounded buffer each; when it overflows (a slow or stuck viewer) it
+  collapses to the latest value per channel and the viewer is told so with a ``gap`` frame;
+  publishers and other subscribers never wait for it;
+* the recorder gets a bounded queue that pushes back: a publisher's read loop waits for room,
+  so TCP slows the publisher down and nothing is skipped; acks are sent after the commit.
+
+Examples:
+    >>> async def main():  # doctest: +SKIP
+    ...     bridge = Bridge(record="run.db")
+    ...     await bridge.start(port=0)
+    ...     print(bridge.url)
+    ...     await bridge.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import inspect
+import logging
+import math
+import ssl as ssl_module
+import time as clock
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from twin3d import __version__
+from twin3d._types import PathLike
+from twin3d.bridge.config import BridgeConfig, Role
+from twin3d.bridge.protocol import (
+    Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Publish, Subscribe,
+)
+from twin3d.bridge.recorder import Recorder
+from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
+from twin3d.model import Sample
+
+__all__ = ["Bridge"]
+
+log = logging.getLogger("twin3d.bridge")
+_SUB_BUFFER = 10_000  # values a live subscriber may lag before collapsing to latest-per-channel
+
+
+class _Registry:
+    """Global channel table: name <-> id (shared with the recording)."""
+
+    def __init__(self, known: dict[str, int] | None = None) -> None:
+        self.ids: dict[str, int] = dict(known or {})
+        size = max(self.ids.values(), default=-1) + 1
+        self.names: list[str] = [""] * size
+        for name, gid in self.ids.items():
+            self.names[gid] = name
+        self.new: list[tuple[int, str]] = []
+
+    def id(self, name: str) -> int:
+        gid = self.ids.get(name)
+        if gid is None:
+            gid = len(self.names)
+            self.names.append(name)
+            self.ids[name] = gid
+            self.new.append((gid, name))
+        return gid
+
+    def take_new(self) -> list[tuple[int, str]]:
+        new, self.new = self.new, []
+        return new
+
+
+class _Subscriber:
+    """Bounded latest-value buffer and sender task of one live subscriber."""
+
+    def __init__(self, conn: _Connection, patterns: tuple[str, ...], role: Role, reg: _Registry) -> None:
+        self.conn, self.patterns, self.role, self.reg = conn, patterns, role, reg
+        self.match_all = patterns == ("*",) and role.subscribe == ("*",)
+        self.lut = np.zeros(0, dtype=bool)
+        self.chunks: list[tuple[np.ndarray, ...]] = []
+        self.count = 0
+        self.skipped: dict[int, int] = {}
+        self.wake = asyncio.Event()
+        self.task = asyncio.ensure_future(self._run())
+
+    def _matches(self, gid: np.ndarray) -> np.ndarray:
+        top = int(gid.max()) + 1
+        if top > self.lut.shape[0]:
+            old = self.lut.shape[0]
+            grown = np.zeros(len(self.reg.names), dtype=bool)
+            grown[:old] = self.lut
+            for g in range(old, grown.shape[0]):
+                name = self.reg.names[g]
+                grown[g] = self.role.may_subscribe(name) and any(
+                    fnmatch.fnmatchcase(name, p) for p in self.patterns)
+            self.lut = grown
+        return self.lut[gid]
+
+    def offer(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray) -> None:
+        if not self.match_all:
+            keep = self._matches(gid)
+            if not keep.any():
+                return
+            if not keep.all():
+                gid, time, value, seq = gid[keep], time[keep], value[keep], seq[keep]
+        self.chunks.append((gid, time, value, seq))
+        self.count += len(gid)
+        if self.count > _SUB_BUFFER:
+            self._collapse()
+        self.wake.set()
+
+    def _collapse(self) -> None:
+        gid, time, value, seq = (np.concatenate(c) for c in zip(*self.chunks, strict=True))
+        uniq, first_rev, counts = np.unique(gid[::-1], return_index=True, return_counts=True)
+        last = np.sort(len(gid) - 1 - first_rev)
+        for g, c in zip(uniq.tolist(), counts.tolist(), strict=True):
+            if c > 1:
+                self.skipped[g] = self.skipped.get(g, 0) + c - 1
+        self.chunks = [(gid[last], time[last], value[last], seq[last])]
+        self.count = len(last)
+
+    async def _run(self) -> None:
+        conn, names = self.conn, self.reg.names
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                chunks, self.chunks, self.count = self.chunks, [], 0
+                skipped, self.skipped = self.skipped, {}
+                if skipped:
+                    conn.proto.send_gap({names[g]: n for g, n in skipped.items()})
+                if chunks:
+                    gid, time, value, seq = (np.concatenate(c) for c in zip(*chunks, strict=True))
+                    conn.proto.send_samples([names[g] for g in gid.tolist()], time.tolist(),
+                                            value.tolist(), seq.tolist())
+                await conn.flush()
+
+
+class _Connection:
+    def __init__(self, bridge: Bridge, ws: ServerConnection, proto: BridgeProtocol) -> None:
+        self.bridge, self.ws, self.proto = bridge, ws, proto
+        peer = ws.remote_address
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.source = f"{proto.role.name if proto.role else 'anonymous'}@{self.peer}"
+        self.dedup = False
+        self.gmap = np.zeros(0, dtype=np.int64)
+        self.sub: _Subscriber | None = None
+        self.ack_target = -1
+        self.ack_sent = -1
+        self.ack_wake = asyncio.Event()
+        self.ack_task = asyncio.ensure_future(self._acks())
+        self.accepted = 0
+        self._send_lock = asyncio.Lock()
+
+    async def flush(self) -> None:
+        async with self._send_lock:
+            for frame in self.proto.data_to_send():
+                await self.ws.send(frame)
+
+    def committed(self, seq: int | None) -> None:
+        if seq is not None and seq > self.ack_target:
+            self.ack_target = seq
+            self.ack_wake.set()
+
+    async def _acks(self) -> None:
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                await self.ack_wake.wait()
+                self.ack_wake.clear()
+                if self.ack_target > self.ack_sent:
+                    self.ack_sent = self.ack_target
+                    self.proto.send_ack(self.ack_sent)
+                await self.flush()
+
+    def global_ids(self, batch: Batch) -> np.ndarray:
+        n = len(batch.channels)
+        if n > self.gmap.shape[0]:
+            reg = self.bridge._reg
+            extra = np.array([reg.id(name) for name in batch.channels[self.gmap.shape[0]:n]],
+                             dtype=np.int64)
+            self.gmap = np.concatenate([self.gmap, extra])
+        return self.gmap[batch.index]
+
+
+class Bridge:
+    """The WebSocket bridge, in-process (``twin3d serve`` wraps it).
+
+    Args:
+        config: tokens, limits, origins; default: an open bridge.
+        record: SQLite recording to append every accepted sample to (``None``: no recording,
+            and an ack then means "accepted", not "durable").
+        synchronous: SQLite ``synchronous`` level of the recording (``FULL`` or ``NORMAL``).
+    """
+
+    def __init__(self, config: BridgeConfig | None = None, record: PathLike | None = None,
+                 *, synchronous: str = "FULL") -> None:
+        self.config = config or BridgeConfig()
+        self._record = record
+        self._synchronous = synchronous
+        self.recorder: Recorder | None = None
+        self._reg = _Registry()
+        self._server: Server | None = None
+        self._subs: list[_Subscriber] = []
+        self._conns: set[_Connection] = set()
+        self._header_roles: dict[ServerConnection, Role] = {}
+        self._mem_seq: dict[str, int] = {}
+        self._adapters: Any = None
+        self._tls = False
+        self.port = 0
+        self.host = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` (``wss://`` with TLS)."""
+        return f"{'wss' if self._tls else 'ws'}://{self.host}:{self.port}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, certfile: PathLike | None = None,
+                    keyfile: PathLike | None = None, adapters: bool = True) -> None:
+        """Open the recording, listen, and start the adapters of ``config.adapters``.
+
+        Raises:
+            BridgeError: the port is taken, or the certificate cannot be loaded.
+            RecordingError: the recording cannot be opened.
+        """
+        if self._record is not None:
+            self.recorder = Recorder(self._record, synchronous=self._synchronous)
+            self._reg = _Registry(self.recorder.channels)
+        ssl_ctx = None
+        if certfile is not None:
+            ssl_ctx = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
+            try:
+                ssl_ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+            except (OSError, ssl_module.SSLError) as exc:
+                raise BridgeError(f"cannot load TLS certificate {certfile} / key {keyfile}: {exc}") from None
+            self._tls = True
+        lim = self.config.limits
+        try:
+            self._server = await serve(
+                self._handle, host, port, ssl=ssl_ctx, max_size=lim.max_frame_bytes,
+                compression="deflate" if self.config.compression else None,
+                process_request=self._check_request, max_queue=64, server_header=f"twin3d/{__version__}")
+        except OSError as exc:
+            if self.recorder:
+                self.recorder.close()
+            raise BridgeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                              "pick another --port") from None
+        sock = next(iter(self._server.sockets))
+        self.host, self.port = host, sock.getsockname()[1]
+        if adapters and self.config.adapters:
+            await self._start_adapters()
+
+    async def _start_adapters(self) -> None:
+        try:
+            from twin3d.bridge.adapters import start_adapters  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise BridgeError(f"bridge.toml has {sorted(self.config.adapters)} tables but the "
+                              f"adapters cannot be loaded ({exc}); pip install 'twin3d[adapters]'") from None
+        started = start_adapters(self.config.adapters, self.ingest)
+        self._adapters = await started if inspect.isawaitable(started) else started
+
+    async def stop(self) -> None:
+        """Stop adapters, close every connection (1001), commit the queue, close the recording."""
+        ad = self._adapters
+        if ad is not None:
+            for name in ("aclose", "stop", "close"):
+                fn = getattr(ad, name, None)
+                if fn is not None:
+                    res = fn()
+                    if inspect.isawaitable(res):
+                        await res
+                    break
+            else:
+                for task in ad if isinstance(ad, list | tuple | set) else []:
+                    if isinstance(task, asyncio.Task):
+                        task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self.recorder is not None:
+            rec, self.recorder = self.recorder, None
+            await asyncio.get_running_loop().run_in_executor(None, rec.close)
+
+    async def ingest(self, samples: Sequence[Sample], source: str, *, wait_commit: bool = False) -> int:
+        """Accept samples from inside the process (adapters), like a WebSocket publisher.
+
+        Same validation, recording and fan-out; waits while the recorder is full.
+
+        Args:
+            samples: the samples; the whole call is rejected if one is invalid.
+            source: recorded as the samples' source, e.g. ``"mqtt:broker/topic"``.
+            wait_commit: also wait until they are committed to the recording.
+
+        Returns:
+            the number of samples accepted.
+
+        Raises:
+            ProtocolViolation: a bad channel name or a non-finite value (nothing is accepted).
+        """
+        if not samples:
+            return 0
+        max_len = self.config.limits.max_channel_length
+        for s in samples:
+            ch = s.channel
+            if not isinstance(ch, str) or not 0 < len(ch) <= max_len or not ch.isprintable() \
+                    or any(c in "*?[] \t" for c in ch):
+                raise ProtocolViolation("bad_channel", f"channel {ch!r} is empty, too long or has "
+                                        "spaces/glob characters")
+            if isinstance(s.value, bool) or not isinstance(s.value, int | float) \
+                    or not math.isfinite(s.value):
+                raise ProtocolViolation("bad_value", f"value of {ch!r} must be a finite number, "
+                                        f"got {s.value!r}")
+            if not isinstance(s.time, int | float) or not math.isfinite(s.time):
+                raise ProtocolViolation("bad_time", f"time of {ch!r} must be finite Unix seconds")
+        reg = self._reg
+        gid = np.fromiter((reg.id(s.channel) for s in samples), dtype=np.int64, count=len(samples))
+        time = np.fromiter((s.time for s in samples), dtype=np.float64, count=len(samples))
+        value = np.fromiter((s.value for s in samples), dtype=np.float64, count=len(samples))
+        seq = np.fromiter((-1 if s.seq is None else s.seq for s in samples), dtype=np.int64,
+                          count=len(samples))
+        fut = await self._accept(gid, time, value, seq, source, dedup=False)
+        if wait_commit and fut is not None:
+            await fut
+        return len(samples)
+
+    async def _accept(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray,
+                      source: str, dedup: bool) -> asyncio.Future[int] | None:
+        fut = None
+        if self.recorder is not None:
+            fut = await self.recorder.submit(gid, time, value, seq, source, dedup=dedup,
+                                             channels=self._reg.take_new())
+        for sub in self._subs:
+            sub.offer(gid, time, value, seq)
+        return fut
+
+    # --- connections ---------------------------------------------------------------------
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        origins = self.config.origins
+        origin = request.headers.get("Origin")
+        if origins is not None and origin is not None and not any(
+                fnmatch.fnmatchcase(origin, o) for o in origins):
+            log.warning("refused %s: origin %r not allowed", connection.remote_address, origin)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed "
+                                      "(add it to [server] origins in bridge.toml)\n")
+        auth = request.headers.get("Authorization")
+        if auth is not None:
+            scheme, _, token = auth.partition(" ")
+            role = self.config.role_for(token.strip()) if scheme.lower() == "bearer" else None
+            if role is None:
+                log.warning("refused %s: bad Authorization header", connection.remote_address)
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "unknown token in "
+                                          "'Authorization: Bearer ...'\n")
+            self._header_roles[connection] = role
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        role = self._header_roles.pop(ws, None)
+        proto = BridgeProtocol(self.config, role)
+        conn = _Connection(self, ws, proto)
+        self._conns.add(conn)
+        log.info("connected %s (%s)", conn.peer, proto.role.name if proto.role else "unauthenticated")
+        reason = "closed"
+        try:
+            if proto.role is None:
+                try:
+                    first = await asyncio.wait_for(ws.recv(), self.config.auth_timeout)
+                except TimeoutError:
+                    proto._fatal("auth_timeout", f"no auth message within {self.config.auth_timeout:g} s")
+                    await conn.flush()
+                    await ws.close(1008, "auth_timeout")
+                    reason = "auth timeout"
+                    return
+                if not await self._receive(conn, first):
+                    reason = "policy violation"
+                    return
+            async for msg in ws:
+                if not await self._receive(conn, msg):
+                    reason = "policy violation"
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.ack_task.cancel()
+            if conn.sub is not None:
+                conn.sub.task.cancel()
+                self._subs.remove(conn.sub)
+            self._conns.discard(conn)
+            log.info("disconnected %s (%s): %d samples accepted", conn.peer, reason, conn.accepted)
+
+    async def _receive(self, conn: _Connection, msg: str | bytes) -> bool:
+        proto = conn.proto
+        if isinstance(msg, str):
+            proto.receive_text(msg, clock.time())
+        else:
+            proto.receive_bytes(msg, clock.time())
+        for ev in proto.events_received():
+            if isinstance(ev, Publish):
+                await self._publish(conn, ev.batch)
+            elif isinstance(ev, Subscribe):
+                if conn.sub is not None:
+                    conn.sub.task.cancel()
+                    self._subs.remove(conn.sub)
+                assert proto.role is not None
+                conn.sub = _Subscriber(conn, ev.patterns, proto.role, self._reg)
+                self._subs.append(conn.sub)
+            elif isinstance(ev, Hello):
+                if ev.client is not None:
+                    assert proto.role is not None
+                    conn.source = (f"{proto.role.name}/{ev.client}" if self.config.auth_required
+                                   else ev.client)
+                    conn.dedup = True
+                resume = (self.recorder.last_seq(conn.source) if self.recorder is not None
+                          else self._mem_seq.get(conn.source)) if conn.dedup else None
+                proto.send_hello(f"twin3d {__version__}", resume)
+            elif isinstance(ev, Authenticated):
+                conn.source = f"{ev.role.name}@{conn.peer}"
+            elif isinstance(ev, BadMessage):
+                log.debug("%s: %s: %s", conn.peer, ev.code, ev.message)
+            elif isinstance(ev, Fatal):
+                log.warning("closing %s: %s: %s", conn.peer, ev.code, ev.message)
+        await conn.flush()
+        if proto.closed:
+            await conn.ws.close(1008, "policy violation")
+            return False
+        return True
+
+    async def _publish(self, conn: _Connection, batch: Batch) -> None:
+        gid = conn.global_ids(batch)
+        last = batch.last_seq
+        try:
+            fut = await self._accept(gid, batch.time, batch.value, batch.seq, conn.source, conn.dedup)
+        except RecordingError as exc:
+            conn.proto.send_error("recording_failed", str(exc))
+            return
+        conn.accepted += len(batch)
+        if fut is None:
+            if last is not None and conn.dedup:
+                self._mem_seq[conn.source] = max(last, self._mem_seq.get(conn.source, -1))
+            conn.committed(last)
+        elif last is not None:
+            def done(f: asyncio.Future[int], last: int = last) -> None:
+                if f.exception() is None:
+                    conn.committed(last)
+                else:
+                    conn.proto.send_error("recording_failed", str(f.exception()))
+                    conn.ack_wake.set()
+            fut.add_done_callback(done)
