@@ -85,11 +85,24 @@ def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("--sensors", required=True, help="sensor map (TOML)")
     p.add_argument("-o", "--output", help="write the bound stage here (default: in place)")
+    p.add_argument("--tolerance", type=float, metavar="METRES",
+                   help="largest distance from a sensor position to its target's surface "
+                   "(default: the map's snap_tolerance, else 0.005)")
     p.set_defaults(run=_run_bind)
 
 
 def _run_bind(args: argparse.Namespace) -> int:
-    raise UsageError("bind is not implemented yet")
+    from twin3d.sensors import load_sensor_map
+    from twin3d.usd.sensors import bind_sensors
+
+    smap = load_sensor_map(args.sensors)
+    bound = bind_sensors(args.stage, smap, args.output, tolerance_m=args.tolerance)
+    for s in bound:
+        pos = ", ".join(f"{v:.4g}" for v in (s.position or ()))
+        print(f"{s.channel:<16} -> {s.target} at ({pos}), snapped {s.snap_distance:.3g}, "
+              f"vertex {s.vertex}")
+    print(f"bound {len(bound)} sensors in {args.output or args.stage}")
+    return 0
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -99,7 +112,10 @@ def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    raise UsageError("info is not implemented yet")
+    from twin3d.usd.sensors import stage_info
+
+    print(stage_info(args.stage))
+    return 0
 
 
 # --- serve / export / replay / ingest ------------------------------------------------------
