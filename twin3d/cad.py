@@ -1,0 +1,554 @@
+"""CAD and mesh files -> plain intermediate data (parts, meshes, materials, nodes); pure.
+
+Everything here is numpy and trimesh (with cascadio for STEP); no USD. :func:`load_part`
+reads one file into a :class:`Part` already converted to the stage's units and up axis,
+so the USD writer (:mod:`twin3d.usd.asset`) only copies arrays.
+
+Units and axes decided here (the audit trail goes into the stage's layer metadata):
+
+======================  ===========================  ========================
+format                  units                        up axis
+======================  ===========================  ========================
+STEP / STP              declared (cascadio: metres)  Z (CAD convention)
+glTF / GLB              metres (glTF spec)           Y (glTF spec)
+3MF                     declared (``unit``, mm)      Z (3MF spec)
+STL, OBJ, PLY, OFF      none: ``units`` argument,    Z (assumed)
+                        else millimetres + warning
+======================  ===========================  ========================
+
+Converting never puts a scale or rotation on a root: with ``C = s R`` (unit scale times
+axis rotation) points become ``C p`` and every node's local matrix ``C M C^-1``, so the
+world positions are ``C`` times the source's and no node gains a scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from twin3d._types import PathLike
+from twin3d.errors import CADImportError
+
+__all__ = [
+    "DEFAULT_UNITS",
+    "FORMATS",
+    "UNITS",
+    "Material",
+    "MeshPart",
+    "Node",
+    "Part",
+    "load_part",
+    "prim_name",
+    "unique_names",
+    "vertex_or_corner_normals",
+]
+
+#: metres per unit for the ``--units`` choices
+UNITS: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "ft": 0.3048}
+#: units assumed for unitless formats when none is given (with a warning)
+DEFAULT_UNITS = "mm"
+#: suffix -> (format name, declares units, source up axis)
+FORMATS: dict[str, tuple[str, bool, str]] = {
+    ".stl": ("STL", False, "Z"),
+    ".obj": ("OBJ", False, "Z"),
+    ".ply": ("PLY", False, "Z"),
+    ".off": ("OFF", False, "Z"),
+    ".gltf": ("glTF", True, "Y"),
+    ".glb": ("glTF", True, "Y"),
+    ".3mf": ("3MF", True, "Z"),
+    ".step": ("STEP", True, "Z"),
+    ".stp": ("STEP", True, "Z"),
+}
+#: corners whose face normal is further than this from the smooth normal split (hard edge)
+CREASE_ANGLE_DEG = 30.0
+
+_TRIMESH_UNITS = {"meters": 1.0, "meter": 1.0, "m": 1.0, "millimeters": 0.001, "millimeter": 0.001,
+                  "mm": 0.001, "centimeters": 0.01, "centimeter": 0.01, "cm": 0.01,
+                  "inches": 0.0254, "inch": 0.0254, "in": 0.0254, "feet": 0.3048, "foot": 0.3048,
+                  "ft": 0.3048, "microns": 1e-6, "micron": 1e-6}
+
+
+@dataclass(frozen=True)
+class Material:
+    """A preview-surface material.
+
+    Attributes:
+        name: a valid prim name.
+        color: (4,) RGBA 0..1 (linear values as the source gives them).
+        metallic: 0..1.
+        roughness: 0..1.
+        emissive: (3,) RGB 0..1.
+    """
+
+    name: str
+    color: tuple[float, float, float, float]
+    metallic: float = 0.0
+    roughness: float = 0.5
+    emissive: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class MeshPart:
+    """One welded triangle mesh, in stage units and axis, in its node's local frame.
+
+    Attributes:
+        name: a valid prim name (unique within the part's meshes).
+        points: (n, 3) float32 welded vertices, each used by at least one face.
+        faces: (m, 3) int32 triangles, sorted by their lowest vertex index.
+        normals: (n, 3) float32 for ``vertex`` interpolation or (3 m, 3) for ``faceVarying``.
+        interpolation: ``"vertex"`` (smooth) or ``"faceVarying"`` (the mesh has hard edges).
+        material: index into :attr:`Part.materials`.
+        colors: optional per-vertex (n, 3) or per-face (m, 3) float32 display colours.
+    """
+
+    name: str
+    points: npt.NDArray[np.float32]
+    faces: npt.NDArray[np.int32]
+    normals: npt.NDArray[np.float32]
+    interpolation: str
+    material: int
+    colors: npt.NDArray[np.float32] | None = None
+
+    @property
+    def extent(self) -> npt.NDArray[np.float32]:
+        """(2, 3) float32 min and max corner of the points."""
+        return np.stack([self.points.min(axis=0), self.points.max(axis=0)])
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of the source's hierarchy.
+
+    Attributes:
+        name: a valid prim name, unique among its siblings.
+        matrix: (4, 4) float64 local transform, column-vector convention (``p' = M p``),
+            already in stage units and axis; ``None`` for identity.
+        mesh: index into :attr:`Part.meshes`, or ``None``.
+        children: child nodes.
+        label: the source's own name (shown as the prim's displayName when it differs).
+    """
+
+    name: str
+    matrix: npt.NDArray[np.float64] | None
+    mesh: int | None
+    children: tuple[Node, ...] = ()
+    label: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Part:
+    """One input file, converted.
+
+    Attributes:
+        name: a valid prim name for the part.
+        path: the source file.
+        format: ``"STL"``, ``"glTF"``, ``"STEP"`` ...
+        sha256: hex digest of the source file.
+        meshes: the distinct meshes (a mesh used by several nodes appears once).
+        materials: the distinct materials.
+        nodes: the top-level nodes.
+        meters_per_unit: metres per unit of the source.
+        up_axis: the source's up axis.
+        units_note: how the source's units were decided.
+        axis_note: how the source's up axis was decided.
+        uses: how many nodes use each mesh (more than one: write once, instance).
+        warnings: things the user should hear about (assumed units ...).
+    """
+
+    name: str
+    path: Path
+    format: str
+    sha256: str
+    meshes: list[MeshPart]
+    materials: list[Material]
+    nodes: tuple[Node, ...]
+    meters_per_unit: float
+    up_axis: str
+    units_note: str
+    axis_note: str
+    uses: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def triangle_count(self) -> int:
+        """Triangles in the world (instances counted once per use)."""
+        return sum(len(m.faces) * u for m, u in zip(self.meshes, self.uses, strict=True))
+
+
+# --- names ----------------------------------------------------------------------------------
+
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def prim_name(text: str, fallback: str = "Part") -> str:
+    """Return a readable, valid ASCII USD prim name for ``text``.
+
+    Accents are transliterated (``Würfel`` -> ``Wurfel``), other illegal characters
+    become ``_``, a leading digit gets a ``_`` prefix; names with nothing usable left
+    (e.g. all CJK) become ``fallback``.
+
+    Examples:
+        >>> prim_name("d8 (1)"), prim_name("Würfel-2"), prim_name("3mf part"), prim_name("部品")
+        ('d8_1', 'Wurfel_2', '_3mf_part', 'Part')
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = _NOT_IDENT.sub("_", ascii_text).strip("_")
+    if not name:
+        return fallback
+    if name[0].isdigit():
+        name = "_" + name
+    return name
+
+
+def unique_names(names: Sequence[str], taken: Sequence[str] = ()) -> list[str]:
+    """Make ``names`` unique (and distinct from ``taken``) by appending ``_1``, ``_2`` ...
+
+    Examples:
+        >>> unique_names(["Object", "Object", "Object_1"])
+        ['Object', 'Object_2', 'Object_1']
+    """
+    seen = set(taken) | set()
+    counts: dict[str, int] = {}
+    wanted = set(names)
+    out: list[str] = []
+    for n in names:
+        cand = n
+        if cand in seen:
+            k = counts.get(n, 0)
+            while True:
+                k += 1
+                cand = f"{n}_{k}"
+                if cand not in seen and cand not in wanted:
+                    break
+            counts[n] = k
+        seen.add(cand)
+        out.append(cand)
+    return out
+
+
+# --- geometry -------------------------------------------------------------------------------
+
+
+def vertex_or_corner_normals(
+    points: npt.NDArray[np.floating[Any]], faces: npt.NDArray[np.integer[Any]],
+    crease_deg: float = CREASE_ANGLE_DEG,
+) -> tuple[npt.NDArray[np.float32], str]:
+    """Area-weighted normals from the winding: per vertex, or per corner at hard edges.
+
+    Smooth meshes get ``vertex`` normals (one per point). Where faces meet at more than
+    ``crease_deg``, faces are grouped into smooth patches (connected through edges below the
+    crease angle) and each corner gets its patch's normal: ``faceVarying``. Points are never
+    split.
+
+    Args:
+        points: (n, 3) float vertices.
+        faces: (m, 3) int triangles.
+        crease_deg: dihedral angle above which an edge is hard.
+
+    Returns:
+        ((n, 3) or (3 m, 3) float32 unit normals, ``"vertex"`` or ``"faceVarying"``).
+    """
+    tri = points[faces]  # (m, 3, 3)
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).astype(np.float64)  # 2*area*n
+    del tri
+    n = len(points)
+    flat = faces.ravel()
+    vn = np.stack([np.bincount(flat, weights=np.repeat(fn[:, k], 3), minlength=n)
+                   for k in range(3)], axis=1)
+    vn = _unit(vn)
+    fnu = _unit(fn)
+    cos_dev = np.einsum("fj,fkj->fk", fnu, vn[faces])
+    degenerate = ~np.any(fnu, axis=1)
+    cos_dev[degenerate] = 1.0
+    if cos_dev.min(initial=1.0) >= np.cos(np.radians(crease_deg / 2)):
+        return vn.astype(np.float32), "vertex"
+    import trimesh
+
+    mesh = trimesh.Trimesh(points, faces, process=False, validate=False)
+    adj = mesh.face_adjacency
+    smooth = adj[mesh.face_adjacency_angles <= np.radians(crease_deg)]
+    labels = trimesh.graph.connected_component_labels(smooth, node_count=len(faces))
+    key = flat.astype(np.int64) * (int(labels.max()) + 1) + np.repeat(labels, 3)
+    groups, inverse = np.unique(key, return_inverse=True)
+    if len(groups) == n:
+        return vn.astype(np.float32), "vertex"
+    gn = np.stack([np.bincount(inverse, weights=np.repeat(fn[:, k], 3), minlength=len(groups))
+                   for k in range(3)], axis=1)
+    return _unit(gn)[inverse].astype(np.float32), "faceVarying"
+
+
+def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    length = np.linalg.norm(v, axis=1, keepdims=True)
+    length[length == 0] = 1.0
+    return v / length
+
+
+def _conversion(scale: float, src_up: str, dst_up: str) -> npt.NDArray[np.float64]:
+    """(4, 4) matrix C = scale * R taking source coordinates to stage coordinates."""
+    r = np.eye(4)
+    if src_up == "Y" and dst_up == "Z":
+        r[:3, :3] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]  # (x, y, z) -> (x, -z, y)
+    elif src_up == "Z" and dst_up == "Y":
+        r[:3, :3] = [[1, 0, 0], [0, 0, 1], [0, -1, 0]]  # (x, y, z) -> (x, z, -y)
+    c = r.copy()
+    c[:3, :3] *= scale
+    return c
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_scene(path: Path, fmt: str) -> Any:
+    import trimesh
+
+    if fmt == "STEP":
+        try:
+            import cascadio  # noqa: F401
+        except ImportError:
+            raise CADImportError(path, "reading STEP needs cascadio: pip install cascadio") from None
+    try:
+        if fmt == "STL":
+            # weld later ourselves (by position only); trimesh's processing is slower
+            return trimesh.load_scene(str(path), process=False)
+        return trimesh.load_scene(str(path))
+    except CADImportError:
+        raise
+    except Exception as exc:  # trimesh raises many types for corrupt files
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CADImportError(path, f"not a readable {fmt} file ({msg})") from None
+
+
+def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
+        npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Merge bit-identical vertices and drop unused ones (positions only)."""
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    v = v + 0.0  # -0.0 -> 0.0 so they weld
+    rows = v.view(np.dtype((np.void, 24))).ravel()
+    used = np.unique(np.asarray(faces, dtype=np.int64).ravel())
+    uniq, first, inverse = np.unique(rows[used], return_index=True, return_inverse=True)
+    remap = np.zeros(len(v), dtype=np.int64)
+    remap[used] = inverse.ravel()
+    return v[used[first]], remap[np.asarray(faces, dtype=np.int64)]
+
+
+def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
+                 materials: list[Material]) -> tuple[int, npt.NDArray[np.float32] | None, str]:
+    """(material index, per-vertex/face colours or None, 'vertex'|'face'|'')."""
+    visual = geom.visual
+    name, rgba, metallic, roughness, emissive = "Material", None, 0.0, 0.5, (0.0, 0.0, 0.0)
+    colors, kind = None, ""
+    if getattr(visual, "kind", None) == "texture" and getattr(visual, "material", None) is not None:
+        mat = visual.material
+        name = getattr(mat, "name", None) or name
+        bc = getattr(mat, "baseColorFactor", None)
+        rgba = np.asarray(bc if bc is not None else mat.main_color, dtype=np.float64)
+        metallic = float(getattr(mat, "metallicFactor", None) or 0.0)
+        rough = getattr(mat, "roughnessFactor", None)
+        roughness = float(rough) if rough is not None else 0.5
+        em = getattr(mat, "emissiveFactor", None)
+        if em is not None:
+            emissive = tuple(float(x) for x in np.asarray(em, dtype=np.float64)[:3])
+    elif getattr(visual, "kind", None) in ("face", "vertex"):
+        arr = np.asarray(visual.face_colors if visual.kind == "face" else visual.vertex_colors)
+        rgba = arr[0].astype(np.float64)
+        if not np.all(arr == arr[0]):
+            colors = (arr[:, :3].astype(np.float32) / 255.0)
+            kind = visual.kind
+            rgba = arr.mean(axis=0)
+    if rgba is None:
+        rgba = np.array([0.7, 0.7, 0.7, 1.0])
+    elif rgba.max() > 1.0 or rgba.dtype.kind in "ui":
+        rgba = rgba / 255.0
+    color = tuple(float(np.clip(x, 0, 1)) for x in rgba[:4])
+    if len(color) == 3:
+        color = (*color, 1.0)
+    key = (round(color[0], 4), round(color[1], 4), round(color[2], 4), round(color[3], 4),
+           round(metallic, 4), round(roughness, 4), *(round(e, 4) for e in emissive))
+    if key not in index:
+        base = prim_name(str(name), "Material")
+        taken = [m.name for m in materials]
+        index[key] = len(materials)
+        materials.append(Material(unique_names([base], taken)[0], color, metallic, roughness,
+                                  emissive))  # type: ignore[arg-type]
+    return index[key], colors, kind
+
+
+def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], material: int,
+               colors: npt.NDArray[np.float32] | None, kind: str) -> MeshPart | None:
+    vertices = np.asarray(geom.vertices, dtype=np.float64)
+    faces = np.asarray(geom.faces, dtype=np.int64)
+    if faces.size == 0 or vertices.size == 0:
+        return None
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise CADImportError(path, f"mesh {name!r} has face indices outside its vertex list")
+    if kind == "vertex" and colors is not None:
+        # keep colours with their vertices through the weld: weld positions+colours
+        points, tri = vertices, faces
+        used = np.unique(tri)
+        remap = np.full(len(points), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        points, tri, colors = points[used], remap[tri], colors[used]
+    else:
+        points, tri = _weld(vertices, faces)
+    # drop faces that collapsed to a line or a point in the weld
+    ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
+    if not ok.all():
+        tri = tri[ok]
+        if kind == "face" and colors is not None:
+            colors = colors[ok]
+        used = np.unique(tri)
+        if len(used) < len(points):
+            remap = np.full(len(points), -1, dtype=np.int64)
+            remap[used] = np.arange(len(used))
+            points, tri = points[used], remap[tri]
+            if kind == "vertex" and colors is not None:
+                colors = colors[used]
+    if len(tri) == 0:
+        return None
+    points = points @ conv[:3, :3].T
+    order = np.argsort(tri.min(axis=1), kind="stable")  # 7x faster .usdc writes measured
+    tri = tri[order]
+    if kind == "face" and colors is not None:
+        colors = colors[order]
+    normals, interp = vertex_or_corner_normals(points, tri)
+    return MeshPart(name, points.astype(np.float32), tri.astype(np.int32), normals, interp,
+                    material, colors)
+
+
+def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
+              meters_per_unit: float | None = 1.0, name: str | None = None) -> Part:
+    """Read one CAD or mesh file into a :class:`Part` in stage units and axis.
+
+    Args:
+        path: STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP/STP file.
+        units: units of a unitless source (``m``, ``cm``, ``mm``, ``in``, ``ft``); ignored,
+            with a warning, for formats that declare their units.
+        up_axis: the stage's up axis, ``"Z"`` or ``"Y"``; points are rotated to it.
+        meters_per_unit: the stage's metres per unit (points are scaled to it); ``None``
+            keeps the source's units.
+        name: the part's prim name (default: from the file name).
+
+    Raises:
+        CADImportError: missing, empty, corrupt or unsupported file.
+    """
+    p = Path(path)
+    fmt_info = FORMATS.get(p.suffix.lower())
+    if fmt_info is None:
+        raise CADImportError(p, f"unsupported file type {p.suffix or '(none)'!r}; supported: "
+                             + ", ".join(sorted({f[0] for f in FORMATS.values()})))
+    fmt, declares, src_up = fmt_info
+    if not p.is_file():
+        raise CADImportError(p, "no such file" if not p.exists() else "not a file")
+    if p.stat().st_size == 0:
+        raise CADImportError(p, "file is empty")
+    if units is not None and units not in UNITS:
+        raise CADImportError(p, f"unknown units {units!r}; use one of {', '.join(UNITS)}")
+    warnings: list[str] = []
+    scene = _load_scene(p, fmt)
+    if declares:
+        mpu = _TRIMESH_UNITS.get(str(scene.units).lower()) if scene.units else None
+        if mpu is None:
+            mpu = 1.0 if fmt in ("glTF", "STEP") else 0.001
+            units_note = f"{fmt} default ({mpu:g} m per unit)"
+        else:
+            units_note = f"declared by the {fmt} file: {scene.units}"
+        if units is not None and abs(UNITS[units] - mpu) > 1e-12:
+            warnings.append(f"{p.name}: --units {units} ignored: {fmt} declares its units "
+                            f"({mpu:g} m per unit)")
+    elif units is not None:
+        mpu, units_note = UNITS[units], f"given: {units}"
+    else:
+        mpu, units_note = UNITS[DEFAULT_UNITS], f"assumed: {DEFAULT_UNITS} ({fmt} has no units)"
+        warnings.append(f"{p.name}: {fmt} files carry no units; assuming {DEFAULT_UNITS} "
+                        f"(pass --units m|cm|mm|in|ft)")
+    axis_note = (f"{src_up} (glTF spec)" if fmt == "glTF" else
+                 f"{src_up} (3MF spec)" if fmt == "3MF" else f"{src_up} (CAD convention, assumed)")
+    scale = 1.0 if meters_per_unit is None else mpu / meters_per_unit
+    conv = _conversion(scale, src_up, up_axis)
+    conv_inv = np.linalg.inv(conv)
+
+    materials: list[Material] = []
+    mat_index: dict[tuple[Any, ...], int] = {}
+    meshes: list[MeshPart] = []
+    mesh_of_geom: dict[str, int | None] = {}
+    by_content: dict[str, int] = {}
+    mesh_names: list[str] = []
+    uses: list[int] = []
+
+    def mesh_for(geom_name: str) -> int | None:
+        if geom_name in mesh_of_geom:
+            return mesh_of_geom[geom_name]
+        geom = scene.geometry.get(geom_name)
+        idx: int | None = None
+        if geom is not None and hasattr(geom, "faces"):
+            mat, colors, kind = _material_of(geom, mat_index, materials)
+            base = prim_name(str(geom_name), "Mesh")
+            mp = _mesh_part(p, base, geom, conv, mat, colors, kind)
+            if mp is not None:
+                h = hashlib.sha1(mp.points.tobytes())
+                h.update(mp.faces.tobytes())
+                h.update(str(mat).encode())
+                digest = h.hexdigest()
+                if digest in by_content and colors is None:  # repeated part: instance it
+                    idx = by_content[digest]
+                else:
+                    mname = unique_names([base], mesh_names)[0]
+                    mesh_names.append(mname)
+                    meshes.append(MeshPart(mname, mp.points, mp.faces, mp.normals,
+                                           mp.interpolation, mp.material, mp.colors))
+                    uses.append(0)
+                    idx = len(meshes) - 1
+                    by_content[digest] = idx
+        mesh_of_geom[geom_name] = idx
+        return idx
+
+    forest = scene.graph.transforms
+    children = forest.children
+    edges = forest.edge_data
+
+    def build(parent: str, node: str) -> Node | None:
+        data = edges.get((parent, node), {})
+        m = np.asarray(data.get("matrix", np.eye(4)), dtype=np.float64)
+        mesh = mesh_for(data["geometry"]) if data.get("geometry") is not None else None
+        kids = [k for k in (build(node, c) for c in children.get(node, [])) if k is not None]
+        if mesh is None and not kids:
+            return None
+        if mesh is not None:
+            uses[mesh] += 1
+        local = conv @ m @ conv_inv
+        matrix = None if np.allclose(local, np.eye(4), atol=1e-12) else local
+        label = str(node)
+        return Node(prim_name(label, "Node"), matrix, mesh, _uniq_children(kids), label)
+
+    base_frame = scene.graph.base_frame
+    top = [n for n in (build(base_frame, c) for c in children.get(base_frame, [])) if n is not None]
+    if not meshes:
+        raise CADImportError(p, f"no triangles found (empty, truncated or not a valid {fmt} file)")
+    # a single wrapper node with identity transform adds nothing: unwrap it
+    while len(top) == 1 and top[0].mesh is None and top[0].matrix is None and top[0].children:
+        top = list(top[0].children)
+    part_name = name or prim_name(p.stem, "Part")
+    return Part(part_name, p, fmt, _sha256(p), meshes, materials, _uniq_children(top), mpu,
+                src_up, units_note, axis_note, uses, warnings)
+
+
+def _uniq_children(nodes: list[Node]) -> tuple[Node, ...]:
+    names = unique_names([n.name for n in nodes])
+    return tuple(n if n.name == u else Node(u, n.matrix, n.mesh, n.children, n.label)
+                 for n, u in zip(nodes, names, strict=True))

@@ -1,0 +1,185 @@
+"""``twin3d.convert``: CAD / mesh files -> one OpenUSD asset (Z-up, metres by default).
+
+Reading is :mod:`twin3d.cad` (pure), writing is :mod:`twin3d.usd.asset` (pxr). Outputs are
+written to temporary files beside the target and renamed at the end, so a failed
+conversion leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from twin3d._io import atomic_output
+from twin3d._types import PathLike
+from twin3d.cad import UNITS, Part, load_part, prim_name, unique_names
+from twin3d.errors import OutputError, UsageError
+
+__all__ = ["OUTPUT_SUFFIXES", "convert", "geometry_path"]
+
+OUTPUT_SUFFIXES = (".usda", ".usdc", ".usd", ".usdz")
+
+
+def geometry_path(output: PathLike) -> Path:
+    """The geometry layer written beside ``output`` (``OUT.geom.usdc``); none for ``.usdz``."""
+    out = Path(output)
+    return out.with_name(out.stem + ".geom.usdc")
+
+
+class _Progress:
+    """A rich progress bar on stderr that only appears once a conversion passes 1 s."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._progress = None
+        self._task = None
+        self._timer: threading.Timer | None = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return
+        self._progress = Progress(TextColumn("[bold]convert[/] {task.description}"), BarColumn(),
+                                  TimeElapsedColumn(), console=console, transient=True)
+        self._task = self._progress.add_task("reading", total=total)
+        self._timer = threading.Timer(1.0, self._progress.start)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def advance(self, label: str, amount: float = 0.0) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=label, advance=amount)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str | None = None,
+            up_axis: str | None = None, name: str | None = None, keep_units: bool = False,
+            *, progress: bool = True) -> Path:
+    """Convert CAD / mesh files into one USD asset.
+
+    One input makes a component; several make an assembly with one component per input.
+    ``OUT.usda`` (or ``.usdc``/``.usd``) is a small interface layer that payloads the geometry
+    in ``OUT.geom.usdc`` beside it; ``.usdz`` packages both.
+
+    Args:
+        inputs: STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP/STP files.
+        output: ``.usda``, ``.usdc``, ``.usd`` or ``.usdz`` path.
+        units: units of unitless sources (``m``, ``cm``, ``mm``, ``in``, ``ft``); when not given
+            they are assumed to be millimetres and a :class:`UserWarning` says so.
+        up_axis: the stage's up axis, ``"Z"`` (default) or ``"Y"``; points are rotated to it.
+        name: the root prim's name (default: the input's name; the output's for several).
+        keep_units: keep the (first) source's units as the stage's metersPerUnit instead of
+            scaling points to metres.
+        progress: show a progress bar on a terminal when the conversion takes over 1 s.
+
+    Returns:
+        The output path.
+
+    Raises:
+        UsageError: bad arguments (output suffix, units, axis, no inputs).
+        CADImportError: an input that cannot be read.
+        OutputError: the output cannot be written.
+    """
+    from twin3d import __version__
+
+    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
+    if not paths:
+        raise UsageError("no input files given")
+    out = Path(output)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UsageError(f"output {out} must end in {', '.join(OUTPUT_SUFFIXES)}")
+    if units is not None and units not in UNITS:
+        raise UsageError(f"--units must be one of {', '.join(UNITS)}, not {units!r}")
+    axis = (up_axis or "Z").upper()
+    if axis not in ("Y", "Z"):
+        raise UsageError(f"--up must be Y or Z, not {up_axis!r}")
+    if out.is_dir():
+        raise OutputError(out, "is a folder; give a file name ending in .usda")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(out, f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(out, f"folder {folder} is not writable")
+
+    with _Progress(total=len(paths) * 2 + 1, enabled=progress) as bar:
+        part_names = unique_names([prim_name(p.stem, "Part") for p in paths])
+        parts: list[Part] = []
+        stage_mpu: float | None = None if keep_units else 1.0
+        for path, pname in zip(paths, part_names, strict=True):
+            bar.advance(f"reading {path.name}")
+            part = load_part(path, units=units, up_axis=axis, meters_per_unit=stage_mpu,
+                             name=pname)
+            if stage_mpu is None:
+                stage_mpu = part.meters_per_unit
+            for message in part.warnings:
+                warnings.warn(message, UserWarning, stacklevel=2)
+            parts.append(part)
+            bar.advance(f"read {path.name}", 1)
+        assert stage_mpu is not None
+        root = name or (parts[0].name if len(parts) == 1 else prim_name(out.stem, "Assembly"))
+        root = prim_name(root, "Asset")
+        if len(parts) > 1:
+            part_names = unique_names([p.name for p in parts], [root])
+            parts = [p if p.name == n else _renamed(p, n) for p, n in zip(parts, part_names,
+                                                                             strict=True)]
+        _write(parts, out, root, stage_mpu, axis, __version__, bar)
+        bar.advance("done", 1)
+    return out
+
+
+def _renamed(part: Part, name: str) -> Part:
+    from dataclasses import replace
+
+    return replace(part, name=name)
+
+
+def _write(parts: list[Part], out: Path, root: str, mpu: float, axis: str, version: str,
+           bar: _Progress) -> None:
+    from twin3d.usd.asset import package_usdz, write_asset
+
+    def step(label: str) -> None:
+        bar.advance(f"writing {label}")
+
+    bar.advance("writing")
+    if out.suffix.lower() == ".usdz":
+        tmpdir = Path(tempfile.mkdtemp(prefix=".twin3d-usdz-", dir=out.parent))
+        try:
+            iface = tmpdir / f"{out.stem}.usdc"
+            geom = tmpdir / f"{out.stem}.geom.usdc"
+            write_asset(parts, iface, geom, name=root, meters_per_unit=mpu, up_axis=axis,
+                        version=version, geometry_asset_path=f"./{geom.name}", step=step)
+            with atomic_output(out) as tmp:
+                try:
+                    package_usdz(iface, tmp)
+                except OSError as exc:
+                    raise OutputError(out, str(exc)) from None
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return
+    geom_final = geometry_path(out)
+    with atomic_output(out) as tmp_iface, atomic_output(geom_final) as tmp_geom:
+        try:
+            write_asset(parts, tmp_iface, tmp_geom, name=root, meters_per_unit=mpu, up_axis=axis,
+                        version=version, geometry_asset_path=f"./{geom_final.name}", step=step)
+        except OSError as exc:
+            raise OutputError(out, exc.strerror or str(exc)) from None
+        except RuntimeError as exc:  # pxr's Tf.ErrorException: a layer that cannot be saved
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise OutputError(out, lines[-1] if lines else "USD could not save it") from None
