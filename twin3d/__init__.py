@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {
+    "convert": "twin3d.convert",
 }
 
 __all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])

@@ -47,16 +47,24 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--up", choices=["Y", "Z"], help="keep/force this up axis instead of converting to Z-up")
     p.add_argument("--keep-units", action="store_true",
                    help="keep the source's units (metersPerUnit) instead of scaling points to metres")
-    p.add_argument("--name", help="name of the root prim (default: from the first input)")
+    p.add_argument("--name", help="name of the root prim (default: the input's name; for "
+                   "several inputs, the output's)")
     p.set_defaults(run=_run_convert)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from twin3d.convert import convert
+    import warnings
 
-    out = convert(args.inputs, args.output, units=args.units, up_axis=args.up,
-                  name=args.name, keep_units=args.keep_units)
-    print(f"wrote {out}")
+    from twin3d.convert import convert, geometry_path
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        out = convert(args.inputs, args.output, units=args.units, up_axis=args.up,
+                      name=args.name, keep_units=args.keep_units)
+    for w in caught:
+        print(f"twin3d convert: warning: {w.message}", file=sys.stderr)
+    geom = "" if out.suffix.lower() == ".usdz" else f" (geometry in {geometry_path(out).name})"
+    print(f"wrote {out}{geom}")
     return 0
 
 
@@ -74,7 +82,16 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    raise UsageError("validate is not implemented yet")
+    from twin3d.usd.validate import validate_stage
+
+    report = validate_stage(args.file, profile=args.profile)
+    for note in report.skipped:
+        print(f"twin3d validate: skipped {note}", file=sys.stderr)
+    for failure in report.failures:
+        print(failure)
+    ran = "; ".join(report.ran)
+    print(f"{args.file}: {len(report.failures)} failure(s) [{ran}]")
+    return 0 if report.ok else 1
 
 
 # --- bind / info ---------------------------------------------------------------------------

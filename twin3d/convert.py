@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
+import types
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from twin3d._io import atomic_output
 from twin3d._types import PathLike
@@ -183,3 +186,14 @@ def _write(parts: list[Part], out: Path, root: str, mpu: float, axis: str, versi
         except RuntimeError as exc:  # pxr's Tf.ErrorException: a layer that cannot be saved
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             raise OutputError(out, lines[-1] if lines else "USD could not save it") from None
+
+
+class _CallableModule(types.ModuleType):
+    """``twin3d.convert`` is both this module and the function: importing the submodule makes
+    Python set the package attribute to the module, so the module forwards calls."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Path:
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
