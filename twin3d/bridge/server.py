@@ -22,8 +22,10 @@ import asyncio
 import contextlib
 import fnmatch
 import inspect
+import ipaddress
 import logging
 import math
+import signal
 import ssl as ssl_module
 import time as clock
 from collections.abc import Sequence
@@ -31,7 +33,8 @@ from http import HTTPStatus
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -45,7 +48,7 @@ from twin3d.bridge.recorder import Recorder
 from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["Bridge"]
+__all__ = ["Bridge", "serve"]
 
 log = logging.getLogger("twin3d.bridge")
 _SUB_BUFFER = 10_000  # values a live subscriber may lag before collapsing to latest-per-channel
@@ -241,7 +244,7 @@ class Bridge:
             self._tls = True
         lim = self.config.limits
         try:
-            self._server = await serve(
+            self._server = await ws_serve(
                 self._handle, host, port, ssl=ssl_ctx, max_size=lim.max_frame_bytes,
                 compression="deflate" if self.config.compression else None,
                 process_request=self._check_request, max_queue=64, server_header=f"twin3d/{__version__}")
@@ -452,3 +455,40 @@ class Bridge:
                     conn.proto.send_error("recording_failed", str(f.exception()))
                     conn.ack_wake.set()
             fut.add_done_callback(done)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def serve(config: BridgeConfig, host: str, port: int, *, record: PathLike | None = None,
+                certfile: PathLike | None = None, keyfile: PathLike | None = None,
+                synchronous: str = "FULL") -> None:
+    """Run the bridge until SIGINT or SIGTERM, then shut down cleanly (``twin3d serve``)."""
+    bridge = Bridge(config, record, synchronous=synchronous)
+    await bridge.start(host, port, certfile=certfile, keyfile=keyfile)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    parts = [f"recording to {record} (synchronous={synchronous})" if record else "not recording",
+             f"{len(config.tokens)} token(s)" if config.tokens else "no tokens: open to anyone who connects",
+             f"origins {list(config.origins)}" if config.origins is not None else "any origin"]
+    log.info("twin3d bridge listening on %s: %s", bridge.url, "; ".join(parts))
+    if not _is_loopback(host):
+        if not config.tokens:
+            log.warning("listening on %s without tokens: anyone on the network may publish; "
+                        "add [[token]] tables to bridge.toml", host)
+        if certfile is None:
+            log.warning("listening on %s without TLS: tokens and values travel in clear; "
+                        "use --cert/--key", host)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: closing connections and committing the recording")
+        await bridge.stop()
+        if bridge.recorder is None and record:
+            log.info("recording %s closed", record)

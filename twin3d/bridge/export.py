@@ -1,0 +1,122 @@
+"""Recording tools behind ``twin3d export`` and ``twin3d replay``."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import time as clock
+from collections.abc import Iterator
+from pathlib import Path
+
+from twin3d._io import atomic_output
+from twin3d._types import PathLike
+from twin3d.bridge.recorder import read_recording
+from twin3d.errors import OutputError, RecordingError, UsageError
+from twin3d.model import Sample
+
+__all__ = ["export_csv", "export_usd", "replay"]
+
+CSV_HEADER = ("channel", "time", "value", "seq", "source")
+
+
+def export_csv(recording: PathLike, output: PathLike) -> int:
+    """Write every recorded sample, in time order, as CSV ``channel,time,value,seq,source``.
+
+    Returns:
+        the number of rows written.
+
+    Raises:
+        RecordingError: the recording cannot be read.
+        OutputError: the output cannot be written (nothing is left behind).
+    """
+    rows = read_recording(recording)
+    n = 0
+    with atomic_output(output) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_HEADER)
+        for s in rows:
+            w.writerow((s.channel, repr(s.time), repr(s.value), "" if s.seq is None else s.seq,
+                        s.source or ""))
+            n += 1
+    return n
+
+
+def _by_time(samples: Iterator[Sample]) -> Iterator[tuple[float, dict[str, float]]]:
+    current: float | None = None
+    values: dict[str, float] = {}
+    for s in samples:
+        if s.time != current and values:
+            assert current is not None
+            yield current, values
+            values = {}
+        current = s.time
+        values[s.channel] = s.value
+    if values and current is not None:
+        yield current, values
+
+
+def export_usd(recording: PathLike, output: PathLike, stage: PathLike) -> int:
+    """Write the recording as time samples on ``stage``'s sensor prims (``Twin.recording``).
+
+    Args:
+        recording: the SQLite recording.
+        output: ``out.usdc`` (or ``.usda``).
+        stage: the bound stage whose sensors the channels belong to.
+
+    Returns:
+        the number of time samples written.
+    """
+    try:
+        from twin3d import Twin  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        raise RecordingError("USD export needs twin3d.Twin (the bindings room), which this "
+                             "install lacks; export to .csv instead") from None
+    n = 0
+    twin = Twin.open(stage)
+    with atomic_output(output) as tmp:
+        with twin.recording(tmp) as rec:
+            for t, values in _by_time(read_recording(recording)):
+                rec.write(t, values=values)
+                n += 1
+    return n
+
+
+async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: str | None = None) -> int:
+    """Publish a recording into a bridge, keeping the recorded times.
+
+    Args:
+        speed: 1 = real time, 2 = twice as fast, 0 = as fast as possible.
+
+    Returns:
+        the number of samples acknowledged.
+    """
+    from twin3d.bridge.client import Client
+
+    if speed < 0:
+        raise UsageError("--speed must be >= 0 (0 = as fast as possible)")
+    samples = read_recording(recording)
+    n = 0
+    async with Client(url, token, client_id=f"replay-{Path(recording).name}-{clock.time():.0f}") as c:
+        start_wall = clock.monotonic()
+        t0: float | None = None
+        for s in samples:
+            if t0 is None:
+                t0 = s.time
+            if speed > 0:
+                delay = (s.time - t0) / speed - (clock.monotonic() - start_wall)
+                if delay > 0.002:
+                    await asyncio.sleep(delay)
+            await c.publish(s.channel, s.value, s.time)
+            n += 1
+        await c.flush()
+    return n
+
+
+def check_output_suffix(output: PathLike) -> str:
+    """``csv`` or ``usd`` from the output's suffix."""
+    suffix = Path(output).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".usd", ".usdc", ".usda"):
+        return "usd"
+    raise OutputError(output, "unknown format; use out.csv or out.usdc")
