@@ -139,29 +139,74 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("serve", help="run the WebSocket bridge")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--config", help="bridge.toml: tokens, limits, origins")
-    p.add_argument("--record", help="record every accepted sample into this SQLite file")
+    p = sub.add_parser(
+        "serve", help="run the WebSocket bridge",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the live bridge: sensors publish JSON (or binary batch) frames over "
+        "WebSocket, viewers and scripts subscribe, and with --record every accepted sample is "
+        "committed to SQLite before it is acknowledged. Protocol: streaming/PROTOCOL.md.",
+        epilog="""security:
+  bridge.toml [[token]] tables map tokens to channel globs they may publish/subscribe;
+  with tokens configured, clients must send {"type":"auth","token":...} first or an
+  'Authorization: Bearer TOKEN' header. [server] origins is an Origin allowlist; [limits]
+  caps frame size, messages/s per connection and channel-name length. --cert/--key serve wss://.
+backpressure:
+  slow viewers skip to the latest value per channel and get a "gap" notice; the
+  recording never skips: publishers wait for it. Ctrl-C / SIGTERM commits and exits cleanly.
+examples:
+  twin3d serve --config bridge.toml --record run.db
+  twin3d serve --host 0.0.0.0 --config bridge.toml --cert cert.pem --key key.pem""")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 = any free port)")
+    p.add_argument("--config", help="bridge.toml: tokens, limits, origins, [[mqtt]]/[[opcua]]/[[csv]] adapters")
+    p.add_argument("--record", help="record every accepted sample into this SQLite file (appends)")
     p.add_argument("--cert", help="TLS certificate (PEM) for wss://")
     p.add_argument("--key", help="TLS private key (PEM)")
+    p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
+                   help="SQLite durability: FULL (default) acks survive power loss, NORMAL only a process kill")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     p.set_defaults(run=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    raise UsageError("serve is not implemented yet")
+    import asyncio
+    import logging
+
+    from twin3d.bridge.config import BridgeConfig, load_config
+    from twin3d.bridge.server import serve
+
+    if (args.cert is None) != (args.key is None):
+        raise UsageError("--cert and --key go together (PEM certificate and its private key)")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
+    config = load_config(args.config) if args.config else BridgeConfig()
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(config, args.host, args.port, record=args.record, certfile=args.cert,
+                      keyfile=args.key, synchronous=args.synchronous))
+    return 0
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("export", help="export a recording to CSV or USD time samples")
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="out.csv or out.usdc")
+    p.add_argument("--stage", help="the bound stage whose sensor prims get the time samples (USD output)")
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    raise UsageError("export is not implemented yet")
+    from twin3d.bridge.export import check_output_suffix, export_csv, export_usd
+
+    if check_output_suffix(args.output) == "csv":
+        n = export_csv(args.recording, args.output)
+        print(f"wrote {args.output}: {n} samples")
+        return 0
+    if args.stage is None:
+        raise UsageError("USD export needs --stage STAGE (the bound stage with the sensors)")
+    n = export_usd(args.recording, args.output, args.stage)
+    print(f"wrote {args.output}: {n} time samples")
+    return 0
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -174,7 +219,13 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    raise UsageError("replay is not implemented yet")
+    import asyncio
+
+    from twin3d.bridge.export import replay
+
+    n = asyncio.run(replay(args.recording, args.to, speed=args.speed, token=args.token))
+    print(f"replayed {n} samples into {args.to}")
+    return 0
 
 
 # --- view / demo ---------------------------------------------------------------------------
