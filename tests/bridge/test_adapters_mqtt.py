@@ -1,0 +1,275 @@
+"""MQTT adapter against a real mosquitto broker started by the test on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from conftest import require_binary
+from twin3d.bridge.adapters import build_adapters, open_adapters, start_adapters
+from twin3d.bridge.adapters._base import Table
+from twin3d.bridge.adapters.mqtt import MqttAdapter, compile_topic
+from twin3d.errors import AdapterError
+from twin3d.model import Sample
+
+pytest.importorskip("gmqtt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A mosquitto process on 127.0.0.1 with a minimal config in tmp_path."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.exe = require_binary("mosquitto", "mosquitto")
+        self.pub = require_binary("mosquitto_pub", "mosquitto-clients")
+        self.port = _free_port()
+        self.conf = tmp_path / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                             "max_queued_messages 0\npersistence false\n")
+        self.log = tmp_path / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+    async def publish(self, topic: str, lines: Sequence[str], qos: int = 0) -> None:
+        """Publish one message per line with mosquitto_pub -l (a separate, independent client)."""
+        proc = await asyncio.create_subprocess_exec(
+            self.pub, "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-q", str(qos), "-l",
+            stdin=asyncio.subprocess.PIPE)
+        await proc.communicate(("\n".join(lines) + "\n").encode())
+        assert proc.returncode == 0
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+class Collector:
+    """A real ingest callable: keeps every batch it is handed."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[tuple[list[Sample], str]] = []
+        self.delay = delay
+
+    async def __call__(self, samples: Sequence[Sample], source: str) -> int:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.batches.append((list(samples), source))
+        return len(samples)
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [s for batch, _ in self.batches for s in batch]
+
+    async def wait_for(self, n: int, timeout: float = 10.0) -> list[Sample]:
+        deadline = time.monotonic() + timeout
+        while len(self.samples) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.samples
+
+
+def _rule(**entry: object):  # type: ignore[no-untyped-def]
+    return compile_topic(entry, Table("mqtt", 0, {}, ()))
+
+
+# --- topic templates (pure) -----------------------------------------------------------------------
+
+def test_topic_templates_map_levels_names_and_rest() -> None:
+    assert _rule(topic="plant/+/temp", channel="{1}/temp").match("plant/line1/temp") == ["line1/temp"]
+    named = _rule(topic="plant/{line}/{sensor}", channel="{line}.{sensor}")
+    assert named.filter == "plant/+/+"
+    assert named.match("plant/l2/tc3") == ["l2.tc3"]
+    assert named.match("plant/l2") is None and named.match("plant/l2/tc3/x") is None
+    rest = _rule(topic="site/#", channel="s/{#}")
+    assert rest.filter == "site/#" and rest.match("site/a/b/c") == ["s/a/b/c"]
+    assert _rule(topic="a/b").match("a/b") == ["a/b"]          # default channel: the topic itself
+    assert _rule(topic="a/b").match("a/c") is None
+
+
+@pytest.mark.parametrize(("entry", "needle"), [
+    ({"topic": "plant/+/temp", "channel": "{3}/temp"}, "uses"),
+    ({"topic": "plant/+/temp", "channel": "{line}/temp"}, "'line'"),
+    ({"topic": "plant/#/temp", "channel": "x"}, "'#' must be the last"),
+    ({"topic": "plant/li+ne/temp", "channel": "x"}, "whole topic level"),
+    ({"topic": "plant/{a}/{a}", "channel": "x"}, "named twice"),
+    ({"channel": "x"}, "missing key 'topic'"),
+    ({"topic": "a/b", "chanel": "x"}, "unknown key 'chanel'"),
+    ({"topic": "a/b", "value": "data..x"}, "not a payload path"),
+    ({"topic": "a/b", "channel": "x", "values": {"y": "v"}}, "either channel/value or values"),
+])
+def test_bad_topic_entries_are_one_line_errors(entry: dict[str, object], needle: str) -> None:
+    with pytest.raises(AdapterError) as err:
+        build_adapters({"mqtt": [{"name": "plant", "host": "127.0.0.1", "topics": [entry]}]}, Collector())
+    message = str(err.value)
+    assert needle in message and "\n" not in message and message.startswith("[[mqtt]] #1 (plant)")
+
+
+@pytest.mark.parametrize(("table", "needle"), [
+    ({"topics": [{"topic": "a"}]}, "missing key 'host': add host = \"127.0.0.1\""),
+    ({"host": "h", "topics": []}, "topics is empty"),
+    ({"host": "h", "topics": [{"topic": "a"}], "qos": 3}, "qos = 3"),
+    ({"host": "h", "topics": [{"topic": "a"}], "port": "1883"}, "port = '1883' must be a int"),
+    ({"host": "h", "topic": "a"}, "unknown key 'topic'"),
+])
+def test_bad_broker_tables_are_one_line_errors(table: dict[str, object], needle: str) -> None:
+    with pytest.raises(AdapterError, match="^\\[\\[mqtt\\]\\] #1") as err:
+        build_adapters({"mqtt": [table]}, Collector())
+    assert needle in str(err.value)
+
+
+# --- against mosquitto ----------------------------------------------------------------------------
+
+async def _run(adapter: MqttAdapter) -> asyncio.Task[None]:
+    task = asyncio.create_task(adapter.run())
+    await asyncio.wait_for(adapter.connected.wait(), 10)
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_json_paths_plain_payloads_and_times(broker: Broker) -> None:
+    async def main() -> None:
+        ingest = Collector()
+        adapter = MqttAdapter({
+            "name": "plant", "host": "127.0.0.1", "port": broker.port,
+            "topics": [
+                {"topic": "plant/{line}/temp", "channel": "{line}/temp", "value": "data.temp",
+                 "time": "ts", "time_unit": "ms"},
+                {"topic": "plant/+/level", "channel": "{1}/level"},          # plain numeric payload
+                {"topic": "pump/+/state", "values": {"{1}/flow": "flow", "{1}/p": "p[1]"}},
+            ]}, ingest)
+        task = await _run(adapter)
+        t0 = time.time()
+        await broker.publish("plant/l1/temp", [json.dumps({"data": {"temp": 20.0 + i}, "ts": 1763800000250 + i})
+                                               for i in range(5)])
+        await broker.publish("plant/l2/level", ["0.5", "7", "oops", "1e3"])
+        await broker.publish("pump/p7/state", ['{"flow": 3.5, "p": [0, 2.25]}', '{"flow": true, "p": [1, 4]}'])
+        await broker.publish("other/topic", ["1"])                                   # not subscribed
+        samples = await ingest.wait_for(12)
+        await _stop(task)
+        by = {}
+        for s in samples:
+            by.setdefault(s.channel, []).append(s)
+        assert [s.value for s in by["l1/temp"]] == [20.0, 21.0, 22.0, 23.0, 24.0]
+        assert [s.time for s in by["l1/temp"]] == pytest.approx([1763800000.25 + i / 1000 for i in range(5)])
+        assert [s.value for s in by["l2/level"]] == [0.5, 7.0, 1000.0]   # "oops" dropped, counted
+        assert all(t0 - 1 <= s.time <= time.time() + 1 for s in by["l2/level"])  # arrival time
+        assert [s.value for s in by["p7/flow"]] == [3.5, 1.0]
+        assert [s.value for s in by["p7/p"]] == [2.25, 4.0]
+        assert set(by) == {"l1/temp", "l2/level", "p7/flow", "p7/p"}
+        assert adapter.bad_messages == 1
+        assert {src for _, src in ingest.batches} == {"mqtt:plant"}
+
+    asyncio.run(main())
+
+
+def test_many_messages_arrive_in_order_and_batched(broker: Broker) -> None:
+    n = 20_000
+
+    async def main() -> None:
+        ingest = Collector()
+        adapter = MqttAdapter({"host": "127.0.0.1", "port": broker.port,
+                               "topics": [{"topic": "s/+", "channel": "{1}"}]}, ingest)
+        task = await _run(adapter)
+        await broker.publish("s/a", [str(i) for i in range(n)])
+        samples = await ingest.wait_for(n, timeout=30)
+        await _stop(task)
+        assert [s.value for s in samples] == [float(i) for i in range(n)]
+        assert len(ingest.batches) < n / 10    # batched, not one ingest call per message
+
+    asyncio.run(main())
+
+
+def test_slow_bridge_pauses_reading_instead_of_buffering_everything(broker: Broker) -> None:
+    n = 30_000
+
+    async def main() -> None:
+        ingest = Collector(delay=0.03)     # ~33k samples/s in 1,000-sample batches: slower than the stream
+        adapter = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "max_batch": 1000,
+                               "max_pending": 1000, "topics": [{"topic": "s/+", "value": "v"}]}, ingest)
+        task = await _run(adapter)
+        pad = "x" * 80
+        await broker.publish("s/x", [json.dumps({"v": i, "pad": pad}) for i in range(n)])
+        samples = await ingest.wait_for(n, timeout=60)
+        await _stop(task)
+        assert [s.value for s in samples] == [float(i) for i in range(n)]   # nothing lost
+        # the backlog stayed near max_pending plus what asyncio had already read off the socket
+        # (~400 KiB); without pausing it grows to most of the stream (~25k here)
+        assert adapter.batcher.peak_pending < n / 4
+
+    asyncio.run(main())
+
+
+def test_unreachable_broker_is_one_line_adapter_error() -> None:
+    async def main() -> None:
+        adapter = MqttAdapter({"name": "plant", "host": "127.0.0.1", "port": _free_port(),
+                               "topics": [{"topic": "a"}]}, Collector())
+        with pytest.raises(AdapterError) as err:
+            await adapter.run()
+        message = str(err.value)
+        assert message.startswith("[[mqtt]] #1 (plant): cannot connect to MQTT broker 127.0.0.1:")
+        assert "start the broker" in message and "\n" not in message
+        with pytest.raises(AdapterError, match="cannot connect"):
+            await open_adapters({"mqtt": [{"host": "127.0.0.1", "port": _free_port(),
+                                           "topics": [{"topic": "a"}]}]}, Collector())
+
+    asyncio.run(main())
+
+
+def test_reconnects_after_broker_restart(broker: Broker) -> None:
+    async def main() -> None:
+        ingest = Collector()
+        [task] = start_adapters({"mqtt": [{"host": "127.0.0.1", "port": broker.port,
+                                           "topics": [{"topic": "r/+", "channel": "{1}"}]}]}, ingest)
+        await asyncio.sleep(0.3)
+        await broker.publish("r/a", ["1"])
+        assert [s.value for s in await ingest.wait_for(1)] == [1.0]
+        broker.stop()
+        await asyncio.sleep(0.5)
+        broker.start()
+        # the adapter reconnects and subscribes again (the broker kept no session state)
+        deadline = time.monotonic() + 15
+        while len(ingest.samples) < 2 and time.monotonic() < deadline:
+            await broker.publish("r/a", ["2"])
+            await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        assert ingest.samples[0].value == 1.0 and 2.0 in [s.value for s in ingest.samples]
+
+    asyncio.run(main())
