@@ -282,9 +282,10 @@ class BridgeProtocol:
 
     def _channel(self, name: Any) -> int:
         """Local id of a channel name the role may publish; rejects otherwise."""
-        cid = self._ids.get(name)
-        if cid is not None:
-            return cid
+        if type(name) is str:
+            cid = self._ids.get(name)
+            if cid is not None:
+                return cid
         if not isinstance(name, str) or not name:
             raise _Reject("bad_channel", f"channel must be a non-empty string, got {name!r}")
         if len(name) > self._max_len:
