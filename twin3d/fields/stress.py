@@ -1,0 +1,313 @@
+"""Linear-elastic stress from load cells and strain gauges, with quadratic (P2) tetrahedra.
+
+Each load case declared in the scene (a force on a region, or a pressure) is solved once with
+the stiffness matrix factorised once (scikit-fem, ``ElementTetP2``: linear tets lock in
+bending). Its stress is projected onto the P2 space and read at the surface vertices: a unit
+stress field per case. Live inputs give the case amplitudes linearly: a load-cell channel
+scales its case directly, and strain-gauge channels identify the cases that have no load cell
+by least squares (never by interpolating stress between gauges). So the six stress-tensor
+components are ``W @ values``; von Mises is computed per vertex from them on each update.
+
+``[model.stress]`` keys (see :mod:`twin3d.fields` for the whole schema)::
+
+    E = 200e9                 # Young's modulus, Pa
+    nu = 0.3                  # Poisson's ratio
+    unit = "MPa"              # output unit: Pa, kPa, MPa, GPa or psi
+    tets = 4000               # rough tetrahedron count of the FEM mesh
+    fixed = ["clamp"]         # regions held fixed (all displacement components zero)
+    gauge_direction = [1, 0, 0]               # measuring direction of the strain gauges
+    gauge_directions = { "plate/sg2" = [0, 1, 0] }   # per-gauge overrides
+    [[model.stress.load]]
+    name = "press"
+    region = "pad"
+    force = [0, 0, -1]        # N per channel unit, spread evenly over the region
+    # pressure = 1.0          # or: Pa per channel unit, pushing into the surface
+    channel = "plate/load"    # a load cell scales it; omit to identify it from the gauges
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+
+from twin3d.errors import FieldError
+from twin3d.fields.base import LinearFieldModel, sensor_locations
+from twin3d.fields.heat import _region, _regions
+from twin3d.fields.mesh import TetMesh, facet_geometry, probe_matrix, select_facets
+
+__all__ = ["COMPONENTS", "StressModel", "solve_load_cases", "von_mises"]
+
+FloatArray = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
+
+#: Order of the stress-tensor components in ``StressModel.W``'s row blocks.
+COMPONENTS = ("xx", "yy", "zz", "xy", "yz", "zx")
+_STRESS_UNITS = {"Pa": 1.0, "kPa": 1e3, "MPa": 1e6, "GPa": 1e9, "psi": 6894.757293168}
+_FORCE_UNITS = {"N": 1.0, "kN": 1e3, "lbf": 4.4482216152605}
+_STRAIN_UNITS = {"strain": 1.0, "m/m": 1.0, "ustrain": 1e-6, "µε": 1e-6, "microstrain": 1e-6,
+                 "ue": 1e-6}
+
+
+def von_mises(s: npt.ArrayLike, out: F32 | None = None) -> F32:
+    """Von Mises stress from (6, n) components in :data:`COMPONENTS` order."""
+    s = np.asarray(s)
+    xx, yy, zz, xy, yz, zx = s
+    t = (xx - yy) ** 2
+    t += (yy - zz) ** 2
+    t += (zz - xx) ** 2
+    t *= 0.5
+    t += 3.0 * (xy * xy + yz * yz + zx * zx)
+    return np.sqrt(t, out=out) if out is not None else np.sqrt(t).astype(np.float32)
+
+
+def _vector(value: Any, where: str) -> FloatArray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.empty(0)
+    if arr.shape != (3,):
+        raise FieldError(f"{where} must be a vector [x, y, z]")
+    return arr
+
+
+def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
+                     meters_per_unit: float) -> tuple[list[str], FloatArray, FloatArray]:
+    """Displacement and stress at the mesh nodes for each load case at unit amplitude.
+
+    Args:
+        mesh: the tetrahedral mesh, metres.
+        stress: the ``[model.stress]`` table.
+        regions: the ``[model.regions]`` tables.
+        meters_per_unit: the stage's metres per unit.
+
+    Returns:
+        Case names, displacements (n_nodes, 3, k) in metres and stresses (n_nodes, 6, k) in Pa
+        (components in :data:`COMPONENTS` order), at the vertices of the tetrahedra.
+
+    Raises:
+        FieldError: bad material, no fixed region, no load case, or a bad load.
+    """
+    from skfem import Basis, BilinearForm, ElementTetP2, ElementVector, FacetBasis, LinearForm, asm
+    from skfem.helpers import dot
+    from skfem.models.elasticity import lame_parameters
+    from skfem.models.poisson import mass
+
+    try:
+        E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
+    except (KeyError, TypeError, ValueError):
+        raise FieldError("[model.stress] needs E = <Pa> (and nu)") from None
+    if not (E > 0 and -1.0 < nu < 0.5):
+        raise FieldError("[model.stress] needs E > 0 Pa and -1 < nu < 0.5")
+    loads = stress.get("load", [])
+    if not loads:
+        raise FieldError("[model.stress] has no [[model.stress.load]] case")
+    if not stress.get("fixed"):
+        raise FieldError("[model.stress] needs fixed = [<region>, ...] to hold the part")
+    m = mesh.to_skfem()
+    basis = Basis(m, ElementVector(ElementTetP2()))
+    lam, mu = lame_parameters(E, nu)
+
+    @BilinearForm
+    def elasticity(u: Any, v: Any, w: Any) -> Any:  # isotropic; faster than skfem's C(eps) form
+        g, h = u.grad, v.grad
+        eu, ev = g + np.swapaxes(g, 0, 1), h + np.swapaxes(h, 0, 1)  # 2 sym_grad
+        div = (g[0, 0] + g[1, 1] + g[2, 2]) * (h[0, 0] + h[1, 1] + h[2, 2])
+        return lam * div + 0.5 * mu * np.einsum("ij...,ij...->...", eu, ev)
+
+    K = sp.csr_matrix(asm(elasticity, basis))
+    fixed = [select_facets(m, r, _region(regions, r, "[model.stress] fixed"), meters_per_unit)
+             for r in stress["fixed"]]
+    D = basis.get_dofs(facets=np.concatenate(fixed)).all()
+    inner = np.setdiff1d(np.arange(K.shape[0]), D)
+    names, rhs = [], []
+    for i, load in enumerate(loads):
+        name = str(load.get("name", f"load{i + 1}"))
+        where = f"[[model.stress.load]] {name!r}"
+        facets = select_facets(m, load.get("region"), _region(regions, load.get("region"), where),
+                               meters_per_unit)
+        fb = FacetBasis(m, basis.elem, facets=facets)
+        if "force" in load:
+            traction = _vector(load["force"], f"{where} force") / facet_geometry(m, facets)[2].sum()
+
+            @LinearForm
+            def form(v: Any, w: Any, t: FloatArray = traction) -> Any:
+                return t[0] * v[0] + t[1] * v[1] + t[2] * v[2]
+        elif "pressure" in load:
+            p = float(load["pressure"])
+
+            @LinearForm
+            def form(v: Any, w: Any, p: float = p) -> Any:
+                return -p * dot(w.n, v)
+        else:
+            raise FieldError(f"{where} needs force = [fx, fy, fz] (N) or pressure = <Pa>")
+        names.append(name)
+        rhs.append(np.asarray(asm(form, fb)))
+    lu = splu(K[inner][:, inner].tocsc())
+    U = np.zeros((K.shape[0], len(rhs)))
+    U[inner] = lu.solve(np.stack(rhs, axis=1)[inner])
+    # stress at quadrature points -> L2 projection on scalar P2 -> values at the vertices
+    sb = basis.with_element(ElementTetP2())
+    Mlu = splu(sp.csc_matrix(asm(mass, sb)))
+
+    @LinearForm
+    def load_q(v: Any, w: Any) -> Any:
+        return w["s"] * v
+
+    n_nodes = m.p.shape[1]
+    disp = np.zeros((n_nodes, 3, len(rhs)))
+    sig = np.zeros((n_nodes, 6, len(rhs)))
+    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0))
+    for k in range(len(rhs)):
+        disp[:, :, k] = U[basis.nodal_dofs, k].T
+        grad = basis.interpolate(U[:, k]).grad  # (3, 3, nel, nqp)
+        eps = 0.5 * (grad + np.swapaxes(grad, 0, 1))
+        tr = eps[0, 0] + eps[1, 1] + eps[2, 2]
+        comps = [2 * mu * eps[i, j] + (lam * tr if i == j else 0.0) for i, j in pairs]
+        b = np.stack([asm(load_q, sb, s=c) for c in comps], axis=1)
+        sig[:, :, k] = Mlu.solve(b)[sb.nodal_dofs[0]]
+    return names, disp, sig
+
+
+def _strain_from_stress(s: FloatArray, E: float, nu: float) -> FloatArray:
+    """(6, ...) stress -> (3, 3, ...) strain tensor (isotropic, linear)."""
+    xx, yy, zz, xy, yz, zx = s
+    tr = xx + yy + zz
+    full = np.array([[xx, xy, zx], [xy, yy, yz], [zx, yz, zz]])
+    eye = np.eye(3).reshape((3, 3) + (1,) * (full.ndim - 2))
+    return ((1 + nu) * full - nu * tr * eye) / E
+
+
+class StressModel(LinearFieldModel):
+    """Von Mises stress from load cells and strain gauges (linear elasticity, P2 tets).
+
+    ``W`` is (6 n, c) float32, column-major: row block ``i`` is stress component
+    ``COMPONENTS[i]`` at the n vertices, in ``unit`` per channel unit. :meth:`update` returns
+    the von Mises stress (n,); :attr:`tensor` holds the (6, n) components of the last update.
+
+    Attributes:
+        cases: load-case names; ``amplitudes`` their values at the last update.
+    """
+
+    quantity = "von_mises"
+    fill_mean = False
+
+    def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str, *,
+                 cases: Sequence[str], amplitude_map: FloatArray) -> None:
+        W = np.asarray(W)
+        super().__init__(channels, W, unit)
+        if self.W.shape[0] % 6:
+            raise FieldError("a stress W must have 6 row blocks (xx, yy, zz, xy, yz, zx)")
+        self.cases = list(cases)
+        self._amp = np.asarray(amplitude_map)
+        self.amplitudes = np.zeros(len(self.cases))
+        self.tensor = np.zeros((6, self.W.shape[0] // 6), dtype=np.float32)
+        self._out = np.empty(self.W.shape[0] // 6, dtype=np.float32)
+
+    @property
+    def n_vertices(self) -> int:
+        """Number of vertices of the field."""
+        return int(self.W.shape[0] // 6)
+
+    def update(self, values: Mapping[str, float] | npt.ArrayLike,
+               out: F32 | None = None) -> F32:
+        """Von Mises stress (n,) float32 in ``unit`` from the latest readings."""
+        v = self._set_values(values)
+        self._v32[:] = v
+        np.dot(self.W, self._v32, out=self.tensor.reshape(-1))
+        self.amplitudes = self._amp @ v
+        return von_mises(self.tensor, out=self._out if out is None else out)
+
+    @classmethod
+    def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
+              sensors: Sequence[Any], config: Mapping[str, Any], *,
+              mesh: TetMesh | None = None) -> StressModel:
+        """Mesh the part, solve each load case and fold the amplitudes into ``W``.
+
+        Args:
+            points: (n, 3) surface vertices, stage units (closed surface).
+            faces: (f, 3) triangles.
+            meters_per_unit: the stage's metres per unit.
+            sensors: force (load-cell) and strain (gauge) sensors on this mesh.
+            config: the whole ``[model]`` table (``stress`` and ``regions`` are read).
+            mesh: a ready tetrahedral mesh (metres); by default TetGen makes one.
+
+        Raises:
+            FieldError: no ``[model.stress]``, unknown units or channels, too few gauges.
+        """
+        stress = config.get("stress")
+        if not isinstance(stress, Mapping):
+            raise FieldError("the [model] section has no [model.stress] table")
+        unit = str(stress.get("unit", "MPa"))
+        if unit not in _STRESS_UNITS:
+            raise FieldError(f"[model.stress] unit {unit!r} is not one of {sorted(_STRESS_UNITS)}")
+        pts = np.asarray(points, dtype=np.float64)
+        if mesh is None:
+            from twin3d.fields.mesh import tetrahedralize
+
+            mesh = tetrahedralize(pts, faces, meters_per_unit,
+                                  target_tets=int(stress.get("tets", 4000)))
+        by_channel = {s.channel: s for s in sensors}
+        loads = stress.get("load", [])
+        driven: dict[int, str] = {}
+        for i, load in enumerate(loads):
+            ch = load.get("channel")
+            if ch is not None:
+                if ch not in by_channel or by_channel[ch].quantity != "force":
+                    raise FieldError(f"load case {load.get('name', i + 1)!r}: channel {ch!r} is "
+                                     "not a force sensor of this mesh in the sensor map")
+                if by_channel[ch].unit not in _FORCE_UNITS:
+                    raise FieldError(f"load cell {ch!r}: unit {by_channel[ch].unit!r} is not "
+                                     f"one of {sorted(_FORCE_UNITS)}")
+                driven[i] = ch
+        names, _, sig = solve_load_cases(mesh, stress, _regions(config), meters_per_unit)
+        pts_m = pts * meters_per_unit
+        if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
+            S = sig[: len(pts)]
+        else:
+            P = probe_matrix(mesh.nodes, mesh.tets, pts_m)
+            S = np.stack([P @ sig[:, :, k] for k in range(sig.shape[2])], axis=2)
+        ident = [i for i in range(len(names)) if i not in driven]
+        gauges = [s for s in sensors if s.quantity == "strain"] if ident else []
+        channels = [driven[i] for i in sorted(driven)] + [g.channel for g in gauges]
+        col = {c: j for j, c in enumerate(channels)}
+        amp = np.zeros((len(names), len(channels)))
+        for i, ch in driven.items():
+            amp[i, col[ch]] = _FORCE_UNITS[by_channel[ch].unit]
+        if ident:
+            if len(gauges) < len(ident):
+                raise FieldError(f"{len(ident)} load case(s) without a load cell "
+                                 f"({', '.join(names[i] for i in ident)}) need at least as many "
+                                 f"strain gauges; found {len(gauges)}")
+            E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
+            default_dir = _vector(stress.get("gauge_direction", (1, 0, 0)), "gauge_direction")
+            dirs = stress.get("gauge_directions", {})
+            pos, _ = sensor_locations(gauges, pts_m, meters_per_unit)
+            P = probe_matrix(mesh.nodes, mesh.tets, pos)
+            Gm = np.zeros((len(gauges), len(names)))  # strain per unit amplitude
+            for k in range(len(names)):
+                eps = _strain_from_stress((P @ sig[:, :, k]).T, E, nu)  # (3, 3, g)
+                for g, gauge in enumerate(gauges):
+                    d = _vector(dirs.get(gauge.channel, default_dir),
+                                f"gauge direction of {gauge.channel!r}")
+                    d = d / np.linalg.norm(d)
+                    Gm[g, k] = d @ eps[:, :, g] @ d
+            scale = np.array([_STRAIN_UNITS.get(g.unit, np.nan) for g in gauges])
+            if np.isnan(scale).any():
+                bad = [g.channel for g, s in zip(gauges, scale) if np.isnan(s)]
+                raise FieldError(f"strain gauges {bad}: unit must be one of "
+                                 f"{sorted(_STRAIN_UNITS)}")
+            fit = np.linalg.pinv(Gm[:, ident])  # (ident, g)
+            gcols = [col[g.channel] for g in gauges]
+            for a, i in enumerate(ident):
+                amp[i, gcols] = fit[a] * scale
+                for j in driven:
+                    amp[i] -= (fit[a] @ Gm[:, j]) * amp[j]
+        factor = 1.0 / _STRESS_UNITS[unit]
+        # (n, 6, k) @ (k, c) -> (6, n, c) -> (6 n, c)
+        W = np.einsum("nsk,kc->snc", S, amp).reshape(6 * len(pts), len(channels)) * factor
+        return cls(channels, W, unit, cases=names, amplitude_map=amp)
