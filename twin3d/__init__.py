@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {
+    "View": "twin3d.view",
     "convert": "twin3d.convert",
 }
 
