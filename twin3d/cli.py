@@ -238,14 +238,23 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--field", help="field to overlay: temperature, von_mises, ...")
     p.add_argument("--token", help="subscribe token")
     p.add_argument("--off-screen", action="store_true", help="render without a window")
-    p.add_argument("--path", help="camera path (TOML)")
+    p.add_argument("--path", help="camera path (TOML); default: an orbit around the stage")
     p.add_argument("--frames", type=int, default=120)
     p.add_argument("-o", "--output", help="walk.mp4 | walk.gif | shot.png")
+    p.add_argument("--recording", metavar="REC",
+                   help="replay a bridge recording into the view instead of a live bridge")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (x real time)")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second of the movie")
+    p.add_argument("--size", help="window/movie size WIDTHxHEIGHT (default 1024x768)")
+    p.add_argument("--usd-camera", metavar="CAM.usda",
+                   help="also write the path as a time-sampled UsdGeom.Camera over the stage")
     p.set_defaults(run=_run_view)
 
 
 def _run_view(args: argparse.Namespace) -> int:
-    raise UsageError("view is not implemented yet")
+    from twin3d.view.command import run_view
+
+    return run_view(args)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
