@@ -1,0 +1,169 @@
+"""The Python scripting API: :class:`Twin`, a bound stage you can read, update and record.
+
+Example (``scenes/plate/update.py`` is the runnable version)::
+
+    import numpy as np
+    import twin3d
+
+    twin = twin3d.Twin.open("scenes/plate/plate.usda")
+    twin.sensors["plate/tc3"]                 # Sensor(channel, quantity, unit, position, ...)
+    twin.update({"plate/tc3": 81.5})          # live layer: value, state, marker colour
+    n = len(twin.meshes[0].points)
+    twin.set_field("Plate", "temperature", np.linspace(20, 90, n), vmin=20, vmax=100)
+    with twin.recording("run1.usdc") as rec:  # time samples, plays back in usdview
+        for t in range(10):
+            rec.write(time=t * 0.5, values={"plate/tc3": 60.0 + t})
+    twin.save()                               # writes plate.live.usdc and plate.twin.usda
+
+All USD work happens in :mod:`twin3d.usd.live`; this module imports no ``pxr`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy.typing as npt
+
+from twin3d._types import PathLike
+from twin3d.model import Sensor
+
+if TYPE_CHECKING:
+    from twin3d.usd.live import LiveStage, Recording
+    from twin3d.usd.mesh import MeshData
+
+__all__ = ["Twin"]
+
+
+class Twin:
+    """A twin: a bound USD stage opened with its live layer.
+
+    Create it with :meth:`Twin.open`. Values and fields go to the live layer (in memory
+    until :meth:`save`); the bound stage file is never rewritten.
+    """
+
+    def __init__(self, live: LiveStage) -> None:
+        self._live = live
+
+    @classmethod
+    def open(cls, path: PathLike, *, reset: bool = False) -> Twin:
+        """Open a bound stage (``plate.usda``) or its root layer (``plate.twin.usda``).
+
+        Args:
+            path: the stage.
+            reset: start from an empty live layer instead of the last saved state.
+
+        Raises:
+            StageError: the stage is missing, unreadable or has no defaultPrim.
+
+        Examples:
+            >>> twin = Twin.open("scenes/plate/plate.usda")  # doctest: +SKIP
+            >>> sorted(twin.sensors)[:2]                       # doctest: +SKIP
+            ['plate/load', 'plate/sg1']
+        """
+        from twin3d.usd.live import LiveStage
+
+        return cls(LiveStage(path, reset=reset))
+
+    def __repr__(self) -> str:
+        return f"Twin({str(self.stage_path)!r}, {len(self.sensors)} sensors)"
+
+    # --- what the twin is -------------------------------------------------------------------
+
+    @property
+    def stage_path(self) -> Path:
+        """The bound stage (base layer), e.g. ``scenes/plate/plate.usda``."""
+        return self._live.base_path
+
+    @property
+    def root_path(self) -> Path:
+        """The root layer to open in usdview/Omniverse to see the live state."""
+        return self._live.root_path
+
+    @property
+    def live_path(self) -> Path:
+        """The live layer (``.live.usdc``), strongest sublayer of the root layer."""
+        return self._live.live_path
+
+    @property
+    def stage(self) -> Any:
+        """The composed ``pxr.Usd.Stage`` (root layer; edit target = live layer)."""
+        return self._live.stage
+
+    @property
+    def sensors(self) -> Mapping[str, Sensor]:
+        """Bound sensors by channel (positions snapped, world space, stage units)."""
+        return MappingProxyType(self._live.sensors)
+
+    @property
+    def meshes(self) -> list[MeshData]:
+        """The stage's meshes, triangulated, world space, stage units."""
+        return list(self._live.meshes())
+
+    @property
+    def meters_per_unit(self) -> float:
+        """The stage's metersPerUnit."""
+        return self._live.meters_per_unit
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The current value of every sensor that has one (as composed on the stage)."""
+        return self._live.values()
+
+    # --- changing it ------------------------------------------------------------------------
+
+    def update(self, values: Mapping[str, float], time: float | None = None) -> None:
+        """Set sensor values in the live layer: ``twin:value``, ``twin:state``, marker colour.
+
+        Args:
+            values: ``{channel: value}`` in each sensor's unit.
+            time: source time of the values (Unix seconds), stored as ``twin:time``.
+
+        Raises:
+            BindingError: a channel is not bound, or a value is not a number.
+        """
+        self._live.update(values, time)
+
+    def set_field(self, prim: str, quantity: str, values: npt.ArrayLike, *,
+                  vmin: float | None = None, vmax: float | None = None,
+                  sigma: npt.ArrayLike | None = None) -> tuple[float, float]:
+        """Show a per-vertex field: ``primvars:<quantity>`` + ``primvars:displayColor``.
+
+        Args:
+            prim: a mesh path, or a prim (e.g. the root's name ``"Plate"``) whose meshes
+                the values cover, in :attr:`meshes` order.
+            quantity: primvar name, e.g. ``"temperature"`` or ``"von_mises"``.
+            values: (n_points,) float.
+            vmin: value of the colour map's first colour; the range stays fixed for
+                later calls (default: the first call's minimum).
+            vmax: value of its last colour.
+            sigma: optional (n_points,) standard deviation (``primvars:<quantity>_sigma``).
+
+        Returns:
+            The (vmin, vmax) colour range used.
+
+        Raises:
+            FieldError: unknown prim, wrong number of values, bad name or range.
+        """
+        return self._live.set_field(prim, quantity, values, vmin=vmin, vmax=vmax, sigma=sigma)
+
+    def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
+                  skip_unknown: bool = False) -> Recording:
+        """Open a USD recording (``.usdc`` time samples) over this twin's stage.
+
+        Use it as a context manager; ``rec.write(time, values=None, fields=None)`` records,
+        and leaving the block writes the file (nothing is written if the block raises).
+
+        Args:
+            path: the output ``.usdc``.
+            fps: timeCodesPerSecond; time code = (time - origin) * fps.
+            origin: time of time code 0 (default: the earliest recorded time).
+            skip_unknown: drop unbound channels instead of raising.
+        """
+        return self._live.recording(path, fps=fps, origin=origin, skip_unknown=skip_unknown)
+
+    def save(self) -> None:
+        """Write the live layer and the root layer to disk (each replaced atomically)."""
+        self._live.save()
