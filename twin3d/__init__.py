@@ -16,6 +16,12 @@ __version__ = "0.1.0"
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {
     "View": "twin3d.view",
+    "Recording": "twin3d.usd.live",
+    "SensorMap": "twin3d.sensors",
+    "Twin": "twin3d.twin",
+    "bind_sensors": "twin3d.usd.sensors",
+    "load_sensor_map": "twin3d.sensors",
+    "record_samples": "twin3d.usd.live",
     "convert": "twin3d.convert",
 }
 
