@@ -191,16 +191,23 @@ _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
 def prim_name(text: str, fallback: str = "Part") -> str:
     """Return a readable, valid ASCII USD prim name for ``text``.
 
-    Accents are transliterated (``Würfel`` -> ``Wurfel``), other illegal characters
-    become ``_``, a leading digit gets a ``_`` prefix; names with nothing usable left
-    (e.g. all CJK) become ``fallback``.
+    Accents are transliterated (``Würfel`` -> ``Wurfel``); letters with no ASCII form (CJK,
+    Cyrillic ...) are kept as a Unicode identifier (valid prim names since USD 24);
+    other illegal characters become ``_``; a leading digit gets a ``_`` prefix; names with
+    nothing usable left become ``fallback``.
 
     Examples:
-        >>> prim_name("d8 (1)"), prim_name("Würfel-2"), prim_name("3mf part"), prim_name("部品")
-        ('d8_1', 'Wurfel_2', '_3mf_part', 'Part')
+        >>> prim_name("d8 (1)"), prim_name("Würfel-2"), prim_name("3mf part"), prim_name("部品 1")
+        ('d8_1', 'Wurfel_2', '_3mf_part', '部品_1')
     """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     name = _NOT_IDENT.sub("_", ascii_text).strip("_")
+    lost = sum(ch.isalnum() for ch in text) - sum(ch.isalnum() for ch in ascii_text)
+    if lost > 0 and not any(unicodedata.combining(c) for c in unicodedata.normalize("NFKD", text)):
+        # letters with no ASCII form (CJK, Cyrillic ...): keep a Unicode identifier (USD >= 24)
+        uni = "".join(c if ("a" + c).isidentifier() else "_"
+                      for c in unicodedata.normalize("NFC", text))
+        name = re.sub("_+", "_", uni).strip("_")
     if not name:
         return fallback
     if name[0].isdigit():
@@ -285,6 +292,24 @@ def vertex_or_corner_normals(
     return _unit(gn)[inverse].astype(np.float32), "faceVarying"
 
 
+def _consistent_winding(faces: npt.NDArray[np.int64], n_points: int) -> npt.NDArray[np.int64]:
+    """Return ``faces`` with a consistent winding (each shared edge used once each way).
+
+    A consistently wound mesh never uses the same directed edge twice; that check is one
+    sort. Only when it fails are faces flipped, by trimesh's ``fix_winding``.
+    """
+    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    key = directed[:, 0] * n_points + directed[:, 1]
+    key.sort()
+    if not np.any(key[1:] == key[:-1]):
+        return faces
+    import trimesh
+
+    mesh = trimesh.Trimesh(np.zeros((n_points, 3)), faces, process=False, validate=False)
+    trimesh.repair.fix_winding(mesh)
+    return np.asarray(mesh.faces, dtype=np.int64)
+
+
 def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     length = np.linalg.norm(v, axis=1, keepdims=True)
     length[length == 0] = 1.0
@@ -336,10 +361,13 @@ def _load_scene(path: Path, fmt: str) -> Any:
 
 def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
         npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """Merge bit-identical vertices and drop unused ones (positions only)."""
+    """Merge vertices equal to 8 decimals (trimesh's merge tolerance) and drop unused ones.
+
+    Positions only: normals, UVs and colours never keep points apart.
+    """
     v = np.ascontiguousarray(vertices, dtype=np.float64)
-    v = v + 0.0  # -0.0 -> 0.0 so they weld
-    rows = v.view(np.dtype((np.void, 24))).ravel()
+    q = np.ascontiguousarray(np.round(v * 1e8).astype(np.int64))
+    rows = q.view(np.dtype((np.void, 24))).ravel()
     used = np.unique(np.asarray(faces, dtype=np.int64).ravel())
     uniq, first, inverse = np.unique(rows[used], return_index=True, return_inverse=True)
     remap = np.zeros(len(v), dtype=np.int64)
@@ -421,6 +449,7 @@ def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], 
                 colors = colors[used]
     if len(tri) == 0:
         return None
+    tri = _consistent_winding(tri, len(points))
     points = points @ conv[:3, :3].T
     order = np.argsort(tri.min(axis=1), kind="stable")  # 7x faster .usdc writes measured
     tri = tri[order]
@@ -534,7 +563,9 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
         local = conv @ m @ conv_inv
         matrix = None if np.allclose(local, np.eye(4), atol=1e-12) else local
         label = str(node)
-        return Node(prim_name(label, "Node"), matrix, mesh, _uniq_children(kids), label)
+        # a node with a mesh and children gets a child prim "Mesh" for the mesh
+        taken = ("Mesh",) if mesh is not None and kids else ()
+        return Node(prim_name(label, "Node"), matrix, mesh, _uniq_children(kids, taken), label)
 
     base_frame = scene.graph.base_frame
     top = [n for n in (build(base_frame, c) for c in children.get(base_frame, [])) if n is not None]
@@ -548,7 +579,7 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
                 src_up, units_note, axis_note, uses, warnings)
 
 
-def _uniq_children(nodes: list[Node]) -> tuple[Node, ...]:
-    names = unique_names([n.name for n in nodes])
+def _uniq_children(nodes: list[Node], taken: Sequence[str] = ()) -> tuple[Node, ...]:
+    names = unique_names([n.name for n in nodes], taken)
     return tuple(n if n.name == u else Node(u, n.matrix, n.mesh, n.children, n.label)
                  for n, u in zip(nodes, names, strict=True))

@@ -117,19 +117,20 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> No
             protos[i] = ppath
             step(f"{part.name}: mesh {mesh.name}")
 
+    def instance(path: Sdf.Path, mesh: int, matrix: np.ndarray | None, label: str) -> None:
+        xf = UsdGeom.Xform.Define(stage, path)
+        prim = xf.GetPrim()
+        prim.GetReferences().AddInternalReference(protos[mesh])
+        prim.SetInstanceable(True)
+        if matrix is not None:
+            xf.AddTransformOp().Set(_matrix(matrix))
+        _bind(prim, materials[part.meshes[mesh].material])
+        _set_display_name(prim, label)
+
     def add(parent: Sdf.Path, node: Node) -> None:
         path = parent.AppendChild(node.name)
-        if node.mesh is not None and node.mesh in protos:
-            xf = UsdGeom.Xform.Define(stage, path)
-            prim = xf.GetPrim()
-            prim.GetReferences().AddInternalReference(protos[node.mesh])
-            prim.SetInstanceable(True)
-            if node.matrix is not None:
-                xf.AddTransformOp().Set(_matrix(node.matrix))
-            _bind(prim, materials[part.meshes[node.mesh].material])
-            _set_display_name(prim, node.label)
-            for child in node.children:
-                add(path, child)  # pragma: no cover - trimesh puts geometry on leaves
+        if node.mesh is not None and node.mesh in protos and not node.children:
+            instance(path, node.mesh, node.matrix, node.label)
             return
         if node.mesh is not None and not node.children:
             mesh = part.meshes[node.mesh]
@@ -142,7 +143,9 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> No
         if node.matrix is not None:
             xf.AddTransformOp().Set(_matrix(node.matrix))
         _set_display_name(xf.GetPrim(), node.label)
-        if node.mesh is not None:
+        if node.mesh is not None and node.mesh in protos:
+            instance(path.AppendChild("Mesh"), node.mesh, None, "")
+        elif node.mesh is not None:
             mesh = part.meshes[node.mesh]
             um = _author_mesh(stage, path.AppendChild("Mesh"), mesh, None)
             _bind(um.GetPrim(), materials[mesh.material])
