@@ -396,6 +396,7 @@ class SyncClient:
         async def make() -> Client:
             return Client(url, token, **kwargs)
 
+        self._pumps: list[asyncio.Task[None]] = []
         self._client = self._call(make())
         try:
             self._call(self._client.connect())
@@ -440,7 +441,7 @@ class SyncClient:
                 async for batch in sub:
                     out.put(batch)
 
-            asyncio.ensure_future(pump())
+            self._pumps.append(asyncio.ensure_future(pump()))
             return sub
 
         self._call(start())
@@ -456,9 +457,15 @@ class SyncClient:
 
     def close(self) -> None:
         """Flush the buffer, close the connection and stop the background thread."""
+        async def shutdown() -> None:
+            for task in self._pumps:
+                task.cancel()
+            await asyncio.gather(*self._pumps, return_exceptions=True)
+            await self._client.close()
+
         if self._loop.is_running():
             with contextlib.suppress(Exception):
-                self._call(self._client.close(), timeout=10)
+                self._call(shutdown(), timeout=10)
         self._stop_loop()
 
     def _stop_loop(self) -> None:

@@ -1,0 +1,226 @@
+"""The bridge server with real WebSocket connections on 127.0.0.1 and a real SQLite recording."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+import websockets
+from bridge_helpers import run, serve_process, server_log
+
+from twin3d.bridge import Bridge, Client, SyncClient, read_recording
+from twin3d.cli import main
+from twin3d.errors import ProtocolViolation
+from twin3d.model import Sample
+
+
+def test_client_publish_flush_records_everything_once(tmp_path: Path) -> None:
+    rec = tmp_path / "run.db"
+
+    async def go() -> tuple[int, int]:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        async with Client(bridge.url, client_id="plc-1") as c:
+            for i in range(5000):
+                await c.publish(f"plate/tc{i % 7}", float(i), 1000.0 + i)
+            await c.flush()
+            acked = c.acked
+        await bridge.stop()
+        return acked, bridge.port
+
+    acked, port = run(go())
+    assert acked == 4999 and port > 0
+    rows = list(read_recording(rec))
+    assert [r.value for r in rows] == [float(i) for i in range(5000)]
+    assert {r.source for r in rows} == {"plc-1"}
+    assert rows[10].channel == "plate/tc3" and rows[10].time == 1010.0
+    # the file is plain SQLite that people can query
+    with sqlite3.connect(rec) as db:
+        assert db.execute("SELECT count(*) FROM samples_named WHERE channel='plate/tc0'").fetchone()[0] == 715
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_json_publisher_and_subscriber_same_shapes() -> None:
+    async def go() -> tuple[dict, dict, dict]:
+        bridge = Bridge()
+        await bridge.start()
+        async with websockets.connect(bridge.url) as sub, websockets.connect(bridge.url) as pub:
+            await sub.send(json.dumps({"type": "subscribe", "channels": ["plate/*"]}))
+            assert json.loads(await sub.recv())["type"] == "subscribed"
+            await pub.send(json.dumps({"type": "sample", "channel": "pump/flow", "value": 1.0, "seq": 1}))
+            await pub.send(json.dumps({"type": "sample", "channel": "plate/tc3", "value": 81.5,
+                                       "time": 1763800000.25, "seq": 17}))
+            ack1, ack2 = json.loads(await pub.recv()), None
+            if ack1["seq"] != 17:
+                ack2 = json.loads(await pub.recv())
+            got = json.loads(await sub.recv())
+        await bridge.stop()
+        return ack1 if ack2 is None else ack2, got, {}
+
+    ack, got, _ = run(go())
+    assert ack == {"type": "ack", "seq": 17}
+    assert got == {"type": "sample", "channel": "plate/tc3", "value": 81.5, "time": 1763800000.25, "seq": 17}
+
+
+def test_stuck_subscriber_never_stalls_publisher_and_slow_one_gets_gap() -> None:
+    n = 100_000
+
+    async def go() -> tuple[list[dict], int]:
+        bridge = Bridge()
+        await bridge.start()
+        stuck = await websockets.connect(bridge.url, max_queue=1)   # subscribes, never reads
+        slow = await websockets.connect(bridge.url, max_queue=1)    # reads only after the burst
+        for ws in (stuck, slow):
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["line/*"]}))
+        assert json.loads(await slow.recv())["type"] == "subscribed"
+        async with Client(bridge.url) as pub:
+            for i in range(n):
+                await pub.publish(f"line/ch{i % 4}", float(i), float(i))
+            await asyncio.wait_for(pub.flush(), 20)   # not stalled by either viewer
+            acked = pub.acked
+        frames: list[dict] = []
+        last: dict[str, float] = {}
+        while len(last) < 4 or min(last.values()) < n - 4:
+            msg = json.loads(await asyncio.wait_for(slow.recv(), 10))
+            frames.append(msg)
+            items = msg.get("samples", [msg] if msg["type"] == "sample" else [])
+            last.update({d["channel"]: d["value"] for d in items})
+        stuck.transport.abort()   # a viewer that vanished without a close handshake
+        await slow.close()
+        await bridge.stop()
+        return frames, acked
+
+    frames, acked = run(go(), timeout=60)
+    assert acked == n - 1
+    values = [d["value"] for f in frames for d in f.get("samples", [f] if f["type"] == "sample" else [])]
+    skipped = sum(f["skipped"] for f in frames if f["type"] == "gap")
+    assert skipped > 0 and len(values) + skipped == n     # told exactly what it missed
+    assert values == sorted(values) and values[-4:] == [float(n - 4 + k) for k in range(4)]
+
+
+def test_reconnect_resumes_after_last_acked_seq(tmp_path: Path) -> None:
+    rec = tmp_path / "run.db"
+
+    async def go() -> int:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        async with Client(bridge.url, client_id="resumer") as c:
+            for i in range(1000):
+                await c.publish("a/b", float(i), float(i))
+            await c.flush()
+            for conn in list(bridge._conns):   # the network drops every connection
+                await conn.ws.close(1011)
+            for i in range(1000, 2000):
+                await c.publish("a/b", float(i), float(i))
+            await asyncio.wait_for(c.flush(), 10)
+            acked = c.acked
+        await bridge.stop()
+        return acked
+
+    assert run(go()) == 1999
+    assert [s.value for s in read_recording(rec)] == [float(i) for i in range(2000)]
+
+
+def test_ingest_validates_records_and_fans_out(tmp_path: Path) -> None:
+    rec = tmp_path / "run.db"
+
+    async def go() -> list[Sample]:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        async with Client(bridge.url) as c:
+            sub = await c.subscribe(["mqtt/*"])
+            with pytest.raises(ProtocolViolation, match="bad_value"):
+                await bridge.ingest([Sample("mqtt/t", float("nan"), 1.0)], "mqtt:broker")
+            n = await bridge.ingest([Sample("mqtt/t", 5.0, 1.0), Sample("mqtt/u", 6.0, 2.0, seq=3)],
+                                    "mqtt:broker", wait_commit=True)
+            assert n == 2
+            got = await asyncio.wait_for(anext(sub), 5)
+        await bridge.stop()
+        return got
+
+    got = run(go())
+    assert [(s.channel, s.value) for s in got] == [("mqtt/t", 5.0), ("mqtt/u", 6.0)]
+    assert list(read_recording(rec)) == [Sample("mqtt/t", 5.0, 1.0, None, "mqtt:broker"),
+                                         Sample("mqtt/u", 6.0, 2.0, 3, "mqtt:broker")]
+
+
+def test_sync_client_round_trip() -> None:
+    async def server(ready: asyncio.Future[str], done: asyncio.Event) -> None:
+        bridge = Bridge()
+        await bridge.start()
+        ready.set_result(bridge.url)
+        await done.wait()
+        await bridge.stop()
+
+    import threading
+
+    loop = asyncio.new_event_loop()
+    ready: asyncio.Future[str] = loop.create_future()
+    done = asyncio.Event()
+    t = threading.Thread(target=loop.run_until_complete, args=(server(ready, done),))
+    t.start()
+    try:
+        while not ready.done():
+            pass
+        url = ready.result()
+        with SyncClient(url) as viewer, SyncClient(url) as pub:
+            batches = viewer.subscribe(["s/*"], timeout=5)
+            seq = pub.publish("s/x", 2.5, 10.0)
+            pub.flush(timeout=5)
+            assert pub.acked == seq == 0
+            assert next(batches) == [Sample("s/x", 2.5, 10.0, 0)]
+    finally:
+        loop.call_soon_threadsafe(done.set)
+        t.join(10)
+        loop.close()
+
+
+def test_cli_serve_replay_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+
+    async def make_source() -> None:
+        bridge = Bridge(record=src)
+        await bridge.start()
+        await bridge.ingest([Sample(f"p/c{i % 3}", i * 0.5, 100.0 + i * 0.01) for i in range(300)], "sim",
+                            wait_commit=True)
+        await bridge.stop()
+
+    run(make_source())
+    with serve_process(tmp_path, "--record", str(dst)) as (proc, url):
+        assert main(["replay", str(src), "--to", url, "--speed", "0"]) == 0
+        assert "replayed 300 samples" in capsys.readouterr().out
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    log = server_log(tmp_path)
+    assert "shutting down" in log and "Traceback" not in log
+    assert [(s.channel, s.time, s.value) for s in read_recording(dst)] == \
+        [(s.channel, s.time, s.value) for s in read_recording(src)]
+
+    out = tmp_path / "out.csv"
+    assert main(["export", str(dst), "-o", str(out)]) == 0
+    with out.open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["channel", "time", "value", "seq", "source"]
+    assert len(rows) == 301 and rows[1][:3] == ["p/c0", "100.0", "0.0"]
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(tmp_path / "missing.db"), "-o", str(tmp_path / "x.csv")]) == 1
+    assert "no such recording" in capsys.readouterr().err
+    not_rec = tmp_path / "other.db"
+    sqlite3.connect(not_rec).execute("CREATE TABLE t(x)").connection.commit()
+    assert main(["export", str(not_rec), "-o", str(tmp_path / "x.csv")]) == 1
+    assert "not a twin3d recording" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+    assert main(["export", str(not_rec), "-o", str(tmp_path / "x.txt")]) == 1
+    assert main(["export", str(not_rec), "-o", str(tmp_path / "x.usdc")]) == 2
+    assert main(["serve", "--cert", "c.pem"]) == 2
+    bad = tmp_path / "bridge.toml"
+    bad.write_text('[[token]]\ntoken = "short"\n')
+    assert main(["serve", "--config", str(bad)]) == 1
+    assert "at least 8 characters" in capsys.readouterr().err
