@@ -1,90 +1,54 @@
-"""Test helper: a converter-shaped plate stage written directly with pxr.
+"""Test fixtures: the example plate twin, converted with the real converter and bound.
 
-The layout follows the convert area's contract (interface ``.usda`` with defaultPrim
-``/Plate``, Z-up, metres, geometry payloaded from a ``.usdc`` beside it, the mesh at
-``/Plate/Geom/Body`` bound to a UsdPreviewSurface), so the bindings tests do not depend on
-the converter. The geometry is the real CAD file ``assets/plate/plate_holes.stl`` (mm).
+The geometry is the real CAD file ``assets/plate/plate_holes.stl`` (mm); the sensor map is
+the example scene's ``scenes/plate/sensors.toml``. Conversion and binding run once per
+session; each test gets its own copy of the files. Import the fixtures into a test module
+with ``from plate_stage import plate, bound_plate, plate_templates``.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-import numpy as np
-import trimesh
-from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, Vt
+import pytest
 
-STL = Path(__file__).resolve().parents[1] / "assets" / "plate" / "plate_holes.stl"
-
-
-def make_plate_stage(folder: Path, name: str = "plate") -> Path:
-    """Write ``folder/<name>.usda`` + ``folder/<name>.geom.usdc``; return the .usda path."""
-    tm = trimesh.load(STL, force="mesh")
-    points = np.asarray(tm.vertices, dtype=np.float64) * 0.001  # mm -> m
-    faces = np.asarray(tm.faces, dtype=np.int32)
-    geom_path = folder / f"{name}.geom.usdc"
-    geom = Usd.Stage.CreateNew(str(geom_path))
-    _metrics(geom)
-    root = UsdGeom.Xform.Define(geom, "/Plate")
-    geom.SetDefaultPrim(root.GetPrim())
-    UsdGeom.Scope.Define(geom, "/Plate/Geom")
-    mesh = UsdGeom.Mesh.Define(geom, "/Plate/Geom/Body")
-    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(points.astype(np.float32)))
-    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
-    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
-    mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-    normals = np.asarray(tm.face_normals, dtype=np.float32).repeat(3, axis=0)
-    mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(normals))
-    mesh.SetNormalsInterpolation(UsdGeom.Tokens.faceVarying)
-    lo, hi = points.min(0), points.max(0)
-    mesh.CreateExtentAttr([Gf.Vec3f(*map(float, lo)), Gf.Vec3f(*map(float, hi))])
-    UsdGeom.Scope.Define(geom, "/Plate/Materials")
-    mat = UsdShade.Material.Define(geom, "/Plate/Materials/Steel")
-    shader = UsdShade.Shader.Define(geom, "/Plate/Materials/Steel/PreviewSurface")
-    shader.CreateIdAttr("UsdPreviewSurface")
-    shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(0.6, 0.62, 0.65))
-    shader.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.8)
-    mat.CreateSurfaceOutput().ConnectToSource(shader.ConnectableAPI(), "surface")
-    UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(mat)
-    geom.GetRootLayer().Save()
-
-    iface_path = folder / f"{name}.usda"
-    iface = Usd.Stage.CreateNew(str(iface_path))
-    _metrics(iface)
-    top = UsdGeom.Xform.Define(iface, "/Plate")
-    iface.SetDefaultPrim(top.GetPrim())
-    Usd.ModelAPI(top.GetPrim()).SetKind(Kind.Tokens.component)
-    top.GetPrim().GetPayloads().AddPayload(f"./{geom_path.name}")
-    iface.GetRootLayer().Save()
-    return iface_path
+REPO = Path(__file__).resolve().parents[1]
+STL = REPO / "assets" / "plate" / "plate_holes.stl"
+SENSORS = REPO / "scenes" / "plate" / "sensors.toml"
+MESH = "/Plate/Geom/plate_holes_stl"
 
 
-def _metrics(stage: Usd.Stage) -> None:
-    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
-    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+@pytest.fixture(scope="session")
+def plate_templates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(converted plate.usda, the same bound to the example sensor map), made once."""
+    from twin3d.convert import convert
+    from twin3d.sensors import load_sensor_map
+    from twin3d.usd.sensors import bind_sensors
+
+    raw = tmp_path_factory.mktemp("plate_raw") / "plate.usda"
+    convert([STL], raw, units="mm", name="Plate", progress=False)
+    bound_dir = tmp_path_factory.mktemp("plate_bound")
+    for f in raw.parent.glob("plate.*"):
+        shutil.copy(f, bound_dir / f.name)
+    bound = bound_dir / "plate.usda"
+    bind_sensors(bound, load_sensor_map(SENSORS))
+    return raw, bound
 
 
-def validation_failures(path: Path) -> list[str]:
-    """Run every pxr.UsdValidation validator and NVIDIA's default rules; return failures.
+def _copy(src: Path, folder: Path) -> Path:
+    for f in src.parent.glob("plate.*"):
+        shutil.copy(f, folder / f.name)
+    return folder / src.name
 
-    Stand-in until ``twin3d validate`` lands; then the tests call that instead.
-    """
-    from pxr import UsdValidation
 
-    stage = Usd.Stage.Open(str(path))
-    out: list[str] = []
-    registry = UsdValidation.ValidationRegistry()
-    ctx = UsdValidation.ValidationContext(registry.GetOrLoadAllValidators())
-    for err in ctx.Validate(stage):
-        if not err.HasNoError():
-            out.append(f"usd: {err.GetErrorAsString()}")
-    try:
-        import omni.asset_validator as nv
-    except ImportError:
-        return out
-    results = nv.ValidationEngine().validate(str(path))
-    for issue in results.issues():
-        sev = str(issue.severity).lower()
-        if "error" in sev or "warning" in sev or "failure" in sev:
-            out.append(f"nvidia: {issue}")
-    return out
+@pytest.fixture
+def plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
+    """A fresh copy of the converted, unbound plate stage."""
+    return _copy(plate_templates[0], tmp_path)
+
+
+@pytest.fixture
+def bound_plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
+    """A fresh copy of the plate stage bound to ``scenes/plate/sensors.toml``."""
+    return _copy(plate_templates[1], tmp_path)

@@ -31,7 +31,7 @@ from twin3d.usd.mesh import open_stage, triangulate
 from twin3d.usd.schema import SENSOR_API
 
 __all__ = ["SENSORS_SCOPE", "bind_sensors", "read_sensors", "sensor_prim_name",
-           "sensor_prims", "stage_info"]
+           "sensor_prims", "stage_info", "stage_meters_per_unit"]
 
 #: Name of the scope under the default prim that holds the sensor markers.
 SENSORS_SCOPE = "Sensors"
@@ -107,15 +107,14 @@ def _snap(sensors: Sequence[Sensor], stage: Usd.Stage, tolerance: float,
             continue
         assert s.position is not None
         q = np.asarray([s.position], dtype=np.float64)
-        closest, dist, tri = trimesh.proximity.closest_point(tm, q)
+        closest, dist, _ = trimesh.proximity.closest_point(tm, q)
         d = float(dist[0])
         if d > tolerance:
             raise BindingError(s.channel, f"position {_fmt(s.position)} is {d * mpu * 1000:.1f} mm "
                                           f"from the surface of {s.target} (tolerance "
                                           f"{tolerance * mpu * 1000:.1f} mm): fix the position or "
                                           "raise snap_tolerance")
-        corners = tm.faces[int(tri[0])]
-        vertex = int(corners[np.argmin(np.linalg.norm(tm.vertices[corners] - closest[0], axis=1))])
+        vertex = int(tm.kdtree.query(closest[0])[1])  # the mesh point nearest the sensor
         out.append(_replace(s, tuple(map(float, closest[0])), vertex, d))
     return out
 
@@ -264,6 +263,11 @@ def _export(layer: Sdf.Layer, out: Path) -> None:
     with atomic_output(out) as tmp:
         if not copy.Export(str(tmp)):
             raise StageError(f"cannot write {out}")
+
+
+def stage_meters_per_unit(path: PathLike) -> float:
+    """The metersPerUnit of the stage at ``path``."""
+    return float(UsdGeom.GetStageMetersPerUnit(open_stage(path)))
 
 
 def sensor_prims(stage: Usd.Stage) -> dict[str, Usd.Prim]:

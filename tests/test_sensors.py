@@ -1,0 +1,105 @@
+"""The sensor map parser (pure: TOML text in, Sensors out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twin3d.errors import SensorMapError
+from twin3d.model import Limits
+from twin3d.sensors import load_sensor_map, parse_sensor_map
+
+SCENE_MAP = Path(__file__).resolve().parents[1] / "scenes" / "plate" / "sensors.toml"
+
+GOOD = """
+[[sensor]]
+channel = "a/t1"
+quantity = "temperature"
+unit = "degC"
+target = "/A/Geom/Body"
+position = [0.1, 0.2, 0.3]
+limits = { warn_high = 80, alarm_high = 95 }
+description = "hot spot"
+
+[[sensor]]
+channel = "a/load"
+quantity = "force"
+unit = "N"
+target = "/A/Geom/Body"
+vertex = 12
+
+[model]
+kind = "thermal"
+conductivity = 45.0
+"""
+
+
+def test_parses_sensors_limits_and_keeps_model_raw() -> None:
+    smap = parse_sensor_map(GOOD)
+    assert smap.channels == ["a/t1", "a/load"]
+    t1, load = smap.sensors
+    assert t1.position == (0.1, 0.2, 0.3) and t1.vertex is None
+    assert t1.limits == Limits(warn_high=80.0, alarm_high=95.0)
+    assert t1.description == "hot spot" and t1.unit == "degC"
+    assert load.vertex == 12 and load.position is None and load.limits == Limits()
+    assert smap.model == {"kind": "thermal", "conductivity": 45.0}
+    assert smap.snap_tolerance is None
+    assert smap["a/load"] is load
+
+
+def test_example_scene_map() -> None:
+    smap = load_sensor_map(SCENE_MAP)
+    quantities = [s.quantity for s in smap.sensors]
+    assert quantities.count("temperature") >= 8
+    assert quantities.count("strain") >= 2
+    assert [s.channel for s in smap.sensors if s.quantity == "force"] == ["plate/load"]
+    assert all(s.channel.startswith("plate/") for s in smap.sensors)
+    assert smap.snap_tolerance == pytest.approx(0.003)
+
+
+def _one(body: str) -> str:
+    return ('[[sensor]]\nchannel = "p/x"\nquantity = "temperature"\nunit = "degC"\n'
+            'target = "/P/Geom/Body"\n' + body + "\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[sensor]\nchannel = "p/x"', "not valid TOML"),
+        ("", "no [[sensor]] tables"),
+        ("sensor = 3", "array of tables"),
+        ("speed = 3\n" + _one("vertex = 1"), "unknown top-level key 'speed'"),
+        (_one("vertex = 1\nposition = [0, 0, 0]"), "sensor #1 'p/x': give exactly one of"),
+        (_one(""), "sensor #1 'p/x': give exactly one of"),
+        (_one("position = [0, 0]"), "'p/x': position must be three finite numbers"),
+        (_one("position = [0, 0, nan]"), "'p/x': position must be three finite numbers"),
+        (_one("vertex = -2"), "'p/x': vertex must be an integer >= 0"),
+        (_one("vertex = 1\nlimits = { warn_high = 90, alarm_high = 80 }"),
+         "'p/x': limits out of order: warn_high = 90 > alarm_high = 80"),
+        (_one("vertex = 1\nlimits = { too_hot = 90 }"), "'p/x': unknown limit 'too_hot'"),
+        (_one("vertex = 1\nlimits = { warn_high = \"80\" }"), "limit warn_high must be a finite"),
+        (_one("vertex = 1\ncolour = \"red\""), "'p/x': unknown key 'colour'"),
+        (_one("vertex = 1").replace('"temperature"', '"temprature"'),
+         "'p/x': quantity 'temprature' is not one of temperature"),
+        (_one("vertex = 1").replace('"/P/Geom/Body"', '"P/Geom/Body"'),
+         "'p/x': target must be an absolute prim path"),
+        (_one("vertex = 1").replace('channel = "p/x"\n', ""), "sensor #1: missing channel"),
+        (_one("vertex = 1").replace('"p/x"', '"p x"'), "channel must not contain spaces"),
+        (_one("vertex = 1") + _one("vertex = 2"),
+         "sensor #2 'p/x': duplicate channel (already used by sensor #1)"),
+        ("model = 3\n" + _one("vertex = 1"), "[model] must be a table"),
+    ],
+)
+def test_bad_maps_raise_one_line_naming_the_sensor(text: str, expected: str) -> None:
+    with pytest.raises(SensorMapError) as info:
+        parse_sensor_map(text, source="s.toml")
+    message = str(info.value)
+    assert expected in message
+    assert message.startswith("s.toml: ")
+    assert "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SensorMapError, match="no such file"):
+        load_sensor_map(tmp_path / "nope.toml")
