@@ -110,13 +110,14 @@ def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 def _run_bind(args: argparse.Namespace) -> int:
     from twin3d.sensors import load_sensor_map
-    from twin3d.usd.sensors import bind_sensors
+    from twin3d.usd.sensors import bind_sensors, stage_meters_per_unit
 
     smap = load_sensor_map(args.sensors)
     bound = bind_sensors(args.stage, smap, args.output, tolerance_m=args.tolerance)
+    mm = stage_meters_per_unit(args.output or args.stage) * 1000.0
     for s in bound:
         pos = ", ".join(f"{v:.4g}" for v in (s.position or ()))
-        print(f"{s.channel:<16} -> {s.target} at ({pos}), snapped {s.snap_distance:.3g}, "
+        print(f"{s.channel:<16} -> {s.target} at ({pos}), snapped {s.snap_distance * mm:.2f} mm, "
               f"vertex {s.vertex}")
     print(f"bound {len(bound)} sensors in {args.output or args.stage}")
     return 0
