@@ -14,6 +14,12 @@ from twin3d.errors import OutputError
 __all__ = ["atomic_output"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: PathLike, *, keep_suffix: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
@@ -46,6 +52,7 @@ def atomic_output(path: PathLike, *, keep_suffix: bool = True) -> Iterator[Path]
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
