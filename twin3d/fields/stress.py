@@ -246,11 +246,6 @@ class StressModel(LinearFieldModel):
         if unit not in _STRESS_UNITS:
             raise FieldError(f"[model.stress] unit {unit!r} is not one of {sorted(_STRESS_UNITS)}")
         pts = np.asarray(points, dtype=np.float64)
-        if mesh is None:
-            from twin3d.fields.mesh import tetrahedralize
-
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
-                                  target_tets=int(stress.get("tets", 4000)))
         by_channel = {s.channel: s for s in sensors}
         loads = stress.get("load", [])
         driven: dict[int, str] = {}
@@ -264,6 +259,16 @@ class StressModel(LinearFieldModel):
                     raise FieldError(f"load cell {ch!r}: unit {by_channel[ch].unit!r} is not "
                                      f"one of {sorted(_FORCE_UNITS)}")
                 driven[i] = ch
+        ident = [i for i in range(len(loads)) if i not in driven]
+        gauges = [s for s in sensors if s.quantity == "strain"] if ident else []
+        if len(gauges) < len(ident):
+            raise FieldError(f"{len(ident)} load case(s) without a load cell need at least as "
+                             f"many strain gauges; found {len(gauges)}")
+        if mesh is None:
+            from twin3d.fields.mesh import tetrahedralize
+
+            mesh = tetrahedralize(pts, faces, meters_per_unit,
+                                  target_tets=int(stress.get("tets", 4000)))
         names, _, sig = solve_load_cases(mesh, stress, _regions(config), meters_per_unit)
         pts_m = pts * meters_per_unit
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
@@ -272,17 +277,12 @@ class StressModel(LinearFieldModel):
             P = probe_matrix(mesh.nodes, mesh.tets, pts_m)
             S = np.stack([P @ sig[:, :, k] for k in range(sig.shape[2])], axis=2)
         ident = [i for i in range(len(names)) if i not in driven]
-        gauges = [s for s in sensors if s.quantity == "strain"] if ident else []
         channels = [driven[i] for i in sorted(driven)] + [g.channel for g in gauges]
         col = {c: j for j, c in enumerate(channels)}
         amp = np.zeros((len(names), len(channels)))
         for i, ch in driven.items():
             amp[i, col[ch]] = _FORCE_UNITS[by_channel[ch].unit]
         if ident:
-            if len(gauges) < len(ident):
-                raise FieldError(f"{len(ident)} load case(s) without a load cell "
-                                 f"({', '.join(names[i] for i in ident)}) need at least as many "
-                                 f"strain gauges; found {len(gauges)}")
             E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
             default_dir = _vector(stress.get("gauge_direction", (1, 0, 0)), "gauge_direction")
             dirs = stress.get("gauge_directions", {})

@@ -1,0 +1,114 @@
+"""Stress model: P2 cantilever against beam theory, load recovery from strain gauges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from twin3d.errors import FieldError
+from twin3d.fields import StressModel, build_models, von_mises
+from twin3d.fields.mesh import probe_matrix, tetrahedralize
+from twin3d.fields.stress import _strain_from_stress, solve_load_cases
+from twin3d.model import Sensor
+
+E, NU, P, L, H = 200e9, 0.3, 1000.0, 1.0, 0.1
+I = H**4 / 12.0
+REGIONS = {"root": {"normal": [-1, 0, 0]}, "tip": {"normal": [1, 0, 0]}}
+
+
+def _beam(subdivisions: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    box = trimesh.creation.box((L, H, H))
+    box.apply_translation([L / 2, 0.0, 0.0])
+    v, f = box.vertices, box.faces
+    for _ in range(subdivisions):  # vertices every L/4 along the beam (mid-span included)
+        v, f = trimesh.remesh.subdivide(v, f)
+    return v, f
+
+
+def _config(**load: object) -> dict:
+    case = {"name": "tip", "region": "tip", "force": [0.0, 0.0, -P]} | load
+    return {"regions": REGIONS,
+            "stress": {"E": E, "nu": NU, "fixed": ["root"], "load": [case], "tets": 2000}}
+
+
+@pytest.mark.slow
+def test_cantilever_p2_matches_beam_theory() -> None:
+    v, f = _beam()
+    mesh = tetrahedralize(v, f, 1.0, target_tets=2000)
+    names, disp, sig = solve_load_cases(mesh, _config()["stress"], REGIONS, 1.0)
+    assert names == ["tip"]
+    tip = np.isclose(mesh.nodes[:, 0], L)
+    deflection = -disp[tip, 2, 0].mean()
+    expected = P * L**3 / (3 * E * I)
+    mid_top = np.isclose(mesh.nodes[:, 0], L / 2) & np.isclose(mesh.nodes[:, 2], H / 2)
+    stress = sig[mid_top, 0, 0].mean()
+    mc_i = P * (L / 2) * (H / 2) / I  # tension on top
+    print(f"cantilever P2 ({len(mesh.tets)} tets): tip {deflection:.4e} m vs PL³/3EI "
+          f"{expected:.4e} ({deflection / expected - 1:+.2%}); mid-span σxx {stress / 1e6:.3f} "
+          f"MPa vs Mc/I {mc_i / 1e6:.3f} ({stress / mc_i - 1:+.2%})")
+    assert deflection == pytest.approx(expected, rel=0.01)
+    assert stress == pytest.approx(mc_i, rel=0.02)
+    assert mid_top.sum() >= 3 and np.all(np.abs(sig[mid_top, 0, 0] / mc_i - 1) < 0.02)
+
+
+def test_load_cell_scales_the_unit_case_and_von_mises_is_per_vertex() -> None:
+    v, f = _beam()
+    cell = Sensor("beam/load", "force", "kN", "/Beam", position=(L, 0.0, 0.0))
+    cfg = _config(force=[0.0, 0.0, -1.0], channel="beam/load")
+    model = build_models(v, f, 1.0, [cell], cfg, cache=False)["von_mises"]
+    assert isinstance(model, StressModel) and model.channels == ["beam/load"]
+    assert model.W.shape == (6 * len(v), 1) and model.W.dtype == np.float32
+    vm = model.update({"beam/load": 1.0})  # 1 kN
+    mid_top = np.flatnonzero(np.isclose(v[:, 0], L / 2) & np.isclose(v[:, 2], H / 2))
+    mc_i_mpa = P * (L / 2) * (H / 2) / I / 1e6
+    np.testing.assert_allclose(model.tensor[0, mid_top], mc_i_mpa, rtol=0.02)
+    np.testing.assert_allclose(vm, von_mises(model.tensor), rtol=1e-6)
+    doubled = model.update({"beam/load": 2.0}).copy()
+    np.testing.assert_allclose(doubled, 2 * vm_at(model, 1.0), rtol=1e-5, atol=1e-6)
+    assert model.amplitudes == pytest.approx([2000.0])
+
+
+def vm_at(model: StressModel, kn: float) -> np.ndarray:
+    return von_mises(model.W.reshape(6, -1, 1)[:, :, 0] * kn)
+
+
+@pytest.mark.slow
+def test_strain_gauges_recover_two_tip_loads() -> None:
+    v, f = _beam()
+    cases = {"stress": {"E": E, "nu": NU, "fixed": ["root"], "load": [
+        {"name": "down", "region": "tip", "force": [0.0, 0.0, -1000.0]},
+        {"name": "side", "region": "tip", "force": [0.0, 1000.0, 0.0]}]}}
+    # truth: a finer, different mesh; 1.0 kN down and 0.3 kN sideways
+    fine = tetrahedralize(v, f, 1.0, target_tets=3000)
+    _, _, sig = solve_load_cases(fine, cases["stress"], REGIONS, 1.0)
+    gauge_pos = np.array([[x, y, z] for x in (0.25, 0.5) for y, z in
+                          ((0.0, H / 2), (0.0, -H / 2), (H / 2, 0.0))])
+    true_sig = probe_matrix(fine.nodes, fine.tets, gauge_pos) @ (sig @ [1.0, 0.3])
+    eps_xx = _strain_from_stress(true_sig.T, E, NU)[0, 0]  # gauges along the beam axis
+    rng = np.random.default_rng(0)
+    readings = eps_xx / 1e-6 + rng.normal(0.0, 0.1, len(eps_xx))  # microstrain, 0.1 µε noise
+    gauges = [Sensor(f"beam/sg{i}", "strain", "ustrain", "/Beam", position=tuple(p))
+              for i, p in enumerate(gauge_pos)]
+    model = StressModel.build(v, f, 1.0, gauges, {"regions": REGIONS, **cases} | {
+        "stress": cases["stress"] | {"tets": 1200}})
+    model.update(readings)
+    print(f"recovered amplitudes {model.amplitudes} (true [1.0, 0.3]) from "
+          f"{len(gauges)} gauges reading {np.round(readings, 1)} µε")
+    assert model.amplitudes[0] == pytest.approx(1.0, rel=0.01)
+    assert model.amplitudes[1] == pytest.approx(0.3, rel=0.02)
+
+
+def test_too_few_gauges_and_bad_channels_are_refused() -> None:
+    v, f = _beam()
+    with pytest.raises(FieldError, match="need at least as many strain gauges"):
+        StressModel.build(v, f, 1.0, [], _config())
+    with pytest.raises(FieldError, match="not a force sensor"):
+        StressModel.build(v, f, 1.0, [], _config(channel="beam/none"))
+    cell = Sensor("beam/load", "force", "N", "/Beam", position=(L, 0.0, 0.0))
+    with pytest.raises(FieldError, match="needs fixed"):
+        StressModel.build(v, f, 1.0, [cell], {"stress": {"E": E, "load": [
+            {"region": "tip", "force": [0, 0, 1], "channel": "beam/load"}]}})
+    with pytest.raises(FieldError, match="unit 'lb' is not one of"):
+        StressModel.build(v, f, 1.0, [Sensor("beam/load", "force", "lb", "/Beam", vertex=0)],
+                          _config(channel="beam/load"))
