@@ -136,8 +136,8 @@ class Twin:
                 the values cover, in :attr:`meshes` order.
             quantity: primvar name, e.g. ``"temperature"`` or ``"von_mises"``.
             values: (n_points,) float.
-            vmin: value of the colour map's first colour; the range stays fixed for
-                later calls (default: the first call's minimum).
+            vmin: value of the colour map's first colour; the range of a quantity stays
+                fixed for later calls and recordings (default: the first call's minimum).
             vmax: value of its last colour.
             sigma: optional (n_points,) standard deviation (``primvars:<quantity>_sigma``).
 
@@ -150,7 +150,8 @@ class Twin:
         return self._live.set_field(prim, quantity, values, vmin=vmin, vmax=vmax, sigma=sigma)
 
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
-                  skip_unknown: bool = False) -> Recording:
+                  skip_unknown: bool = False,
+                  ranges: Mapping[str, tuple[float, float]] | None = None) -> Recording:
         """Open a USD recording (``.usdc`` time samples) over this twin's stage.
 
         Use it as a context manager; ``rec.write(time, values=None, fields=None)`` records,
@@ -161,8 +162,11 @@ class Twin:
             fps: timeCodesPerSecond; time code = (time - origin) * fps.
             origin: time of time code 0 (default: the earliest recorded time).
             skip_unknown: drop unbound channels instead of raising.
+            ranges: fixed colour ranges ``{quantity: (vmin, vmax)}`` for recorded fields
+                (default: the range :meth:`set_field` fixed, else the recording's min..max).
         """
-        return self._live.recording(path, fps=fps, origin=origin, skip_unknown=skip_unknown)
+        return self._live.recording(path, fps=fps, origin=origin, skip_unknown=skip_unknown,
+                                    ranges=ranges)
 
     def save(self) -> None:
         """Write the live layer and the root layer to disk (each replaced atomically)."""

@@ -249,7 +249,7 @@ class LiveStage:
             raise StageError(f"{base_path}: defaultPrim {base.defaultPrim!r} is not on the stage")
         self.sensors: dict[str, Sensor] = read_sensors(self.stage)
         self._prims = {c: p.GetPath() for c, p in sensor_prims(self.stage).items()}
-        self._ranges: dict[tuple[str, str], tuple[float, float]] = {}
+        self._ranges: dict[str, tuple[float, float]] = {}  # quantity -> fixed colour range
         self._meshes: list[MeshData] | None = None
 
     # --- reading ---------------------------------------------------------------------------
@@ -324,8 +324,8 @@ class LiveStage:
 
     def field_range(self, target: _FieldTarget, quantity: str, values: np.ndarray,
                     vmin: float | None, vmax: float | None) -> tuple[float, float]:
-        """The fixed colour range of (prim, quantity): given, remembered, or the first data's."""
-        key = (target.key, quantity)
+        """The fixed colour range of a quantity: given, remembered, or the first data's."""
+        key = quantity
         old = self._ranges.get(key)
         if vmin is None or vmax is None:
             finite = values[np.isfinite(values)]
@@ -392,10 +392,11 @@ class LiveStage:
                     raise StageError(f"cannot write {path}")
 
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
-                  skip_unknown: bool = False) -> Recording:
+                  skip_unknown: bool = False,
+                  ranges: Mapping[str, tuple[float, float]] | None = None) -> Recording:
         """A :class:`Recording` over this stage's base layer, knowing its sensors and ranges."""
         return Recording(path, stage=self.base_path, fps=fps, origin=origin,
-                         skip_unknown=skip_unknown, _live=self)
+                         skip_unknown=skip_unknown, ranges=ranges, _live=self)
 
 
 def _field_array(values: npt.ArrayLike, target: _FieldTarget, what: str) -> np.ndarray:
@@ -424,6 +425,9 @@ class Recording:
         fps: timeCodesPerSecond (and framesPerSecond) of the recording.
         origin: source time of time code 0 (default: the earliest recorded time).
         skip_unknown: drop channels that are not bound on the stage instead of raising.
+        ranges: fixed colour ranges ``{quantity: (vmin, vmax)}`` of recorded fields
+            (default: the twin's range from :meth:`LiveStage.set_field`, else the
+            recording's own min..max).
 
     Raises:
         RecordingError: ``path`` is not a ``.usdc``, or no samples were written.
@@ -432,6 +436,7 @@ class Recording:
 
     def __init__(self, path: PathLike, *, stage: PathLike | None = None, fps: float = 10.0,
                  origin: float | None = None, skip_unknown: bool = False,
+                 ranges: Mapping[str, tuple[float, float]] | None = None,
                  _live: LiveStage | None = None) -> None:
         self.path = Path(path)
         if self.path.suffix != ".usdc":
@@ -440,6 +445,7 @@ class Recording:
         if not fps > 0:
             raise RecordingError(f"fps must be > 0, got {fps}")
         self.fps, self.origin, self.skip_unknown = float(fps), origin, skip_unknown
+        self.ranges = {q: (float(lo), float(hi)) for q, (lo, hi) in (ranges or {}).items()}
         self._live = _live if _live is not None else (
             LiveStage(stage, reset=False) if stage is not None else None)
         self._times: dict[str, list[float]] = {}
@@ -584,9 +590,8 @@ class Recording:
         codes: list[float] = []
         for t, target, quantity, arr in sorted(self._fields, key=lambda f: f[0]):
             assert self._live is not None
-            lo, hi = self._live._ranges.get((target.key, quantity)) or _first_range(
-                self._fields, target.key, quantity)
-            self._live._ranges[(target.key, quantity)] = (lo, hi)
+            lo, hi = (self.ranges.get(quantity) or self._live._ranges.get(quantity)
+                      or _first_range(self._fields, quantity))
             colors = colorize(arr, lo, hi)
             code = (t - origin) * self.fps
             codes.append(code)
@@ -604,9 +609,9 @@ class Recording:
         return codes
 
 
-def _first_range(fields: Sequence[tuple[float, _FieldTarget, str, np.ndarray]], key: str,
+def _first_range(fields: Sequence[tuple[float, _FieldTarget, str, np.ndarray]],
                  quantity: str) -> tuple[float, float]:
-    arrays = [a for _, t, q, a in fields if t.key == key and q == quantity]
+    arrays = [a for _, _, q, a in fields if q == quantity]
     finite = np.concatenate([a[np.isfinite(a)] for a in arrays])
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 

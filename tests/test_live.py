@@ -1,0 +1,225 @@
+"""The live layer and USD recordings, reopened with pxr."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plate_stage import MESH, bound_plate, plate_templates  # noqa: F401
+from pxr import Sdf, Usd, UsdGeom, UsdShade
+
+from twin3d.colormap import ALARM_COLORS, colorize
+from twin3d.errors import BindingError, FieldError, RecordingError
+from twin3d.model import Sample
+from twin3d.twin import Twin
+from twin3d.usd.live import FIELD_MATERIAL, record_samples
+
+
+def _sha(*paths: Path) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def _reopen(path: Path) -> Usd.Stage:
+    """Open from disk: drop every in-memory layer first."""
+    gc.collect()
+    for layer in Sdf.Layer.GetLoadedLayers():
+        if not layer.anonymous and Path(layer.realPath).parent == path.parent:
+            layer.Reload(force=True)
+    return Usd.Stage.Open(str(path))
+
+
+def _color(prim: Usd.Prim) -> tuple[float, ...]:
+    return tuple(UsdGeom.Gprim(prim).GetDisplayColorAttr().Get()[0])
+
+
+def _flat(stage: Usd.Stage, path: str, name: str, time: float | None = None) -> np.ndarray:
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(path)).GetPrimvar(name)
+    tc = Usd.TimeCode.Default() if time is None else Usd.TimeCode(time)
+    return np.asarray(pv.ComputeFlattened(tc))
+
+
+def test_update_goes_to_the_live_layer_only(bound_plate: Path) -> None:
+    geom = bound_plate.with_name("plate.geom.usdc")
+    before = _sha(bound_plate, geom)
+    twin = Twin.open(bound_plate)
+    twin.update({"plate/tc3": 81.5, "plate/tc1": 99.0, "plate/sg1": -10.0}, time=1.7e9)
+    twin.save()
+    assert _sha(bound_plate, geom) == before
+    del twin
+
+    root = bound_plate.with_name("plate.twin.usda")
+    live = bound_plate.with_name("plate.live.usdc")
+    stage = _reopen(root)
+    stack = [Path(layer.realPath).name for layer in stage.GetLayerStack(includeSessionLayers=False)]
+    assert stack[:3] == ["plate.twin.usda", "plate.live.usdc", "plate.usda"]  # live is strongest
+    tc3 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc3")
+    assert tc3.GetAttribute("twin:value").Get() == 81.5
+    assert tc3.GetAttribute("twin:state").Get() == "warn"
+    assert tc3.GetAttribute("twin:time").Get() == 1.7e9
+    assert _color(tc3) == pytest.approx(ALARM_COLORS["warn"])
+    tc1 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc1")
+    assert tc1.GetAttribute("twin:state").Get() == "alarm"
+    assert _color(tc1) == pytest.approx(ALARM_COLORS["alarm"])
+    sg1 = stage.GetPrimAtPath("/Plate/Sensors/plate_sg1")
+    assert sg1.GetAttribute("twin:state").Get() == "ok"
+    assert _color(sg1) == pytest.approx(ALARM_COLORS["ok"])
+    tc2 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc2")  # not updated: grey, stale
+    assert tc2.GetAttribute("twin:state").Get() == "stale"
+    # the opinions live in the live layer, and the live layer opens on its own
+    layer = Sdf.Layer.FindOrOpen(str(live))
+    spec = layer.GetAttributeAtPath("/Plate/Sensors/plate_tc3.twin:value")
+    assert spec is not None and spec.default == 81.5
+    alone = Usd.Stage.Open(str(live))
+    assert alone.GetPrimAtPath("/Plate/Sensors/plate_tc3").GetAttribute("twin:value").Get() == 81.5
+    # a later session starts from the saved state; reset=True starts afresh
+    assert Twin.open(bound_plate).values == {"plate/tc3": 81.5, "plate/tc1": 99.0, "plate/sg1": -10.0}
+    assert Twin.open(root).values["plate/tc1"] == 99.0  # the root layer opens as the same twin
+    assert Twin.open(bound_plate, reset=True).values == {}
+
+
+def test_set_field_primvar_and_display_color(bound_plate: Path) -> None:
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    rng = np.random.default_rng(1)
+    values = rng.uniform(20.0, 90.0, n).astype(np.float32)
+    values[:10] = 20.0  # repeated values: the primvar is indexed
+    sigma = np.full(n, 0.5, np.float32)
+    assert twin.set_field("Plate", "temperature", values, vmin=20.0, vmax=100.0, sigma=sigma) == (20.0, 100.0)
+    second = values + 5.0
+    assert twin.set_field(MESH, "temperature", second) == (20.0, 100.0)  # range stays fixed
+    twin.save()
+    before = _sha(bound_plate, bound_plate.with_name("plate.geom.usdc"))
+    del twin
+
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
+    assert pv.GetInterpolation() == "vertex" and pv.IsIndexed()
+    np.testing.assert_array_equal(_flat(stage, MESH, "temperature"), second)
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"), colorize(second, 20.0, 100.0))
+    np.testing.assert_array_equal(_flat(stage, MESH, "temperature_sigma"), sigma)
+    assert pv.GetAttr().GetCustomDataByKey("twin3d") == {"colormap": "inferno", "vmin": 20.0,
+                                                          "vmax": 100.0}
+    dc = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("displayColor")
+    assert dc.GetInterpolation() == "vertex"
+    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    assert material.GetPath() == Sdf.Path("/Plate").AppendPath(FIELD_MATERIAL)
+    reader = stage.GetPrimAtPath(material.GetPath().AppendChild("DisplayColor"))
+    assert reader.GetAttribute("inputs:varname").Get() == "displayColor"
+    assert _sha(bound_plate, bound_plate.with_name("plate.geom.usdc")) == before
+
+
+def test_bad_updates_change_nothing(bound_plate: Path) -> None:
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    with pytest.raises(BindingError, match=r"^sensor 'plate/nope': not bound on plate.usda"):
+        twin.update({"plate/tc1": 50.0, "plate/nope": 1.0})
+    with pytest.raises(BindingError, match=r"^sensor 'plate/tc1': value 'hot' is not a number"):
+        twin.update({"plate/tc1": "hot"})  # type: ignore[dict-item]
+    with pytest.raises(FieldError, match=f"got 3 values for {MESH}, which has {n} points"):
+        twin.set_field(MESH, "temperature", [1.0, 2.0, 3.0])
+    with pytest.raises(FieldError, match="prim 'Nope' is not on the stage"):
+        twin.set_field("Nope", "temperature", np.zeros(n))
+    with pytest.raises(FieldError, match="not a valid primvar name"):
+        twin.set_field("Plate", "temp erature", np.zeros(n))
+    with pytest.raises(FieldError, match="vmin <= vmax"):
+        twin.set_field("Plate", "temperature", np.zeros(n), vmin=5, vmax=1)
+    assert twin.values == {}
+    assert not twin._live.live.GetPrimAtPath(MESH)
+
+
+def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    t0 = 1.7e9
+    temps = np.array([70.0, 75.0, 82.0, 85.0, 96.0, 90.0, 70.0])
+    out = tmp_path / "runs" / "run1.usdc"
+    out.parent.mkdir()
+    with twin.recording(out, fps=4.0) as rec:
+        for i, v in enumerate(temps):
+            rec.write(t0 + 0.5 * i, values={"plate/tc3": v, "plate/load": 1000.0 * i},
+                      fields={"Plate": {"temperature": np.full(n, v) + np.arange(n) * 0.01}} if i % 3 == 0 else None)
+    stage = _reopen(out)
+    assert stage.GetTimeCodesPerSecond() == 4.0 and stage.GetFramesPerSecond() == 4.0
+    assert stage.GetStartTimeCode() == 0.0 and stage.GetEndTimeCode() == 12.0  # 3 s at 4/s
+    assert stage.GetRootLayer().customLayerData["twin3d"]["timeOrigin"] == t0
+    assert stage.GetRootLayer().subLayerPaths == ["../plate.usda"]
+    tc3 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc3")
+    value = tc3.GetAttribute("twin:value")
+    assert value.GetTimeSamples() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    assert [value.Get(t) for t in value.GetTimeSamples()] == temps.tolist()
+    state = tc3.GetAttribute("twin:state")
+    assert [state.Get(t) for t in range(0, 13, 2)] == ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]
+    color = UsdGeom.Gprim(tc3).GetDisplayColorAttr()
+    expected = [ALARM_COLORS[s] for s in ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]]
+    for t, c in zip(range(0, 13, 2), expected):
+        assert tuple(color.Get(t)[0]) == pytest.approx(c)
+    load_prim = stage.GetPrimAtPath("/Plate/Sensors/plate_load")
+    load = load_prim.GetAttribute("twin:value")
+    assert load.GetNumTimeSamples() == 7 and load.Get(6.0) == 3000.0
+    # 0..6000 N against warn 4000 / alarm 5000: colours only where the state changes (and
+    # the sample before, so linear interpolation holds each colour up to the change)
+    load_color = UsdGeom.Gprim(load_prim).GetDisplayColorAttr()
+    assert load_color.GetTimeSamples() == [0.0, 8.0, 10.0, 12.0]
+    assert tuple(load_color.Get(5.0)[0]) == pytest.approx(ALARM_COLORS["ok"])
+    assert tuple(load_color.Get(12.0)[0]) == pytest.approx(ALARM_COLORS["alarm"])
+    assert load_prim.GetAttribute("twin:state").GetTimeSamples() == [0.0, 10.0, 12.0]
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
+    assert pv.GetAttr().GetTimeSamples() == [0.0, 6.0, 12.0]
+    np.testing.assert_allclose(_flat(stage, MESH, "temperature", 6.0),
+                               np.full(n, 85.0) + np.arange(n) * 0.01, rtol=1e-6)
+    assert UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    assert [p.name for p in out.parent.iterdir()] == ["run1.usdc"]
+
+
+def test_record_samples_without_a_stage(tmp_path: Path) -> None:
+    samples = [Sample(f"rig/ch{c}", float(c * 100 + i), 50.0 + i * 0.1)
+               for i in range(20) for c in range(3)]
+    out = record_samples(tmp_path / "rec.usdc", reversed(samples), fps=10.0)
+    stage = _reopen(out)
+    assert stage.GetDefaultPrim().GetPath() == Sdf.Path("/Recording")
+    attr = stage.GetPrimAtPath("/Recording/rig_ch2").GetAttribute("twin:value")
+    assert stage.GetPrimAtPath("/Recording/rig_ch2").GetAttribute("twin:channel").Get() == "rig/ch2"
+    assert attr.GetNumTimeSamples() == 20
+    assert attr.Get(5.0) == 205.0 and attr.Get(19.0) == 219.0
+    assert stage.GetEndTimeCode() == pytest.approx(19.0)
+
+
+def test_recording_errors_write_nothing(bound_plate: Path, tmp_path: Path) -> None:
+    twin = Twin.open(bound_plate)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with pytest.raises(RecordingError, match=r"crate \(.usdc\)"):
+        twin.recording(runs / "run.usda")
+    out = runs / "run.usdc"
+    with pytest.raises(BindingError, match="'plate/nope': not bound"):
+        with twin.recording(out) as rec:
+            rec.write(0.0, {"plate/tc1": 20.0})
+            rec.write(1.0, {"plate/nope": 20.0})
+    assert list(runs.iterdir()) == []
+    with twin.recording(out, skip_unknown=True) as rec:
+        rec.write(0.0, {"plate/tc1": 20.0, "plate/nope": 1.0})
+    assert out.exists()
+    with pytest.raises(RecordingError, match="nothing was recorded"):
+        with twin.recording(runs / "empty.usdc"):
+            pass
+
+
+def test_stage_live_layer_and_recording_validate(bound_plate: Path, tmp_path: Path) -> None:
+    from twin3d.usd.validate import validate_stage
+
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    twin.update({c: 85.0 for c in twin.sensors})
+    twin.set_field("Plate", "temperature", np.linspace(20, 90, n), vmin=20, vmax=100)
+    twin.save()
+    rec_path = tmp_path / "run.usdc"
+    with twin.recording(rec_path) as rec:
+        for i in range(6):
+            rec.write(i * 0.1, {c: 70.0 + 5 * i for c in twin.sensors},
+                      fields={"Plate": {"temperature": np.linspace(20, 20 + 10 * i, n)}})
+    for path in (bound_plate, twin.root_path, twin.live_path, rec_path):
+        report = validate_stage(path)
+        assert report.failures == [], f"{path.name}: {[str(f) for f in report.failures]}"
