@@ -75,12 +75,16 @@ def _role(layer: Sdf.Layer) -> str:
 
 
 def _open_layer(path: Path, what: str) -> Sdf.Layer:
+    reason = ""
     try:
         layer = Sdf.Layer.FindOrOpen(str(path))
-    except Exception:  # Tf.ErrorException: unreadable
-        layer = None
+    except Exception as exc:  # Tf.ErrorException: "Error in '<func>' at line N in file F : 'why'"
+        layer, text = None, " ".join(str(exc).split())
+        why = text.split(" : ", 1)[1].strip(" '") if " : " in text else text
+        reason = f" ({why})" if why else ""
     if layer is None:
-        raise StageError(f"{path}: cannot open the {what} as a USD layer; delete it to start afresh")
+        fix = "" if what == "stage" else "; delete it to start afresh"
+        raise StageError(f"{path}: cannot open the {what} as a USD layer{reason}{fix}")
     return layer
 
 

@@ -1,0 +1,92 @@
+"""The scripting API (``twin3d.Twin``) and the example scene's scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plate_stage import MESH, SENSORS, bound_plate, plate, plate_templates  # noqa: F401
+
+import twin3d
+from twin3d.errors import StageError
+from twin3d.sensors import load_sensor_map
+
+SCENE = Path(__file__).resolve().parents[1] / "scenes" / "plate"
+
+
+def test_open_exposes_sensors_meshes_and_units(bound_plate: Path) -> None:
+    twin = twin3d.Twin.open(bound_plate)
+    assert twin.stage_path == bound_plate
+    assert twin.root_path.name == "plate.twin.usda" and twin.live_path.name == "plate.live.usdc"
+    assert twin.meters_per_unit == 1.0
+    smap = load_sensor_map(SENSORS)
+    assert list(twin.sensors) == smap.channels
+    tc3 = twin.sensors["plate/tc3"]
+    assert isinstance(tc3, twin3d.Sensor)
+    assert (tc3.quantity, tc3.unit, tc3.target) == ("temperature", "degC", MESH)
+    assert tc3.position == pytest.approx(smap["plate/tc3"].position, abs=1e-6)
+    assert tc3.limits == smap["plate/tc3"].limits
+    with pytest.raises(TypeError):
+        twin.sensors["plate/x"] = tc3  # type: ignore[index]
+    (mesh,) = twin.meshes
+    assert mesh.path == MESH and mesh.points.shape == (618, 3) and mesh.faces.shape == (1252, 3)
+    assert mesh.points.max(axis=0) == pytest.approx([0.2032, 0.3048, 0.0127], abs=1e-6)
+    assert "15 sensors" in repr(twin)
+    assert twin.values == {}
+
+
+def test_open_unbound_stage_has_no_sensors(plate: Path) -> None:
+    twin = twin3d.Twin.open(plate)
+    assert dict(twin.sensors) == {}
+    assert len(twin.meshes) == 1
+
+
+def test_open_missing_or_bad_stage(tmp_path: Path) -> None:
+    with pytest.raises(StageError, match="no such file"):
+        twin3d.Twin.open(tmp_path / "nope.usda")
+    bad = tmp_path / "bad.usda"
+    bad.write_text("#usda 1.0\ndef Xform \"A\" {\n")
+    with pytest.raises(StageError, match="cannot open"):
+        twin3d.Twin.open(bad)
+    no_default = tmp_path / "nodefault.usda"
+    no_default.write_text("#usda 1.0\ndef Xform \"A\" {\n}\n")
+    with pytest.raises(StageError, match="no defaultPrim"):
+        twin3d.Twin.open(no_default)
+
+
+def test_issue_example_round_trip(bound_plate: Path, tmp_path: Path) -> None:
+    """The example from the issue, end to end, read back through a second Twin."""
+    twin = twin3d.Twin.open(bound_plate)
+    twin.update({"plate/tc3": 81.5})
+    n = len(twin.meshes[0].points)
+    twin.set_field("Plate", "temperature", np.linspace(20.0, 90.0, n))
+    with twin.recording(tmp_path / "run1.usdc") as rec:
+        rec.write(time=0.0, values={"plate/tc3": 60.0})
+        rec.write(time=1.0, values={"plate/tc3": 61.0})
+    twin.save()
+    again = twin3d.Twin.open(twin.root_path)
+    assert again.values == {"plate/tc3": 81.5}
+    assert (tmp_path / "run1.usdc").stat().st_size > 0
+
+
+def test_scene_scripts_build_update_and_record(tmp_path: Path) -> None:
+    build = subprocess.run([sys.executable, str(SCENE / "build.py"), "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    assert "plate/tc5    temperature  snapped  0.80 mm" in build.stdout
+    stage = tmp_path / "plate.usda"
+    update = subprocess.run([sys.executable, str(SCENE / "update.py"), "--stage", str(stage),
+                             "--frames", "6"], capture_output=True, text=True, timeout=120)
+    assert update.returncode == 0, update.stderr
+    assert "recorded 6 frames -> run1.usdc" in update.stdout
+    twin = twin3d.Twin.open(stage)
+    values = twin.values
+    assert len(values) == 15
+    # the toy heat-up puts the hot spot under tc5 (above the heater): it is the hottest
+    temps = {c: v for c, v in values.items() if twin.sensors[c].quantity == "temperature"}
+    assert max(temps, key=temps.__getitem__) in ("plate/tc5", "plate/tc10")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda", "run1.usdc"]
