@@ -237,3 +237,37 @@ def test_bridge_stream_into_view(plate) -> None:  # type: ignore[no-untyped-def]
                                        atol=8, err_msg=ch)
     finally:
         view.close()
+
+
+def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("twin3d.bridge.server")
+    from twin3d.bridge import Bridge, read_recording
+    from twin3d.model import Sample
+
+    twin, model = plate
+    rec = tmp_path / "rec.sqlite"
+    rows = [Sample(ch, 10.0 * k + i, 100.0 + 0.01 * k) for k in range(5)
+            for i, ch in enumerate(twin.sensors)]
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start("127.0.0.1", 0)
+        try:
+            await bridge.ingest(rows, "test", wait_commit=True)
+        finally:
+            await bridge.stop()
+
+    asyncio.run(record())
+    samples = list(read_recording(rec))
+    assert len(samples) == len(rows)
+    with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
+              field_range=(0.0, 100.0), show_sensors=False) as view:
+        view.set_camera(**TOP)
+        asyncio.run(view.replay(samples, speed=50.0, fps=60.0))
+        assert view.connection == "replay finished"
+        last = {ch: 40.0 + i for i, ch in enumerate(twin.sensors)}
+        assert view.values == last
+        img = view.screenshot()
+        for ch, s in twin.sensors.items():
+            np.testing.assert_allclose(pixel(view, img, s.position),
+                                       rgb255(colorize([last[ch]], 0.0, 100.0)[0]), atol=8)

@@ -43,14 +43,17 @@ def open_twin(stage: str) -> Any:
     return _StageOnly(stage, read_meshes(st), {}, meters_per_unit(st))
 
 
-def _field_models(twin: Any, name: str) -> Any:
-    """Ask the fields room for the models of field ``name`` on each mesh of the twin."""
-    try:
-        from twin3d.fields import load_models  # type: ignore[attr-defined]
-    except ImportError:
-        raise UsageError(f"--field {name}: this install cannot build field models "
-                         "(twin3d.fields.load_models is missing)") from None
-    return load_models(twin, name)
+def _field_models(twin: Any, name: str) -> dict[str, Any]:
+    """Models of field ``name`` per mesh, from ``twin3d.fields.build_field_models`` (cached)."""
+    from twin3d.fields import build_field_models
+
+    per_mesh = build_field_models(twin)
+    models = {path: qs[name] for path, qs in per_mesh.items() if name in qs}
+    if not models:
+        have = sorted({q for qs in per_mesh.values() for q in qs})
+        raise UsageError(f"--field {name}: no mesh of the stage has that field "
+                         f"(fields: {', '.join(have) or 'none; bind sensors first'})")
+    return models
 
 
 def _recording(path: str) -> list[Sample]:

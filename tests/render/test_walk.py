@@ -1,0 +1,190 @@
+"""Walk-throughs: camera paths, a rendered path frame, movies, the USD camera, ``twin3d view``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin3d.errors import RenderError
+from twin3d.view.camera import CameraPath, load_path, orbit_path
+
+pv = pytest.importorskip("pyvista")
+
+KEYS = dict(positions=[[0.75, -0.45, 0.45], [0.2, -0.35, 0.3], [-0.3, 0.1, 0.35]],
+            focal_points=[[0.2, 0.15, 0.0], [0.2, 0.15, 0.0], [0.25, 0.2, 0.0]])
+
+
+# --- camera paths (pure) -------------------------------------------------------------------
+
+
+def test_spline_passes_through_its_keys() -> None:
+    path = CameraPath(np.array(KEYS["positions"]), np.array(KEYS["focal_points"]))
+    pos, foc = path.sample(9)
+    assert pos.shape == foc.shape == (9, 3)
+    np.testing.assert_allclose(pos[0], KEYS["positions"][0])
+    np.testing.assert_allclose(pos[-1], KEYS["positions"][-1])
+    np.testing.assert_allclose(foc[-1], KEYS["focal_points"][-1])
+    # the middle key is on the curve: some sample lies close to it, none jumps away
+    d = np.linalg.norm(path.sample(401)[0] - KEYS["positions"][1], axis=1)
+    assert d.min() < 5e-3
+    steps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+    assert steps.max() < 3 * steps.mean()
+
+
+def test_orbit_is_closed_circle_around_center() -> None:
+    path = orbit_path((1.0, 2.0, 0.0), 2.0, elevation=30.0, keys=8)
+    pos, foc = path.sample(50)
+    r = np.linalg.norm(pos - [1.0, 2.0, 0.0], axis=1)
+    np.testing.assert_allclose(r, 2.0, rtol=2e-2)
+    np.testing.assert_allclose(pos[:, 2], 2.0 * math.sin(math.radians(30)), rtol=2e-2)
+    np.testing.assert_allclose(foc, np.tile([1.0, 2.0, 0.0], (50, 1)))
+    # closed: the last frame steps to the first as the others step to each other
+    steps = np.linalg.norm(np.diff(np.vstack([pos, pos[:1]]), axis=0), axis=1)
+    assert steps.max() / steps.min() < 1.2
+
+
+def test_path_toml_round_trip_and_errors(tmp_path: Path) -> None:
+    path = CameraPath(np.array(KEYS["positions"]), np.array(KEYS["focal_points"]), fov=40.0)
+    f = tmp_path / "walk.toml"
+    f.write_text(path.to_toml())
+    back = load_path(f)
+    np.testing.assert_allclose(back.positions, path.positions)
+    assert back.fov == 40.0 and not back.closed
+    f.write_text("[orbit]\ncenter = [0, 0, 0]\nradius = 2\n")
+    assert load_path(f).closed
+    for text, match in [("[[key]]\nposition = [1, 2]\n", "key 1 needs position"),
+                        ("[[key]]\nposition = [1, 2]\nfocal_point = [0, 0, 0]\n",
+                         "three numbers"),
+                        ("fov = 30\n", "no \\[\\[key\\]\\] tables"),
+                        ("[[key]\n", "not valid TOML"),
+                        ('camera = "/Cam"\n', "needs the stage")]:
+        f.write_text(text)
+        with pytest.raises(RenderError, match=match) as exc:
+            load_path(f)
+        assert "\n" not in str(exc.value)
+    with pytest.raises(RenderError, match="cannot read"):
+        load_path(tmp_path / "missing.toml")
+
+
+# --- USD camera ------------------------------------------------------------------------------
+
+
+def test_path_exported_as_time_sampled_usd_camera(plate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pxr import Usd, UsdGeom
+
+    from twin3d.usd.camera import export_camera_path, read_cameras
+
+    twin, _ = plate
+    path = orbit_path((0.2, 0.15, 0.0), 0.6, elevation=35.0)
+    pos, foc = path.sample(24)
+    out = export_camera_path(tmp_path / "walk.usda", twin.stage_path, pos, foc, fps=12.0,
+                             fov=path.fov)
+    stage = Usd.Stage.Open(str(out))
+    assert stage.GetTimeCodesPerSecond() == 12.0
+    assert (stage.GetStartTimeCode(), stage.GetEndTimeCode()) == (0.0, 23.0)
+    assert stage.GetPrimAtPath("/Plate/Geom/Body").IsA(UsdGeom.Mesh)  # the scene comes along
+    cam = UsdGeom.Camera(stage.GetPrimAtPath("/WalkCamera"))
+    op = UsdGeom.Xformable(cam).GetOrderedXformOps()[0]
+    assert len(op.GetAttr().GetTimeSamples()) == 24
+    assert cam.GetCamera(0).GetFieldOfView(cam.GetCamera(0).FOVVertical) == pytest.approx(
+        path.fov, abs=1e-3)
+    keys = read_cameras(out)[0]
+    np.testing.assert_allclose(keys.positions, pos, atol=1e-9)
+    np.testing.assert_allclose(keys.focal_points, foc, atol=1e-6)
+    # and a path TOML can follow it
+    (tmp_path / "cam.toml").write_text('camera = "/WalkCamera"\n')
+    again = load_path(tmp_path / "cam.toml", out)
+    np.testing.assert_allclose(again.positions, pos, atol=1e-9)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+@pytest.mark.render
+def test_walkthrough_frame(plate, assert_image) -> None:  # type: ignore[no-untyped-def]
+    from twin3d.colormap import colorize
+    from twin3d.view import View
+
+    twin, model = plate
+    path = CameraPath(np.array(KEYS["positions"]), np.array(KEYS["focal_points"]), fov=35.0)
+    pos, foc = path.sample(5)
+    values = {"plate/tc1": 25.0, "plate/tc2": 55.0, "plate/tc3": 75.0, "plate/tc4": 92.0}
+    with View(twin, model, off_screen=True, window_size=(480, 360), field_range=(20.0, 100.0),
+              lighting=False, show_sensors=False) as view:
+        view.push(values)
+        view.set_camera(pos[2], foc[2], path.up, path.fov)
+        img = view.screenshot()
+        np.testing.assert_allclose(view.plotter.camera.position, pos[2])
+        assert view.plotter.camera.view_angle == pytest.approx(35.0)
+        assert view.scalar_range == (20.0, 100.0)
+        for ch, s in twin.sensors.items():
+            r, c = view.screen_position(s.position)
+            if 1 <= r < 359 and 1 <= c < 479:
+                got = img[r - 1:r + 2, c - 1:c + 2].reshape(-1, 3).mean(0)
+                want = colorize([values[ch]], 20.0, 100.0)[0] * 255
+                np.testing.assert_allclose(got, want, atol=10, err_msg=ch)
+        assert_image(view.plotter)
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_movie_export(plate, tmp_path: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    import imageio.v3 as iio
+
+    from twin3d.view import View, export_movie
+
+    twin, model = plate
+    seen = []
+    with View(twin, model, off_screen=True, window_size=(160, 120)) as view:
+        out = export_movie(view, orbit_path((0.2, 0.15, 0.0), 0.6), tmp_path / f"walk{suffix}",
+                           frames=6, fps=10, progress=False,
+                           before_frame=lambda i: (seen.append(i),
+                                                  view.push({"plate/tc1": 10.0 * i})))
+        assert view.values["plate/tc1"] == 50.0
+    assert seen == list(range(6))
+    frames = iio.imread(out, index=None)
+    assert frames.shape[0] == 6 and frames.shape[1:3] == (120, 160)
+    assert np.abs(frames[0].astype(int) - frames[3].astype(int)).mean() > 2  # it moves
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.usda", f"walk{suffix}"]
+
+
+@pytest.mark.render
+def test_movie_bad_suffix_leaves_nothing(plate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from twin3d.view import View, export_movie
+
+    twin, model = plate
+    with View(twin, model, off_screen=True, window_size=(64, 48)) as view:
+        with pytest.raises(RenderError, match="use .mp4 or .gif"):
+            export_movie(view, orbit_path((0, 0, 0), 1.0), tmp_path / "walk.avi", frames=2)
+    assert list(tmp_path.iterdir()) == [tmp_path / "plate.usda"]
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+@pytest.mark.render
+def test_cli_view_walkthrough_and_usd_camera(plate, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import imageio.v3 as iio
+
+    from twin3d.cli import main
+
+    twin, _ = plate
+    toml = tmp_path / "walk.toml"
+    toml.write_text(CameraPath(np.array(KEYS["positions"]),
+                               np.array(KEYS["focal_points"])).to_toml())
+    gif, cam = tmp_path / "walk.gif", tmp_path / "cam.usda"
+    rc = main(["view", str(twin.stage_path), "--off-screen", "--path", str(toml), "--frames", "4",
+               "-o", str(gif), "--size", "160x120", "--usd-camera", str(cam)])
+    assert rc == 0, capsys.readouterr().err
+    assert iio.imread(gif, index=None).shape[:3] == (4, 120, 160)
+    assert cam.exists() and f"wrote {gif}" in capsys.readouterr().out
+    # bad usage -> 2; bad input -> 1, one line, nothing written
+    assert main(["view", str(twin.stage_path), "-o", str(tmp_path / "x.avi")]) == 2
+    assert main(["view", str(twin.stage_path), "--path", str(tmp_path / "none.toml"),
+                 "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[1].startswith("twin3d view: error: ") and "none.toml" in err[1]
+    assert not (tmp_path / "x.png").exists()
