@@ -77,6 +77,7 @@ def test_update_goes_to_the_live_layer_only(bound_plate: Path) -> None:
     # a later session starts from the saved state; reset=True starts afresh
     assert Twin.open(bound_plate).values == {"plate/tc3": 81.5, "plate/tc1": 99.0, "plate/sg1": -10.0}
     assert Twin.open(root).values["plate/tc1"] == 99.0  # the root layer opens as the same twin
+    assert Twin.open(live).stage_path == bound_plate      # and so does the live layer
     assert Twin.open(bound_plate, reset=True).values == {}
 
 
@@ -223,3 +224,31 @@ def test_stage_live_layer_and_recording_validate(bound_plate: Path, tmp_path: Pa
     for path in (bound_plate, twin.root_path, twin.live_path, rec_path):
         report = validate_stage(path)
         assert report.failures == [], f"{path.name}: {[str(f) for f in report.failures]}"
+
+
+def test_twin3d_export_of_a_bridge_recording(bound_plate: Path, tmp_path: Path) -> None:
+    """The bridge's ``twin3d export REC -o out.usdc --stage`` goes through Twin.recording."""
+    import asyncio
+
+    from twin3d.bridge.server import Bridge
+    from twin3d.cli import main
+
+    rec = tmp_path / "session.db"
+    samples = [Sample(ch, 70.0 + i, 1.7e9 + 0.25 * i) for i in range(12)
+               for ch in ("plate/tc1", "plate/tc5")]
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        await bridge.ingest(samples, "test", wait_commit=True)
+        await bridge.stop()
+
+    asyncio.run(record())
+    out = tmp_path / "session.usdc"
+    assert main(["export", str(rec), "-o", str(out), "--stage", str(bound_plate)]) == 0
+    stage = _reopen(out)
+    attr = stage.GetPrimAtPath("/Plate/Sensors/plate_tc5").GetAttribute("twin:value")
+    assert attr.GetNumTimeSamples() == 12
+    assert attr.Get(attr.GetTimeSamples()[-1]) == 81.0
+    state = stage.GetPrimAtPath("/Plate/Sensors/plate_tc5").GetAttribute("twin:state")
+    assert state.Get(attr.GetTimeSamples()[-1]) == "warn"

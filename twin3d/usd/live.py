@@ -3,8 +3,9 @@
 Files of a twin whose bound stage is ``plate.usda``::
 
     plate.usda        the stage as converted and bound (never rewritten here)
-    plate.twin.usda   a small root layer: subLayers = [plate.live.usdc, plate.usda]
-    plate.live.usdc   the live layer, the strongest sublayer: sensor values, field primvars
+    plate.twin.usda   a small root layer: subLayers = [plate.live.usdc]
+    plate.live.usdc   the live layer, the root's strongest sublayer: sensor values, field
+                      primvars; subLayers = [plate.usda], so it also opens on its own
     run1.usdc         a recording: subLayers = [plate.usda] + time samples, playable
 
 Open ``plate.twin.usda`` in usdview or Omniverse to see the live state (reload to refresh),
@@ -216,11 +217,14 @@ class LiveStage:
         if not path.exists():
             raise StageError(f"{path}: no such file")
         first = _open_layer(path, "stage")
-        if _role(first) == "root":
-            subs = list(first.subLayerPaths)
-            if len(subs) != 2:
-                raise StageError(f"{path}: a twin3d root layer needs [live, base] sublayers")
-            base_path = Path(first.ComputeAbsolutePath(subs[1]))
+        if _role(first) in ("root", "live"):  # find the base through the live layer
+            live = first if _role(first) == "live" else _open_layer(
+                Path(first.ComputeAbsolutePath(first.subLayerPaths[0])), "live layer")
+            subs = list(live.subLayerPaths)
+            if len(subs) != 1:
+                raise StageError(f"{live.realPath}: a twin3d live layer has one sublayer, the "
+                                 "bound stage; delete it to start afresh")
+            base_path = Path(live.ComputeAbsolutePath(subs[0]))
         else:
             base_path = path
         self.base_path = base_path
@@ -240,7 +244,7 @@ class LiveStage:
             self.live.subLayerPaths = [f"./{base_path.name}"]
         self.root = (_open_layer(self.root_path, "root layer") if self.root_path.exists()
                      else _new_layer(self.root_path))
-        subs = [f"./{self.live_path.name}", f"./{base_path.name}"]
+        subs = [f"./{self.live_path.name}"]  # the base comes in beneath, through the live layer
         if list(self.root.subLayerPaths) != subs:
             self.root.subLayerPaths = subs
         _copy_metrics(base, self.root)
@@ -443,7 +447,7 @@ class Recording:
                  ranges: Mapping[str, tuple[float, float]] | None = None,
                  _live: LiveStage | None = None) -> None:
         self.path = Path(path)
-        if self.path.suffix != ".usdc":
+        if self.path.suffix not in (".usdc", ".usd"):
             raise RecordingError(f"{self.path}: recordings are written as crate (.usdc): "
                                  "time samples in .usda trip the ASCII-performance rule")
         if not fps > 0:
@@ -530,8 +534,8 @@ class Recording:
             codes.extend(self._write_fields(layer, origin))
         layer.startTimeCode = min(codes)
         layer.endTimeCode = max(codes)
-        with atomic_output(self.path) as tmp:
-            if not layer.Export(str(tmp)):
+        with atomic_output(self.path) as tmp:  # .usd: crate too (format argument)
+            if not layer.Export(str(tmp), args={"format": "usdc"} if tmp.suffix == ".usd" else {}):
                 raise RecordingError(f"cannot write {self.path}")
         return self.path
 

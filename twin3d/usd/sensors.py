@@ -337,7 +337,7 @@ def stage_info(path: PathLike, *, max_prims: int = 60) -> str:
         lines.append(f"  time codes {stage.GetStartTimeCode():g}..{stage.GetEndTimeCode():g} at "
                      f"{stage.GetTimeCodesPerSecond():g}/s")
     lines.append("layers:")
-    for layer in stage.GetLayerStack(includeSessionLayers=False):
+    for layer in dict.fromkeys(stage.GetLayerStack(includeSessionLayers=False)):
         lines.append(f"  {layer.identifier}")
     lines.append("hierarchy:")
     n = 0
