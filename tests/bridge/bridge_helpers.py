@@ -22,11 +22,12 @@ def run(coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
 
 
 @contextmanager
-def serve_process(tmp: Path, *args: str, name: str = "serve") -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Start ``twin3d serve --port 0 ARGS``; yield (process, url); stop it with SIGTERM."""
+def serve_process(tmp: Path, *args: str, name: str = "serve",
+                  port: int = 0) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Start ``twin3d serve --port PORT ARGS``; yield (process, url); stop it with SIGTERM."""
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "twin3d", "serve", "--port", "0", *args],
+        proc = subprocess.Popen([sys.executable, "-m", "twin3d", "serve", "--port", str(port), *args],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from twin3d.bridge.protocol import PROTOCOL_VERSION, encode_alias, encode_binary, encode_samples
 from twin3d.errors import AuthError, BridgeError
@@ -104,6 +104,7 @@ class Client:
         self.seq = -1             # last seq handed out
         self.acked = -1           # last seq acknowledged by the bridge
         self.gaps = 0             # values skipped by the bridge for this (slow) subscriber
+        self.resent = 0           # samples sent again after a reconnect (not acked before)
         self.errors: list[tuple[str, str]] = []
         self._ws: ClientConnection | None = None
         self._buf: list[_Row] = []
@@ -150,15 +151,16 @@ class Client:
                               f"{exc.response.body.decode(errors='replace').strip()}") from None
         except InvalidURI:
             raise BridgeError(f"{self.url!r} is not a ws:// or wss:// URL") from None
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
             raise BridgeError(f"cannot reach the bridge at {self.url}: {exc}") from None
         await ws.send(json.dumps({"type": "hello", "version": PROTOCOL_VERSION,
                                   "client": self.client_id}))
         while True:
             try:
-                msg = json.loads(await ws.recv())
-            except ConnectionClosed:
-                raise BridgeError(f"{self.url} closed the connection during the hello") from None
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            except (ConnectionClosed, TimeoutError):
+                await ws.close()
+                raise BridgeError(f"{self.url} closed or did not answer during the hello") from None
             if msg.get("type") == "error":
                 await ws.close()
                 cls = AuthError if msg.get("code", "").startswith("auth") else BridgeError
@@ -173,6 +175,7 @@ class Client:
                 self.seq = max(self.seq, int(resume))  # a reused client_id continues numbering
             for _, rows in list(self._unacked):  # resend what the bridge has not recorded, in order
                 await self._send_rows(ws, rows)
+                self.resent += len(rows)
             self._ws = ws
         if self._subs:
             self._subscribed.clear()
@@ -316,8 +319,11 @@ class Client:
             log.warning("connection to %s lost (%s); reconnecting", self.url, ws.close_code)
             try:
                 await self._reconnect()
-            except AuthError as exc:
-                self._error = exc
+            except Exception as exc:  # wrong token now, or a bug: never leave flush() hanging
+                self._error = exc if isinstance(exc, BridgeError) else BridgeError(
+                    f"reconnecting to {self.url} failed: {exc!r}")
+                async with self._changed:
+                    self._changed.notify_all()
                 return
             self._wake.set()
 
