@@ -203,3 +203,34 @@ def test_info_prints_units_hierarchy_and_sensors(bound_plate: Path,
     assert "plate/tc5" in out and f"-> {MESH}" in out and "snapped 0.80 mm" in out
     assert "warn_high=80, alarm_high=95" in out
     assert main(["info", str(bound_plate.with_name("missing.usda"))]) == 1
+
+
+def test_markers_land_in_world_space_under_a_moved_root(tmp_path: Path) -> None:
+    """Positions are world space: a translated and rotated root must not move the markers."""
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    stage_path = tmp_path / "box.usda"
+    stage = Usd.Stage.CreateNew(str(stage_path))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
+    UsdGeom.SetStageMetersPerUnit(stage, 0.01)  # centimetres: the tolerance is given in metres
+    root = UsdGeom.Xform.Define(stage, "/Box")
+    root.AddTranslateOp().Set((10.0, 20.0, 30.0))
+    root.AddRotateZOp().Set(90.0)
+    stage.SetDefaultPrim(root.GetPrim())
+    mesh = UsdGeom.Mesh.Define(stage, "/Box/Body")
+    mesh.CreatePointsAttr([tuple(map(float, p)) for p in box.vertices])
+    mesh.CreateFaceVertexCountsAttr([3] * len(box.faces))
+    mesh.CreateFaceVertexIndicesAttr([int(i) for i in box.faces.reshape(-1)])
+    stage.GetRootLayer().Save()
+    del stage
+    # top face in world space is z = 30.5; ask for a point 0.2 cm above it
+    smap = parse_sensor_map('[[sensor]]\nchannel = "box/t"\nquantity = "temperature"\n'
+                            'target = "/Box/Body"\nposition = [10.1, 20.2, 30.7]\n')
+    with pytest.raises(BindingError, match=r"is 2\.0 mm from the surface of /Box/Body \(tolerance 1\.0 mm\)"):
+        bind_sensors(stage_path, smap, tolerance_m=0.001)
+    (s,) = bind_sensors(stage_path, smap)
+    assert s.position == pytest.approx((10.1, 20.2, 30.5))
+    assert s.snap_distance == pytest.approx(0.2)
+    reopened = Usd.Stage.Open(str(stage_path))
+    marker = reopened.GetPrimAtPath("/Box/Sensors/box_t")
+    world = UsdGeom.Xformable(marker).ComputeLocalToWorldTransform(Usd.TimeCode.Default())
+    assert tuple(world.ExtractTranslation()) == pytest.approx((10.1, 20.2, 30.5))

@@ -252,3 +252,17 @@ def test_twin3d_export_of_a_bridge_recording(bound_plate: Path, tmp_path: Path) 
     assert attr.Get(attr.GetTimeSamples()[-1]) == 81.0
     state = stage.GetPrimAtPath("/Plate/Sensors/plate_tc5").GetAttribute("twin:state")
     assert state.Get(attr.GetTimeSamples()[-1]) == "warn"
+
+
+def test_save_replaces_the_live_layer_atomically(bound_plate: Path) -> None:
+    twin = Twin.open(bound_plate)
+    twin.update({"plate/tc1": 20.0})
+    twin.save()
+    inode = twin.live_path.stat().st_ino
+    twin.update({"plate/tc1": 21.0})
+    twin.save()
+    assert twin.live_path.stat().st_ino != inode  # a new file renamed over the old one
+    assert sorted(p.name for p in bound_plate.parent.iterdir()) == [
+        "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda"]
+    layer = Sdf.Layer.OpenAsAnonymous(str(twin.live_path))
+    assert layer.GetAttributeAtPath("/Plate/Sensors/plate_tc1.twin:value").default == 21.0

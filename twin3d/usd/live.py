@@ -258,6 +258,7 @@ class LiveStage:
         self.sensors: dict[str, Sensor] = read_sensors(self.stage)
         self._prims = {c: p.GetPath() for c, p in sensor_prims(self.stage).items()}
         self._ranges: dict[str, tuple[float, float]] = {}  # quantity -> fixed colour range
+        self._root_saved = False
         self._meshes: list[MeshData] | None = None
 
     # --- reading ---------------------------------------------------------------------------
@@ -393,11 +394,19 @@ class LiveStage:
         return lo, hi
 
     def save(self) -> None:
-        """Write the live layer and the root layer (atomic: USD renames a temporary file)."""
-        for layer, path in ((self.live, self.live_path), (self.root, self.root_path)):
-            if layer.dirty or not path.exists():
-                if not layer.Save(force=not path.exists()):
+        """Write the live layer (and the root layer when it changed), each atomically.
+
+        Each layer is exported to a temporary file that is renamed over the old one, so a
+        viewer reloading at any moment reads either the previous or the new state.
+        """
+        todo = [(self.live, self.live_path)]
+        if self.root.dirty and not self._root_saved or not self.root_path.exists():
+            todo.append((self.root, self.root_path))
+        for layer, path in todo:
+            with atomic_output(path) as tmp:
+                if not layer.Export(str(tmp)):
                     raise StageError(f"cannot write {path}")
+        self._root_saved = True
 
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
                   skip_unknown: bool = False,

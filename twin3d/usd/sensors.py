@@ -107,7 +107,7 @@ def _snap(sensors: Sequence[Sensor], stage: Usd.Stage, tolerance: float,
             continue
         assert s.position is not None
         q = np.asarray([s.position], dtype=np.float64)
-        closest, dist, _ = trimesh.proximity.closest_point(tm, q)
+        closest, dist, _ = trimesh.proximity.closest_point(tm, q)  # type: ignore[no-untyped-call]
         d = float(dist[0])
         if d > tolerance:
             raise BindingError(s.channel, f"position {_fmt(s.position)} is {d * mpu * 1000:.1f} mm "
@@ -239,13 +239,9 @@ def bind_sensors(stage_path: PathLike, sensor_map: SensorMap, output: PathLike |
     stage.SetEditTarget(Usd.EditTarget(layer))
     try:
         _author(stage, root, bound, sensor_map.sensors)
-        if output is None:
-            layer.Save()
-        else:
-            _export(layer, Path(output))
+        _export(layer, Path(output if output is not None else layer.realPath))
     finally:
-        if output is not None or layer.dirty:
-            layer.Reload(force=True)  # never leave an edited in-memory copy behind
+        layer.Reload(force=True)  # never leave an edited in-memory copy behind
     return bound
 
 
@@ -260,6 +256,7 @@ def _export(layer: Sdf.Layer, out: Path) -> None:
                 return asset
             return os.path.relpath(src_dir / asset, dst_dir).replace(os.sep, "/")
         UsdUtils.ModifyAssetPaths(copy, reanchor)
+    # a temporary file renamed over the target: readers never see a half-written stage
     with atomic_output(out) as tmp:
         if not copy.Export(str(tmp)):
             raise StageError(f"cannot write {out}")
