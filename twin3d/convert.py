@@ -42,7 +42,7 @@ class _Progress:
         self._progress = None
         self._task = None
         self._timer: threading.Timer | None = None
-        if not enabled:
+        if not enabled or not sys.stderr.isatty():
             return
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
