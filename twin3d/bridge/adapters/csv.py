@@ -252,5 +252,6 @@ class CsvReplay:
             batcher.add(sample)
             if batcher.pending >= batcher.max_batch:
                 await batcher.flush()
+                await asyncio.sleep(0)  # ingest may not suspend: let the rest of the bridge run
         await batcher.flush()
         return None if t0 is None else rel + 1e-3
