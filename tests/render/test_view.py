@@ -58,7 +58,7 @@ def test_field_overlay(plate, assert_image) -> None:  # type: ignore[no-untyped-
         body = next(ma for ma in view.mesh_actors if ma.path.endswith("Body"))
         assert body.has_field and body.field.dtype == np.float32
         field = model.update(values)
-        np.testing.assert_allclose(body.field, field, rtol=1e-6)
+        np.testing.assert_allclose(body.field_at_vertices(), field, rtol=1e-6)
         # pixels: the colour map of each sensor's value, at its screen position
         for ch, s in twin.sensors.items():
             got = pixel(view, img, s.position)
@@ -271,3 +271,26 @@ def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no
         for ch, s in twin.sensors.items():
             np.testing.assert_allclose(pixel(view, img, s.position),
                                        rgb255(colorize([last[ch]], 0.0, 100.0)[0]), atol=8)
+
+
+def test_hard_edges_split_points_but_field_follows_stage_vertices(plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = plate
+
+    class PerVertex:  # field = reading × stage vertex index, on the 8-vertex block
+        channels, quantity, unit = ["plate/tc1"], "temperature", "degC"
+        W = np.arange(8, dtype=np.float32).reshape(8, 1)
+
+        def update(self, values):  # type: ignore[no-untyped-def]
+            return self.W[:, 0] * values["plate/tc1"]
+
+    block_path = next(m.path for m in twin.meshes if m.path.endswith("Block"))
+    with View(twin, {block_path: PerVertex()}, off_screen=True, window_size=(64, 48)) as view:
+        view.push({"plate/tc1": 2.0})
+        view.render()
+        block = next(ma for ma in view.mesh_actors if ma.path == block_path)
+        assert block.polydata.n_points == 24  # each cube corner split in three
+        np.testing.assert_array_equal(block.field_at_vertices(), 2.0 * np.arange(8))
+        pts = np.asarray(block.polydata.points)
+        stage_pts = next(m.points for m in twin.meshes if m.path == block_path)
+        np.testing.assert_allclose(pts, stage_pts[block.vertex_ids], atol=1e-6)
+        np.testing.assert_array_equal(block.field, 2.0 * block.vertex_ids)

@@ -100,6 +100,8 @@ class View:
         gpu: colour-map in a shader from a raw float attribute (else VTK's CPU mapping).
         lighting: light the surfaces (False shows exact colour-map colours).
         show_sensors: draw the sensor glyphs and labels.
+        feature_angle: edges sharper than this (degrees) are shaded hard (normals are
+            computed once; split points take their stage vertex's field value).
         clock: monotonic clock in seconds (injectable for tests).
 
     Examples:
@@ -121,6 +123,7 @@ class View:
         gpu: bool = True,
         lighting: bool = True,
         show_sensors: bool = True,
+        feature_angle: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _ensure_offscreen_backend()
@@ -158,8 +161,8 @@ class View:
         self.plotter = pv.Plotter(off_screen=off_screen, window_size=list(window_size),
                                   theme=theme)
         self.plotter.set_background("#20232a", top="#3b4252")
-        self.mesh_actors = [build_mesh_actor(m, cmap=cmap, gpu=gpu, lighting=lighting)
-                            for m in meshes]
+        self.mesh_actors = [build_mesh_actor(m, cmap=cmap, gpu=gpu, lighting=lighting,
+                                             feature_angle=feature_angle) for m in meshes]
         for ma in self.mesh_actors:
             self.plotter.renderer.AddActor(ma.actor)
         self._models = self._assign_models(field_model)
@@ -229,16 +232,16 @@ class View:
                 out[paths[path]] = model
         else:
             n = _n_vertices(field_model)
-            hits = [i for i, ma in enumerate(self.mesh_actors) if ma.field.size == n]
+            hits = [i for i, ma in enumerate(self.mesh_actors) if ma.n_vertices == n]
             if len(hits) != 1:
                 raise FieldError(f"the field model has {n} vertices and {len(hits)} meshes of the "
                                  "stage match; pass {mesh path: model} instead")
             out = {hits[0]: field_model}
         for i, model in out.items():
             n = _n_vertices(model)
-            if n is not None and n != self.mesh_actors[i].field.size:
+            if n is not None and n != self.mesh_actors[i].n_vertices:
                 raise FieldError(f"field model for {self.mesh_actors[i].path} has {n} vertices, "
-                                 f"the mesh {self.mesh_actors[i].field.size}; rebuild the model")
+                                 f"the mesh {self.mesh_actors[i].n_vertices}; rebuild the model")
         return out
 
     @staticmethod

@@ -85,6 +85,10 @@ class MeshActor:
         array: the ``vtkFloatArray`` wrapping ``field`` (call ``Modified()`` after writing).
         actor: the actor, added once.
         gpu: whether colour mapping runs in the shader (else VTK maps scalars on the CPU).
+        base_color: the material colour.
+        vertex_ids: (n_points,) stage vertex of each drawn point where hard edges split
+            points, else None (drawn points are the stage vertices).
+        n_vertices: number of stage vertices.
     """
 
     path: str
@@ -94,6 +98,8 @@ class MeshActor:
     actor: vtk.vtkActor
     gpu: bool
     base_color: tuple[float, float, float]
+    vertex_ids: npt.NDArray[np.intp] | None = None
+    n_vertices: int = 0
     has_field: bool = False
 
     def set_range(self, vmin: float, vmax: float) -> None:
@@ -115,29 +121,58 @@ class MeshActor:
             self.actor.GetMapper().SetScalarVisibility(on)
 
     def write(self, values: npt.ArrayLike) -> None:
-        """Copy ``values`` (n,) into the field array in place and mark it modified."""
-        np.copyto(self.field, np.asarray(values, dtype=np.float32), casting="same_kind")
+        """Copy ``values`` (n_vertices,) into the field array in place and mark it modified.
+
+        Where hard edges split points, each drawn point takes its stage vertex's value.
+        """
+        v = np.asarray(values, dtype=np.float32)
+        if self.vertex_ids is None:
+            np.copyto(self.field, v, casting="same_kind")
+        else:
+            np.take(v, self.vertex_ids, out=self.field)
         self.array.Modified()
 
+    def field_at_vertices(self) -> npt.NDArray[np.float32]:
+        """The field as last written, per stage vertex (n_vertices,)."""
+        if self.vertex_ids is None:
+            return self.field
+        out = np.empty(self.n_vertices, dtype=np.float32)
+        out[self.vertex_ids] = self.field
+        return out
 
-def _polydata(mesh: MeshData) -> pv.PolyData:
+
+def _polydata(mesh: MeshData, feature_angle: float) -> tuple[pv.PolyData, npt.NDArray[np.intp] | None]:
+    """Surface with normals computed once; hard edges (> ``feature_angle``) split.
+
+    Returns:
+        The polydata and, when splitting duplicated points, (n_out,) indices of the stage
+        vertex each output point came from (the field is gathered through them).
+    """
     faces = np.asarray(mesh.faces, dtype=np.int64)
     cells = np.hstack([np.full((len(faces), 1), 3, dtype=np.int64), faces]).ravel()
     poly = pv.PolyData(np.asarray(mesh.points, dtype=np.float32), cells)
-    # normals once, without splitting points (the field array is per stage vertex)
+    vid = numpy_to_vtk(np.arange(poly.n_points, dtype=np.int64), deep=1)
+    vid.SetName("twin3d_vid")
+    poly.GetPointData().AddArray(vid)
     normals = vtk.vtkPolyDataNormals()
     normals.SetInputData(poly)
-    normals.SplittingOff()
+    normals.SetFeatureAngle(feature_angle)
+    normals.SetSplitting(feature_angle < 180.0)
     normals.ConsistencyOff()
     normals.AutoOrientNormalsOff()
     normals.ComputeCellNormalsOff()
     normals.Update()
     out = pv.wrap(normals.GetOutput())
-    return out if out.n_points == poly.n_points else poly
+    ids = np.asarray(out.point_data["twin3d_vid"], dtype=np.intp)
+    out.GetPointData().RemoveArray("twin3d_vid")
+    if out.n_points == poly.n_points and np.array_equal(ids, np.arange(poly.n_points)):
+        return out, None
+    return out, ids
 
 
 def build_mesh_actor(
-    mesh: MeshData, *, cmap: str = DEFAULT_CMAP, gpu: bool = True, lighting: bool = True
+    mesh: MeshData, *, cmap: str = DEFAULT_CMAP, gpu: bool = True, lighting: bool = True,
+    feature_angle: float = 30.0,
 ) -> MeshActor:
     """Make the actor of one mesh with a zero field array ready for in-place updates.
 
@@ -146,8 +181,9 @@ def build_mesh_actor(
         cmap: matplotlib colour map name of the field overlay.
         gpu: map colours in a shader (one float per vertex uploaded); else VTK's CPU mapping.
         lighting: light the surface (off gives exact colour-map colours, for tests).
+        feature_angle: edges sharper than this (degrees) stay hard; 180 = smooth everywhere.
     """
-    poly = _polydata(mesh)
+    poly, vid = _polydata(mesh, feature_angle)
     field_np = np.zeros(poly.n_points, dtype=np.float32)
     arr = numpy_to_vtk(field_np, deep=0)
     arr.SetName(FIELD_ARRAY)
@@ -181,7 +217,8 @@ def build_mesh_actor(
         mapper.UseLookupTableScalarRangeOff()
         mapper.InterpolateScalarsBeforeMappingOn()
         mapper.ScalarVisibilityOff()
-    ma = MeshActor(mesh.path, poly, field_np, arr, actor, gpu, mesh.color)
+    ma = MeshActor(mesh.path, poly, field_np, arr, actor, gpu, mesh.color, vertex_ids=vid,
+                   n_vertices=len(mesh.points))
     ma.set_range(0.0, 1.0)
     return ma
 
