@@ -110,3 +110,30 @@ def test_websocat_publishes_and_subscribes(tmp_path: Path) -> None:
     rows = list(read_recording(rec))
     assert len(rows) == 50 and rows[-1] == Sample("plate/ws", 50.0, 150.0, 50, rows[-1].source)
     assert rows[-1].source is not None and rows[-1].source.startswith("plc@127.0.0.1:")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_reference_publisher_in_streaming(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("publisher", ROOT / "streaming" / "publisher.py")
+    assert spec and spec.loader
+    publisher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publisher)
+    rec = tmp_path / "run.db"
+
+    async def go() -> int:
+        bridge = Bridge(CONFIG, record=rec)
+        await bridge.start()
+        async with publisher.connect(bridge.url, token="pub-secret") as ws:
+            acked = await publisher.publish(ws, "plate/tc1", 81.5, seq=1)
+            with pytest.raises(RuntimeError, match="forbidden"):
+                await publisher.publish(ws, "pump/x", 1.0, seq=2)
+        await bridge.stop()
+        return acked
+
+    assert run(go()) == 1
+    assert [(s.channel, s.value, s.seq) for s in read_recording(rec)] == [("plate/tc1", 81.5, 1)]
+    assert len((ROOT / "streaming" / "publisher.py").read_text().splitlines()) <= 40

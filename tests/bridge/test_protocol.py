@@ -267,3 +267,13 @@ def test_fuzz_binary_never_raises(data: bytes) -> None:
     p.receive_bytes(data, now=0.0)
     for e in p.events_received():
         assert isinstance(e, Publish | BadMessage)
+
+
+@pytest.mark.parametrize("name", ["bridge.example.toml", "bridge.tls.example.toml"])
+def test_example_configs_load(name: str) -> None:
+    from pathlib import Path
+
+    from twin3d.bridge.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "streaming" / name)
+    assert cfg.auth_required and all(r.publish or r.subscribe for r in cfg.tokens.values())
