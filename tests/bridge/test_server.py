@@ -224,3 +224,33 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text('[[token]]\ntoken = "short"\n')
     assert main(["serve", "--config", str(bad)]) == 1
     assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_serve_starts_csv_adapter_from_config_and_replay_reads_csv(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("twin3d.bridge.adapters.csv")
+    data = tmp_path / "runs" / "bench.csv"
+    data.parent.mkdir()
+    data.write_text("time,plate/tc1,plate/tc2\n0.0,20.5,21\n0.05,20.7,\n0.1,,22.5\n")
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text('[[csv]]\npath = "runs/bench.csv"\n')   # relative to bridge.toml
+    rec = tmp_path / "run.db"
+    with serve_process(tmp_path, "--config", str(cfg), "--record", str(rec)) as (proc, url):
+        import time as _t
+        deadline = _t.monotonic() + 10
+        while _t.monotonic() < deadline:
+            if rec.exists() and len(list(read_recording(rec))) == 4:
+                break
+            _t.sleep(0.1)
+        assert main(["replay", str(data), "--to", url, "--speed", "0"]) == 0
+        assert "replayed 4 samples" in capsys.readouterr().out
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    rows = list(read_recording(rec))
+    by_source: dict[str, list[tuple[str, float]]] = {}
+    for s in rows:
+        by_source.setdefault("csv" if s.source and s.source.startswith("csv") else "replay", []).append(
+            (s.channel, s.value))
+    expected = [("plate/tc1", 20.5), ("plate/tc2", 21.0), ("plate/tc1", 20.7), ("plate/tc2", 22.5)]
+    assert sorted(by_source["csv"]) == sorted(expected)
+    assert by_source["replay"] == expected

@@ -88,6 +88,7 @@ class BridgeConfig:
         compression: permessage-deflate (off by default: it costs throughput and latency).
         auth_timeout: seconds an unauthenticated connection may wait before its first message.
         adapters: raw ``[[mqtt]]`` / ``[[opcua]]`` / ``[[csv]]`` tables for the adapters.
+        base_dir: folder of bridge.toml (relative paths in adapter tables are resolved against it).
     """
 
     tokens: dict[str, Role] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class BridgeConfig:
     compression: bool = False
     auth_timeout: float = 10.0
     adapters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    base_dir: Path | None = None
 
     @property
     def auth_required(self) -> bool:
@@ -120,7 +122,8 @@ def _globs(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_config(data: dict[str, Any], where: str = "bridge.toml") -> BridgeConfig:
+def parse_config(data: dict[str, Any], where: str = "bridge.toml",
+                 base_dir: Path | None = None) -> BridgeConfig:
     """Build a :class:`BridgeConfig` from parsed TOML.
 
     Raises:
@@ -170,7 +173,7 @@ def parse_config(data: dict[str, Any], where: str = "bridge.toml") -> BridgeConf
         raise BridgeError(f"{where}: [server] compression must be true or false")
     auth_timeout = float(server.get("auth_timeout", 10.0))
     adapters = {kind: list(data[kind]) for kind in ADAPTER_KINDS if kind in data}
-    return BridgeConfig(tokens, Limits(**kwargs), origins, compression, auth_timeout, adapters)
+    return BridgeConfig(tokens, Limits(**kwargs), origins, compression, auth_timeout, adapters, base_dir)
 
 
 def load_config(path: PathLike) -> BridgeConfig:
@@ -186,4 +189,4 @@ def load_config(path: PathLike) -> BridgeConfig:
         raise BridgeError(f"{p}: no such config file (see streaming/bridge.example.toml)") from None
     except tomllib.TOMLDecodeError as exc:
         raise BridgeError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(data, str(p))
+    return parse_config(data, str(p), p.resolve().parent)

@@ -82,7 +82,7 @@ def export_usd(recording: PathLike, output: PathLike, stage: PathLike) -> int:
 
 
 async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: str | None = None) -> int:
-    """Publish a recording into a bridge, keeping the recorded times.
+    """Publish a recording (or a CSV file, long or wide) into a bridge, keeping the recorded times.
 
     Args:
         speed: 1 = real time, 2 = twice as fast, 0 = as fast as possible.
@@ -94,7 +94,12 @@ async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: st
 
     if speed < 0:
         raise UsageError("--speed must be >= 0 (0 = as fast as possible)")
-    samples = read_recording(recording)
+    if Path(recording).suffix.lower() == ".csv":
+        from twin3d.bridge.adapters.csv import read_csv
+
+        samples: Iterator[Sample] = read_csv(recording)
+    else:
+        samples = read_recording(recording)
     n = 0
     async with Client(url, token, client_id=f"replay-{Path(recording).name}-{clock.time():.0f}") as c:
         start_wall = clock.monotonic()

@@ -264,7 +264,8 @@ class Bridge:
         except ImportError as exc:
             raise BridgeError(f"bridge.toml has {sorted(self.config.adapters)} tables but the "
                               f"adapters cannot be loaded ({exc}); pip install 'twin3d[adapters]'") from None
-        started = start_adapters(self.config.adapters, self.ingest)
+        kwargs = {"base_dir": self.config.base_dir} if self.config.base_dir is not None else {}
+        started = start_adapters(self.config.adapters, self.ingest, **kwargs)
         self._adapters = await started if inspect.isawaitable(started) else started
 
     async def stop(self) -> None:
@@ -279,9 +280,12 @@ class Bridge:
                         await res
                     break
             else:
-                for task in ad if isinstance(ad, list | tuple | set) else []:
-                    if isinstance(task, asyncio.Task):
-                        task.cancel()
+                tasks = [t for t in (ad if isinstance(ad, list | tuple | set) else [])
+                         if isinstance(t, asyncio.Task)]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)  # they flush into ingest
+            self._adapters = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
