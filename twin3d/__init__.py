@@ -23,6 +23,9 @@ _LAZY: dict[str, str] = {
     "load_sensor_map": "twin3d.sensors",
     "record_samples": "twin3d.usd.live",
     "convert": "twin3d.convert",
+    "Bridge": "twin3d.bridge.server",
+    "Client": "twin3d.bridge.client",
+    "SyncClient": "twin3d.bridge.client",
 }
 
 __all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])
