@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import websockets
 from bridge_helpers import run, serve_process, server_log
+from plate_stage import bound_plate, plate_templates  # noqa: F401
 
 from twin3d.bridge import Bridge, Client, SyncClient, read_recording
 from twin3d.cli import main
@@ -218,7 +219,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "not a twin3d recording" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
     assert main(["export", str(not_rec), "-o", str(tmp_path / "x.txt")]) == 1
-    assert main(["export", str(not_rec), "-o", str(tmp_path / "x.usdc")]) == 2
+    assert main(["export", str(not_rec), "-o", str(tmp_path / "x.usdc")]) == 1
     assert main(["serve", "--cert", "c.pem"]) == 2
     bad = tmp_path / "bridge.toml"
     bad.write_text('[[token]]\ntoken = "short"\n')
@@ -254,3 +255,35 @@ def test_serve_starts_csv_adapter_from_config_and_replay_reads_csv(tmp_path: Pat
     expected = [("plate/tc1", 20.5), ("plate/tc2", 21.0), ("plate/tc1", 20.7), ("plate/tc2", 22.5)]
     assert sorted(by_source["csv"]) == sorted(expected)
     assert by_source["replay"] == expected
+
+
+def test_export_usd_time_samples_on_the_bound_stage(tmp_path: Path, bound_plate: Path) -> None:
+    from pxr import Usd
+
+    rec = tmp_path / "run.db"
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        await bridge.ingest([Sample("plate/tc3", 20.0 + i, 1.7e9 + i * 0.5) for i in range(4)], "t",
+                            wait_commit=True)
+        await bridge.stop()
+
+    run(record())
+    out = tmp_path / "run.usdc"
+    assert main(["export", str(rec), "-o", str(out), "--stage", str(bound_plate), "--fps", "2"]) == 0
+    stage = Usd.Stage.Open(str(out))
+    attr = stage.GetPrimAtPath("/Plate/Sensors/plate_tc3").GetAttribute("twin:value")
+    assert attr.GetTimeSamples() == [0.0, 1.0, 2.0, 3.0]
+    assert [attr.Get(t) for t in range(4)] == [20.0, 21.0, 22.0, 23.0]
+    bad = tmp_path / "bad.db"
+
+    async def unbound() -> None:
+        bridge = Bridge(record=bad)
+        await bridge.start()
+        await bridge.ingest([Sample("nowhere/x", 1.0, 1.0)], "t", wait_commit=True)
+        await bridge.stop()
+
+    run(unbound())
+    assert main(["export", str(bad), "-o", str(tmp_path / "bad.usdc"), "--stage", str(bound_plate)]) == 1
+    assert not (tmp_path / "bad.usdc").exists()

@@ -41,44 +41,28 @@ def export_csv(recording: PathLike, output: PathLike) -> int:
     return n
 
 
-def _by_time(samples: Iterator[Sample]) -> Iterator[tuple[float, dict[str, float]]]:
-    current: float | None = None
-    values: dict[str, float] = {}
-    for s in samples:
-        if s.time != current and values:
-            assert current is not None
-            yield current, values
-            values = {}
-        current = s.time
-        values[s.channel] = s.value
-    if values and current is not None:
-        yield current, values
-
-
-def export_usd(recording: PathLike, output: PathLike, stage: PathLike) -> int:
-    """Write the recording as time samples on ``stage``'s sensor prims (``Twin.recording``).
+def export_usd(recording: PathLike, output: PathLike, stage: PathLike | None = None, *,
+               fps: float = 10.0, skip_unknown: bool = False) -> int:
+    """Write the recording as USD time samples (``twin3d.record_samples``, the bindings room).
 
     Args:
         recording: the SQLite recording.
-        output: ``out.usdc`` (or ``.usda``).
-        stage: the bound stage whose sensors the channels belong to.
+        output: ``out.usdc``.
+        stage: the bound stage whose sensor prims get the values (``None``: one prim per
+            channel under ``/Recording``).
+        fps: timeCodesPerSecond of the output.
+        skip_unknown: drop channels that are not bound on ``stage`` instead of failing.
 
     Returns:
-        the number of time samples written.
+        the number of samples written.
     """
-    try:
-        from twin3d import Twin  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        raise RecordingError("USD export needs twin3d.Twin (the bindings room), which this "
-                             "install lacks; export to .csv instead") from None
-    n = 0
-    twin = Twin.open(stage)
-    with atomic_output(output) as tmp:
-        with twin.recording(tmp) as rec:
-            for t, values in _by_time(read_recording(recording)):
-                rec.write(t, values=values)
-                n += 1
-    return n
+    from twin3d.usd.live import record_samples
+
+    samples = list(read_recording(recording))
+    if not samples:
+        raise RecordingError(f"{recording} holds no samples: nothing to export")
+    record_samples(output, samples, stage=stage, fps=fps, skip_unknown=skip_unknown)
+    return len(samples)
 
 
 async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: str | None = None) -> int:
