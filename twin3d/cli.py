@@ -192,7 +192,11 @@ def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = sub.add_parser("export", help="export a recording to CSV or USD time samples")
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="out.csv or out.usdc")
-    p.add_argument("--stage", help="the bound stage whose sensor prims get the time samples (USD output)")
+    p.add_argument("--stage", help="USD output: the bound stage whose sensor prims get the time "
+                   "samples (default: one prim per channel under /Recording)")
+    p.add_argument("--fps", type=float, default=10.0, help="USD output: timeCodesPerSecond (default 10)")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="USD output: drop channels that are not bound on --stage instead of failing")
     p.set_defaults(run=_run_export)
 
 
@@ -203,10 +207,9 @@ def _run_export(args: argparse.Namespace) -> int:
         n = export_csv(args.recording, args.output)
         print(f"wrote {args.output}: {n} samples")
         return 0
-    if args.stage is None:
-        raise UsageError("USD export needs --stage STAGE (the bound stage with the sensors)")
-    n = export_usd(args.recording, args.output, args.stage)
-    print(f"wrote {args.output}: {n} time samples")
+    n = export_usd(args.recording, args.output, args.stage, fps=args.fps,
+                   skip_unknown=args.skip_unknown)
+    print(f"wrote {args.output}: {n} samples as time samples")
     return 0
 
 
