@@ -14,6 +14,8 @@ import pytest
 
 from twin3d.colormap import ALARM_COLORS, colorize
 
+from view_scene import plate  # noqa: F401  (the fixture)
+
 pv = pytest.importorskip("pyvista")
 pytestmark = pytest.mark.render
 
@@ -294,3 +296,48 @@ def test_hard_edges_split_points_but_field_follows_stage_vertices(plate) -> None
         stage_pts = next(m.points for m in twin.meshes if m.path == block_path)
         np.testing.assert_allclose(pts, stage_pts[block.vertex_ids], atol=1e-6)
         np.testing.assert_array_equal(block.field, 2.0 * block.vertex_ids)
+
+
+XVFB_SCRIPT = """
+import asyncio, json, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import view_scene as c
+from twin3d.colormap import colorize
+from twin3d.model import Sample
+from twin3d.view import View
+twin, model = c.make_plate(Path(tempfile.mkdtemp()))
+view = View(twin, model, off_screen=False, window_size=(320, 240), field_range=(0.0, 100.0),
+            lighting=False, show_sensors=False)
+view.set_camera((0.2, 0.15, 0.75), (0.2, 0.15, 0.0), (0.0, 1.0, 0.0))
+samples = [Sample(ch, 20.0 * (i + 1), 0.001 * i) for i, ch in enumerate(twin.sensors)]
+asyncio.run(view.replay(samples, fps=30, max_frames=8))
+img = view.screenshot()
+err = max(abs(img[r, c_].astype(float) - colorize([view.values[ch]], 0, 100)[0] * 255).max()
+          for ch, s in twin.sensors.items() for r, c_ in [view.screen_position(s.position)])
+print(json.dumps({"window": type(view.plotter.ren_win).__name__, "frames": view.frames,
+                  "err": float(err)}))
+view.close()
+"""
+
+
+def test_window_with_a_display_under_xvfb(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import require_binary
+
+    xvfb = require_binary("xvfb-run", "xvfb xauth")
+    script = tmp_path / "window.py"
+    script.write_text(XVFB_SCRIPT)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VTK_DEFAULT_OPENGL_WINDOW", "DISPLAY")}
+    out = subprocess.run([xvfb, "-a", sys.executable, str(script), str(Path(__file__).parent)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["window"] == "vtkXOpenGLRenderWindow"  # a real X window, not EGL
+    assert res["frames"] >= 8 and res["err"] <= 8

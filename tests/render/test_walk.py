@@ -11,6 +11,8 @@ import pytest
 from twin3d.errors import RenderError
 from twin3d.view.camera import CameraPath, load_path, orbit_path
 
+from view_scene import plate  # noqa: F401  (the fixture)
+
 pv = pytest.importorskip("pyvista")
 
 KEYS = dict(positions=[[0.75, -0.45, 0.45], [0.2, -0.35, 0.3], [-0.3, 0.1, 0.35]],

@@ -31,7 +31,7 @@ class _StageOnly:
 def open_twin(stage: str) -> Any:
     """Open ``stage`` as a ``twin3d.Twin``; without the bindings room, its meshes only."""
     try:
-        from twin3d import Twin  # type: ignore[attr-defined]
+        from twin3d import Twin
     except (ImportError, AttributeError):
         Twin = None
     if Twin is not None:
@@ -103,7 +103,7 @@ def run_view(args: argparse.Namespace) -> int:
     if len(size) != 2:
         raise UsageError(f"--size {args.size}: give WIDTHxHEIGHT, e.g. 1280x720")
     samples = _recording(args.recording) if args.recording else None
-    with View(twin, models, off_screen=off, window_size=size) as view:  # type: ignore[arg-type]
+    with View(twin, models, off_screen=off, window_size=size) as view:
         cam_path = load_path(args.path, args.stage) if args.path else orbit_path(
             view.plotter.center, 1.6 * view.diagonal, elevation=30.0)
         if not off:

@@ -160,7 +160,7 @@ class View:
             theme.multi_samples = 0
         self.plotter = pv.Plotter(off_screen=off_screen, window_size=list(window_size),
                                   theme=theme)
-        self.plotter.set_background("#20232a", top="#3b4252")
+        self.plotter.set_background("#20232a", top="#3b4252")  # type: ignore[arg-type]
         self.mesh_actors = [build_mesh_actor(m, cmap=cmap, gpu=gpu, lighting=lighting,
                                              feature_angle=feature_angle) for m in meshes]
         for ma in self.mesh_actors:
@@ -211,7 +211,7 @@ class View:
         self.status = self.plotter.add_text("", position="lower_left", font_size=9,
                                             color="#d8dee9", name="twin3d-status")
         self.plotter.camera_position = "iso"
-        self.plotter.reset_camera()
+        self.plotter.reset_camera()  # type: ignore[call-arg]
         if field_range is not None:
             self._set_range(*field_range)
 
@@ -305,7 +305,10 @@ class View:
         """Apply pending values and draw one frame."""
         t0 = time.perf_counter()
         self.update()
-        self.plotter.ren_win.Render()
+        rw = self.plotter.ren_win
+        if rw is None:
+            raise RenderError("the view is closed; make a new View")
+        rw.Render()
         self.frame_ms = (time.perf_counter() - t0) * 1e3
         self.frames += 1
 
@@ -473,13 +476,13 @@ class View:
         """
         from twin3d.bridge import Client
 
-        self.subscribed = asyncio.Event()
+        subscribed = self.subscribed = asyncio.Event()
         async def pump() -> None:
             self.connection = f"connecting {url}"
             async with Client(url, token=token) as client:
                 sub = await client.subscribe(list(patterns))
                 self.connection = f"connected {url}"
-                self.subscribed.set()
+                subscribed.set()
                 async for batch in sub:
                     self.push({s.channel: s.value for s in batch})
 

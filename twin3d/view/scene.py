@@ -151,7 +151,7 @@ def _polydata(mesh: MeshData, feature_angle: float) -> tuple[pv.PolyData, npt.ND
     faces = np.asarray(mesh.faces, dtype=np.int64)
     cells = np.hstack([np.full((len(faces), 1), 3, dtype=np.int64), faces]).ravel()
     poly = pv.PolyData(np.asarray(mesh.points, dtype=np.float32), cells)
-    vid = numpy_to_vtk(np.arange(poly.n_points, dtype=np.int64), deep=1)
+    vid = numpy_to_vtk(np.arange(poly.n_points, dtype=np.int64), deep=1)  # type: ignore[no-untyped-call]
     vid.SetName("twin3d_vid")
     poly.GetPointData().AddArray(vid)
     normals = vtk.vtkPolyDataNormals()
@@ -185,7 +185,7 @@ def build_mesh_actor(
     """
     poly, vid = _polydata(mesh, feature_angle)
     field_np = np.zeros(poly.n_points, dtype=np.float32)
-    arr = numpy_to_vtk(field_np, deep=0)
+    arr = numpy_to_vtk(field_np, deep=0)  # type: ignore[no-untyped-call]
     arr.SetName(FIELD_ARRAY)
     poly.GetPointData().AddArray(arr)
     mapper = vtk.vtkOpenGLPolyDataMapper()

@@ -1,4 +1,8 @@
-"""Fixtures of the view tests: a real small stage written with pxr, a real linear field model."""
+"""The view tests' scene: a real small stage written with pxr, a real linear field model.
+
+(Not a conftest.py: a second module named ``conftest`` would shadow ``tests/conftest.py`` for
+tests that import helpers from it.) Test modules import the ``plate`` fixture from here.
+"""
 
 from __future__ import annotations
 
