@@ -56,6 +56,8 @@ _MAGIC = b"T3"
 _MAX_ALIAS = 1 << 16
 _GLOB_CHARS = frozenset("*?[]")
 _NUMBER = (int, float)
+_FLOATS = frozenset(_NUMBER)
+_INTS = frozenset([int])
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,7 +150,24 @@ class _Reject(Exception):
         self.code, self.message = code, message
 
 
+try:  # orjson parses ~3x faster; the stdlib stays the reference (and names NaN/Infinity)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
+def _loads(text: str) -> Any:
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass  # NaN, Infinity, huge integers, bad JSON: let json say what it is
+    return json.loads(text)
+
+
 def _dumps(obj: Any) -> str:
+    if _orjson is not None:
+        return _orjson.dumps(obj).decode()
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
@@ -197,7 +216,7 @@ class BridgeProtocol:
         try:
             self._check_rate(now)
             try:
-                msg = json.loads(text)
+                msg = _loads(text)
             except (ValueError, RecursionError) as exc:
                 raise _Reject("bad_json", f"not valid JSON ({exc}); send one JSON object per frame") from None
             if not isinstance(msg, dict):
@@ -356,6 +375,39 @@ class BridgeProtocol:
         self._publish(items, now)
 
     def _publish(self, items: list[Any], now: float) -> None:
+        batch = self._columns(items, now)
+        if batch is None:
+            batch = self._rows(items, now)
+        self._events.append(Publish(batch))
+
+    def _columns(self, items: list[Any], now: float) -> Batch | None:
+        """Fast path: whole columns at once; ``None`` when anything is off (the row path then
+        finds and names the problem)."""
+        try:
+            chans = [it["channel"] for it in items]
+            vals = [it["value"] for it in items]
+            times = [it.get("time") for it in items]
+            seqs = [it.get("seq", -1) for it in items]
+            if not _FLOATS.issuperset(map(type, vals)) or not _INTS.issuperset(map(type, seqs)):
+                return None
+            if None in times:
+                times = [now if t is None else t for t in times]
+            if not _FLOATS.issuperset(map(type, times)):
+                return None
+            ids = self._ids
+            for name in set(chans) - ids.keys():
+                self._channel(name)          # validates and authorises new names (may reject)
+            index = np.array([ids[c] for c in chans], dtype=np.int64)
+            value = np.array(vals, dtype=np.float64)
+            time = np.array(times, dtype=np.float64)
+            seq = np.array(seqs, dtype=np.int64)
+        except (KeyError, TypeError, AttributeError, OverflowError):
+            return None
+        if not (np.isfinite(value).all() and np.isfinite(time).all() and (seq >= -1).all()):
+            return None
+        return Batch(self.channels, index, time, value, seq)
+
+    def _rows(self, items: list[Any], now: float) -> Batch:
         index: list[int] = []
         times: list[float] = []
         values: list[float] = []
@@ -370,7 +422,7 @@ class BridgeProtocol:
                 raise _Reject("bad_value", f"value of {self.channels[cid]!r} must be a number, "
                               f"got {type(v).__name__} {v!r:.40}")
             try:
-                v = float(v)
+                v = float(v)  # type: ignore[arg-type]
             except OverflowError:
                 v = math.inf
             if not isfinite(v):
@@ -388,10 +440,8 @@ class BridgeProtocol:
             times.append(t)
             values.append(v)
             seqs.append(s)
-        self._events.append(Publish(Batch(self.channels, np.array(index, dtype=np.int64),
-                                          np.array(times, dtype=np.float64),
-                                          np.array(values, dtype=np.float64),
-                                          np.array(seqs, dtype=np.int64))))
+        return Batch(self.channels, np.array(index, dtype=np.int64), np.array(times, dtype=np.float64),
+                     np.array(values, dtype=np.float64), np.array(seqs, dtype=np.int64))
 
     def _alias_msg(self, msg: dict[str, Any], now: float) -> None:
         table = msg.get("channels")
