@@ -24,7 +24,7 @@ import threading
 import time as clock
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ class Subscription:
             self._started = asyncio.ensure_future(self.client._add_subscription(self))
         await asyncio.shield(self._started)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Subscription]:
         async def ready() -> Subscription:
             await self._start()
             return self
@@ -278,7 +278,7 @@ class Client:
         if not self.binary:
             await ws.send(encode_samples((ch, v, t, s) for ch, t, v, s in rows))
             return
-        new = {}
+        new: dict[str, int] = {}
         for ch, _, _, _ in rows:
             if ch not in self._aliases and ch not in new:
                 new[ch] = len(self._aliases) + len(new)
@@ -422,7 +422,7 @@ class SyncClient:
     @property
     def acked(self) -> int:
         """Last acknowledged seq."""
-        return self._client.acked
+        return int(self._client.acked)
 
     def publish(self, channel: str, value: float, time: float | None = None) -> int:
         """Queue one sample; return its seq."""
@@ -441,7 +441,7 @@ class SyncClient:
         out: queue.Queue[list[Sample]] = queue.Queue()
 
         async def start() -> Subscription:
-            sub = await self._client.subscribe(patterns)
+            sub: Subscription = await self._client.subscribe(patterns)
 
             async def pump() -> None:
                 async for batch in sub:

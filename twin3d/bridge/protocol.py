@@ -153,7 +153,7 @@ class _Reject(Exception):
 try:  # orjson parses ~3x faster; the stdlib stays the reference (and names NaN/Infinity)
     import orjson as _orjson
 except ImportError:  # pragma: no cover
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 
 def _loads(text: str) -> Any:

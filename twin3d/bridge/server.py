@@ -103,7 +103,8 @@ class _Subscriber:
                 grown[g] = self.role.may_subscribe(name) and any(
                     fnmatch.fnmatchcase(name, p) for p in self.patterns)
             self.lut = grown
-        return self.lut[gid]
+        matched: np.ndarray = self.lut[gid]
+        return matched
 
     def offer(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray) -> None:
         if not self.match_all:
@@ -188,7 +189,8 @@ class _Connection:
             extra = np.array([reg.id(name) for name in batch.channels[self.gmap.shape[0]:n]],
                              dtype=np.int64)
             self.gmap = np.concatenate([self.gmap, extra])
-        return self.gmap[batch.index]
+        gid: np.ndarray = self.gmap[batch.index]
+        return gid
 
 
 class Bridge:
@@ -260,7 +262,7 @@ class Bridge:
 
     async def _start_adapters(self) -> None:
         try:
-            from twin3d.bridge.adapters import start_adapters  # type: ignore[attr-defined]
+            from twin3d.bridge.adapters import start_adapters
         except ImportError as exc:
             raise BridgeError(f"bridge.toml has {sorted(self.config.adapters)} tables but the "
                               f"adapters cannot be loaded ({exc}); pip install 'twin3d[adapters]'") from None
