@@ -370,8 +370,13 @@ def _binary_stl_scene(path: Path) -> Any | None:
     count = int.from_bytes(head[80:84], "little")
     if count == 0 or 84 + 50 * count != size:
         return None
-    records = np.fromfile(path, dtype=_STL_RECORD, offset=84)
-    vertices = records["vertices"].reshape(-1, 3)
+    vertices = np.empty((count * 3, 3), dtype=np.float32)
+    chunk = 1 << 16  # records per read: the file is never held whole in memory
+    with path.open("rb") as f:
+        f.seek(84)
+        for i in range(0, count, chunk):
+            records = np.fromfile(f, dtype=_STL_RECORD, count=min(chunk, count - i))
+            vertices[3 * i:3 * (i + len(records))] = records["vertices"].reshape(-1, 3)
     geom = SimpleNamespace(vertices=vertices, faces=np.arange(len(vertices)).reshape(-1, 3),
                            visual=None)
     name = path.name
@@ -413,25 +418,23 @@ def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return x
 
 
-def _row_hash(q: npt.NDArray[np.int64], seed: int) -> npt.NDArray[np.uint64]:
-    u = q.view(np.uint64)
-    h = _mix64(u[:, 0] ^ np.uint64(seed))
-    h ^= u[:, 1]
-    h = _mix64(h)
-    h ^= u[:, 2]
-    return _mix64(h)
+def _column(q: npt.NDArray[np.floating[Any]], k: int) -> npt.NDArray[np.uint64]:
+    """The bit patterns of column ``k`` of ``q`` as a uint64 array."""
+    return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)[:, k].astype(np.uint64)
 
 
 def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
-        npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        npt.NDArray[np.floating[Any]], npt.NDArray[np.int64]]:
     """Merge vertices equal to 8 decimals (trimesh's merge tolerance) and drop unused ones.
 
     Positions only: normals, UVs and colours never keep points apart. Rows are grouped by
-    a 64-bit hash (one sort of n keys instead of a row-wise unique); a second, independent
-    hash must agree within every group, else (a collision) the exact row-wise unique is used.
+    a 64-bit hash of the rounded coordinates' bits (one sort of n keys instead of a row-wise
+    unique); a second, independent hash must agree within every group, else (a collision)
+    the exact row-wise unique is used. Works in the source's precision (float32 STL stays
+    float32), freeing temporaries early: peak memory is a few times the vertex array.
 
     Returns:
-        ((k, 3) float64 welded points, (m, 3) int64 faces into them).
+        ((k, 3) welded points, (m, 3) int64 faces into them).
     """
     v = np.asarray(vertices)
     if v.dtype not in (np.float32, np.float64):
@@ -444,27 +447,42 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
         remap = np.full(len(v), -1, dtype=np.int64)
         remap[keep] = np.arange(len(keep))
         v, f = v[keep], remap[f]
-    scaled = v * v.dtype.type(1e8)  # in the source's precision: float32 STL stays float32
-    np.rint(scaled, out=scaled)
-    q = scaled.astype(np.int64)
-    del scaled
-    h = _row_hash(q, 0x5EED)
+    del used
+    q = v * v.dtype.type(1e8)
+    np.rint(q, out=q)
+    q += 0.0  # -0.0 -> 0.0: equal values, equal bits
+    h = _mix64(_column(q, 0) ^ np.uint64(0x5EED))
+    h ^= _column(q, 1)
+    h = _mix64(h)
+    h ^= _column(q, 2)
+    h = _mix64(h)
     order = np.argsort(h)
-    hs = h[order]
-    start = np.empty(len(hs), dtype=bool)
+    start = np.empty(len(h), dtype=bool)
     start[:1] = True
-    np.not_equal(hs[1:], hs[:-1], out=start[1:])
-    group = np.cumsum(start) - 1
-    inverse = np.empty(len(v), dtype=np.int64)
-    inverse[order] = group
+    h = h[order]
+    np.not_equal(h[1:], h[:-1], out=start[1:])
+    del h
+    group = np.cumsum(start)
+    group -= 1
     first = order[start]
-    u = q.view(np.uint64)  # an independent second hash must agree within each group
-    h2 = _mix64(u[:, 0] * np.uint64(0x9E3779B97F4A7C15) + u[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
-                + u[:, 2] * np.uint64(0x165667B19E3779F9))
-    if not np.array_equal(h2[order], h2[first][group]):  # a collision: be exact instead
-        rows = np.ascontiguousarray(q).view(np.dtype((np.void, 24))).ravel()
+    del start
+    # an independent second hash must agree within each group
+    h2 = _column(q, 0) * np.uint64(0x9E3779B97F4A7C15)
+    h2 += _column(q, 1) * np.uint64(0xC2B2AE3D27D4EB4F)
+    h2 += _column(q, 2) * np.uint64(0x165667B19E3779F9)
+    h2 = _mix64(h2)
+    step = 1 << 20
+    same = all(np.array_equal(h2[order[i:i + step]], h2[first[group[i:i + step]]])
+               for i in range(0, len(order), step))
+    del h2
+    if same:
+        inverse = np.empty(len(v), dtype=np.int64)
+        inverse[order] = group
+    else:  # a collision: be exact instead
+        rows = np.ascontiguousarray(q).view(np.dtype((np.void, 3 * q.itemsize))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
+    del order, group, q
     return v[first], inverse[f]
 
 
