@@ -159,3 +159,41 @@ def test_bad_row_ends_the_replay_task_with_an_adapter_error(tmp_path: Path) -> N
             await task
 
     asyncio.run(main())
+
+
+def test_end_to_end_replay_through_a_real_bridge(tmp_path: Path) -> None:
+    import json
+
+    import websockets
+
+    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge.config import load_config
+
+    _write(tmp_path, "time,plate/tc1,plate/tc2\n100.0,20,21\n101.0,22,23\n101.2,24,25\n101.4,26,27\n")
+    (tmp_path / "bridge.toml").write_text('[[csv]]\nname = "heat"\npath = "run.csv"\nrestamp = false\n')
+    config = load_config(tmp_path / "bridge.toml")       # relative path: bridge.toml's folder
+    rec = tmp_path / "rec.db"
+
+    async def main() -> list[dict[str, object]]:
+        bridge = Bridge(config, record=rec)
+        await bridge.start("127.0.0.1", 0)
+        got: list[dict[str, object]] = []
+        try:
+            async with websockets.connect(bridge.url) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "channels": ["plate/*"]}))
+                # rows 2-4 are replayed 1 s after the first one, so this subscriber sees them live
+                while not any(g["value"] == 27 for g in got):
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["type"] in ("sample", "samples"):
+                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+        finally:
+            await bridge.stop()
+        return got
+
+    got = asyncio.run(main())
+    assert [(g["channel"], g["value"], g["time"]) for g in got if g["time"] >= 101.0] == [
+        ("plate/tc1", 22, 101.0), ("plate/tc2", 23, 101.0), ("plate/tc1", 24, 101.2),
+        ("plate/tc2", 25, 101.2), ("plate/tc1", 26, 101.4), ("plate/tc2", 27, 101.4)]
+    rows = list(read_recording(rec))
+    assert [s.value for s in rows] == [20, 21, 22, 23, 24, 25, 26, 27]
+    assert {s.source for s in rows} == {"csv:heat"}

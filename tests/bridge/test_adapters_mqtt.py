@@ -273,3 +273,50 @@ def test_reconnects_after_broker_restart(broker: Broker) -> None:
         assert ingest.samples[0].value == 1.0 and 2.0 in [s.value for s in ingest.samples]
 
     asyncio.run(main())
+
+
+# --- end to end: mosquitto -> adapter -> Bridge -> WebSocket subscriber + recording ---------------
+
+def test_end_to_end_through_a_real_bridge(broker: Broker, tmp_path: Path) -> None:
+    import websockets
+
+    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge.config import parse_config
+
+    rec = tmp_path / "rec.db"
+    config = parse_config({"mqtt": [{"name": "plant", "host": "127.0.0.1", "port": broker.port, "topics": [
+        {"topic": "plant/{line}/temp", "channel": "{line}/temp", "value": "t", "time": "ts"}]}]})
+
+    async def main() -> list[dict[str, object]]:
+        bridge = Bridge(config, record=rec)
+        await bridge.start("127.0.0.1", 0)
+        got: list[dict[str, object]] = []
+        try:
+            async with websockets.connect(bridge.url) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "channels": ["line*"]}))
+                assert json.loads(await ws.recv())["type"] == "subscribed"
+                # the adapter connects in the background: publish until its subscription is live
+                deadline = time.monotonic() + 15
+                while not got and time.monotonic() < deadline:
+                    await broker.publish("plant/line1/temp", [json.dumps({"t": 20.5, "ts": 1763800000.0})])
+                    try:
+                        msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except asyncio.TimeoutError:
+                        continue
+                    got += msg["samples"] if msg["type"] == "samples" else [msg]
+                await broker.publish("plant/line2/temp", [json.dumps({"t": 30.0 + i, "ts": 1763800001.0 + i})
+                                                          for i in range(3)])
+                while len([g for g in got if g["channel"] == "line2/temp"]) < 3:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["type"] in ("sample", "samples"):
+                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+        finally:
+            await bridge.stop()
+        return got
+
+    got = asyncio.run(main())
+    assert got[0]["channel"] == "line1/temp" and got[0]["value"] == 20.5 and got[0]["time"] == 1763800000.0
+    assert [(g["value"], g["time"]) for g in got if g["channel"] == "line2/temp"] == [
+        (30.0, 1763800001.0), (31.0, 1763800002.0), (32.0, 1763800003.0)]
+    rows = [s for s in read_recording(rec) if s.channel == "line2/temp"]
+    assert [s.value for s in rows] == [30.0, 31.0, 32.0] and {s.source for s in rows} == {"mqtt:plant"}

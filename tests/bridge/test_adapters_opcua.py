@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator, Sequence
+from pathlib import Path
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any
@@ -209,3 +210,46 @@ def test_reconnects_after_server_restart(server: UaServer) -> None:
         assert 51.0 in [s.value for s in samples]
 
     asyncio.run(main())
+
+
+# --- end to end: asyncua server -> adapter -> Bridge -> WebSocket subscriber + recording ----------
+
+def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> None:
+    import json
+
+    import websockets
+
+    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge.config import parse_config
+
+    rec = tmp_path / "rec.db"
+    config = parse_config({"opcua": [{"name": "press", "url": server.url, "period_ms": 20,
+                                      "nodes": {server.force.nodeid.to_string(): "press/force"}}]})
+    stamp = datetime(2025, 11, 22, 9, 0, 0, tzinfo=timezone.utc)
+
+    async def main() -> list[dict[str, Any]]:
+        bridge = Bridge(config, record=rec)
+        await bridge.start("127.0.0.1", 0)
+        got: list[dict[str, Any]] = []
+        try:
+            async with websockets.connect(bridge.url) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "channels": ["press/*"]}))
+                assert json.loads(await ws.recv())["type"] == "subscribed"
+                # the initial value arrives once the adapter has subscribed; then write a change
+                while not got:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
+                    if msg["type"] in ("sample", "samples"):
+                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+                await asyncio.to_thread(server.write, server.force, 4321, ua.VariantType.Int32, stamp)
+                while got[-1]["value"] != 4321:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["type"] in ("sample", "samples"):
+                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+        finally:
+            await bridge.stop()
+        return got
+
+    got = asyncio.run(main())
+    assert got[-1] == {**got[-1], "channel": "press/force", "value": 4321, "time": stamp.timestamp()}
+    rows = list(read_recording(rec))
+    assert rows[-1].value == 4321.0 and rows[-1].time == stamp.timestamp() and rows[-1].source == "opcua:press"
