@@ -197,3 +197,18 @@ def test_end_to_end_replay_through_a_real_bridge(tmp_path: Path) -> None:
     rows = list(read_recording(rec))
     assert [s.value for s in rows] == [20, 21, 22, 23, 24, 25, 26, 27]
     assert {s.source for s in rows} == {"csv:heat"}
+
+
+def test_documented_example_config_and_data() -> None:
+    import tomllib
+
+    from twin3d.bridge.adapters.csv import CsvReplay
+
+    folder = Path(__file__).parents[2] / "streaming" / "adapters"
+    [adapter] = build_adapters(tomllib.loads((folder / "csv.example.toml").read_text()), Collector(),
+                               base_dir=folder)
+    assert isinstance(adapter, CsvReplay) and adapter.source == "csv:heat-test" and adapter.speed == 1.0
+    samples = list(read_csv(adapter.path))
+    assert {s.channel for s in samples} == {"plate/tc1", "plate/tc2", "plate/tc3"}
+    assert len(samples) == 61 * 3 - 30          # tc3 is sampled every other row
+    assert samples[-1].time - samples[0].time == 30.0

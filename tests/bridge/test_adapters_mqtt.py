@@ -320,3 +320,29 @@ def test_end_to_end_through_a_real_bridge(broker: Broker, tmp_path: Path) -> Non
         (30.0, 1763800001.0), (31.0, 1763800002.0), (32.0, 1763800003.0)]
     rows = [s for s in read_recording(rec) if s.channel == "line2/temp"]
     assert [s.value for s in rows] == [30.0, 31.0, 32.0] and {s.source for s in rows} == {"mqtt:plant"}
+
+
+def test_documented_example_config_works_as_described(broker: Broker) -> None:
+    import tomllib
+
+    example = Path(__file__).parents[2] / "streaming" / "adapters" / "mqtt.example.toml"
+    table = tomllib.loads(example.read_text())["mqtt"][0] | {"port": broker.port}
+
+    async def main() -> list[Sample]:
+        ingest = Collector()
+        adapter = MqttAdapter(table, ingest)
+        task = await _run(adapter)
+        await asyncio.sleep(0.2)
+        await broker.publish("plant/line1/temp", ['{"data": {"temp": 81.5}, "ts": 1763800000250}'])
+        await broker.publish("press/p2/force", ["81.5"])
+        await broker.publish("pump/p7/state", ['{"flow": 3.5, "p": [0.9, 2.25]}'])
+        await broker.publish("site/a/b/c", ["1"])
+        samples = await ingest.wait_for(5)
+        await _stop(task)
+        return samples
+
+    samples = asyncio.run(main())
+    assert sorted((s.channel, s.value) for s in samples) == [
+        ("line1/temp", 81.5), ("press/p2/force", 81.5), ("pump/p7/flow", 3.5), ("pump/p7/pressure", 2.25),
+        ("site/a/b/c", 1.0)]
+    assert next(s.time for s in samples if s.channel == "line1/temp") == 1763800000.25

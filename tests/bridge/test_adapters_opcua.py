@@ -253,3 +253,12 @@ def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> N
     assert got[-1] == {**got[-1], "channel": "press/force", "value": 4321, "time": stamp.timestamp()}
     rows = list(read_recording(rec))
     assert rows[-1].value == 4321.0 and rows[-1].time == stamp.timestamp() and rows[-1].source == "opcua:press"
+
+
+def test_documented_example_config_builds() -> None:
+    import tomllib
+
+    example = Path(__file__).parents[2] / "streaming" / "adapters" / "opcua.example.toml"
+    [adapter] = build_adapters(tomllib.loads(example.read_text()), Collector())
+    assert isinstance(adapter, OpcUaAdapter) and adapter.source == "opcua:press"
+    assert sorted(adapter.channels.values()) == ["press/force", "press/temp"]

@@ -147,4 +147,6 @@ async def open_adapters(tables: Mapping[str, Any], ingest: Ingest, *, base_dir: 
             with contextlib.suppress(BaseException):
                 await task
         raise
+    for task in tasks:
+        task.add_done_callback(_report)
     return tasks

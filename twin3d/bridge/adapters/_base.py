@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -159,17 +159,17 @@ def parse_time(raw: Any, scale: float = 1.0) -> float:
             stamp = datetime.fromisoformat(raw.strip())
             if stamp.tzinfo is None:
                 stamp = stamp.replace(tzinfo=timezone.utc)
-            return stamp.timestamp()
+            return float(stamp.timestamp())
     if isinstance(raw, datetime):
         if raw.tzinfo is None:
             raw = raw.replace(tzinfo=timezone.utc)
-        return raw.timestamp()
+        return float(raw.timestamp())
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ValueError(f"{raw!r} is not a time")
     return to_value(raw) * scale
 
 
-def backoff_delays(first: float = 0.5, maximum: float = 30.0) -> Iterable[float]:
+def backoff_delays(first: float = 0.5, maximum: float = 30.0) -> Iterator[float]:
     """Reconnect delays: ``first``, doubling up to ``maximum`` seconds, forever."""
     delay = first
     while True:

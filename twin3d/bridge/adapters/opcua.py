@@ -133,7 +133,8 @@ class OpcUaAdapter:
     # --- connection -----------------------------------------------------------------------------
 
     async def _connect(self, first: bool) -> Any:
-        from asyncua import Client, ua
+        from asyncua import ua
+        from asyncua.client.client import Client
 
         client = Client(self.url, timeout=self.timeout)
         if self.username is not None:
