@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import time
@@ -42,6 +43,9 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if os.geteuid() == 0 and "\nuser " not in self.conf.read_text():
+            # as root, mosquitto drops to user "mosquitto", who cannot read files in tmp_path
+            self.conf.write_text(self.conf.read_text() + "user root\n")
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -346,3 +350,61 @@ def test_documented_example_config_works_as_described(broker: Broker) -> None:
         ("line1/temp", 81.5), ("press/p2/force", 81.5), ("pump/p7/flow", 3.5), ("pump/p7/pressure", 2.25),
         ("site/a/b/c", 1.0)]
     assert next(s.time for s in samples if s.channel == "line1/temp") == 1763800000.25
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_broker_with_a_private_ca(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    cert, key = _self_signed(tmp_path)
+    broker = Broker(tmp_path)
+    broker.conf.write_text(f"listener {broker.port} 127.0.0.1\nallow_anonymous true\n"
+                           f"certfile {cert}\nkeyfile {key}\n")
+    broker.start()
+    try:
+        async def main() -> list[Sample]:
+            ingest = Collector()
+            adapter = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "ca_file": str(cert),
+                                   "topics": [{"topic": "tls/+", "channel": "{1}"}]}, ingest)
+            task = await _run(adapter)
+            await asyncio.sleep(0.2)
+            proc = await asyncio.create_subprocess_exec(
+                broker.pub, "-h", "127.0.0.1", "-p", str(broker.port), "--cafile", str(cert),
+                "-t", "tls/a", "-m", "42")
+            assert await proc.wait() == 0
+            samples = await ingest.wait_for(1)
+            await _stop(task)
+            # without the CA, the broker's certificate is refused: a one-line error
+            untrusting = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "tls": True,
+                                      "topics": [{"topic": "tls/+"}]}, Collector())
+            with pytest.raises(AdapterError, match="cannot connect to MQTT broker .*CERTIFICATE_VERIFY_FAILED"):
+                await untrusting.run()
+            return samples
+
+        assert [(s.channel, s.value) for s in asyncio.run(main())] == [("a", 42.0)]
+    finally:
+        broker.stop()
