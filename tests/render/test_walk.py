@@ -190,3 +190,51 @@ def test_cli_view_walkthrough_and_usd_camera(plate, tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and err[1].startswith("twin3d view: error: ") and "none.toml" in err[1]
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_cli_view_replays_a_recording_with_a_field(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """End to end: bind sensors, record through a real bridge, replay into ``twin3d view``."""
+    import asyncio
+
+    import imageio.v3 as iio
+    from view_scene import SENSOR_VERTS, write_plate_stage
+
+    pytest.importorskip("twin3d.twin")
+    from twin3d.bridge import Bridge
+    from twin3d.cli import main
+    from twin3d.model import Sample
+
+    stage = write_plate_stage(tmp_path / "plate.usda")
+    lines = []
+    for ch, (i, j) in SENSOR_VERTS.items():
+        lines += ["[[sensor]]", f'channel = "{ch}"', 'quantity = "temperature"', 'unit = "degC"',
+                  'target = "/Plate/Geom/Body"', f"position = [{i * 0.01}, {j * 0.01}, 0.0]",
+                  "limits = { warn_high = 80.0, alarm_high = 95.0 }", ""]
+    (tmp_path / "sensors.toml").write_text("\n".join(lines))
+    assert main(["bind", str(stage), "--sensors", str(tmp_path / "sensors.toml")]) == 0
+    rec = tmp_path / "rec.sqlite"
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start("127.0.0.1", 0)
+        try:
+            await bridge.ingest([Sample(ch, 20.0 + 25.0 * n + k, 50.0 + k)
+                                 for k in range(3) for n, ch in enumerate(SENSOR_VERTS)],
+                                "test", wait_commit=True)
+        finally:
+            await bridge.stop()
+
+    asyncio.run(record())
+    shots = {}
+    for name, extra in [("plain", []), ("field", ["--field", "temperature", "--recording",
+                                                   str(rec)])]:
+        out = tmp_path / f"{name}.png"
+        rc = main(["view", str(stage), "-o", str(out), "--size", "320x240", *extra])
+        assert rc == 0, capsys.readouterr().err
+        shots[name] = iio.imread(out)[..., :3].astype(float)
+    # the replayed field changed the plate's colours
+    assert np.abs(shots["field"] - shots["plain"]).mean() > 5
+    assert main(["view", str(stage), "--field", "von_mises", "-o", str(tmp_path / "x.png")]) == 2
+    assert "no mesh of the stage has that field" in capsys.readouterr().err

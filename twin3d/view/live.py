@@ -208,6 +208,10 @@ class View:
             bar.GetLabelTextProperty().ItalicOff()
             self.plotter.renderer.AddViewProp(bar)
             self.scalar_bar = bar
+        # a twin that keeps its latest readings (its live layer) shows them from the start
+        initial = getattr(twin, "values", None)
+        if isinstance(initial, Mapping) and initial:
+            self.push({k: float(v) for k, v in initial.items()})
         self.status = self.plotter.add_text("", position="lower_left", font_size=9,
                                             color="#d8dee9", name="twin3d-status")
         self.plotter.camera_position = "iso"
