@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "Bridge": "twin3d.bridge.server",
     "Client": "twin3d.bridge.client",
     "SyncClient": "twin3d.bridge.client",
+    "start_adapters": "twin3d.bridge.adapters",
+    "read_csv": "twin3d.bridge.adapters.csv",
 }
 
 __all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])
