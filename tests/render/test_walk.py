@@ -199,21 +199,14 @@ def test_cli_view_replays_a_recording_with_a_field(tmp_path: Path, capsys) -> No
     import asyncio
 
     import imageio.v3 as iio
-    from view_scene import SENSOR_VERTS, write_plate_stage
+    from view_scene import SENSOR_VERTS, bind_plate
 
     pytest.importorskip("twin3d.twin")
     from twin3d.bridge import Bridge
     from twin3d.cli import main
     from twin3d.model import Sample
 
-    stage = write_plate_stage(tmp_path / "plate.usda")
-    lines = []
-    for ch, (i, j) in SENSOR_VERTS.items():
-        lines += ["[[sensor]]", f'channel = "{ch}"', 'quantity = "temperature"', 'unit = "degC"',
-                  'target = "/Plate/Geom/Body"', f"position = [{i * 0.01}, {j * 0.01}, 0.0]",
-                  "limits = { warn_high = 80.0, alarm_high = 95.0 }", ""]
-    (tmp_path / "sensors.toml").write_text("\n".join(lines))
-    assert main(["bind", str(stage), "--sensors", str(tmp_path / "sensors.toml")]) == 0
+    stage = bind_plate(tmp_path)
     rec = tmp_path / "rec.sqlite"
 
     async def record() -> None:
@@ -238,3 +231,60 @@ def test_cli_view_replays_a_recording_with_a_field(tmp_path: Path, capsys) -> No
     assert np.abs(shots["field"] - shots["plain"]).mean() > 5
     assert main(["view", str(stage), "--field", "von_mises", "-o", str(tmp_path / "x.png")]) == 2
     assert "no mesh of the stage has that field" in capsys.readouterr().err
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_cli_view_records_a_live_bridge_off_screen(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``twin3d view --bridge URL -o walk.gif``: frames of live values from a real bridge."""
+    import asyncio
+    import threading
+
+    import imageio.v3 as iio
+    from view_scene import SENSOR_VERTS, bind_plate
+
+    pytest.importorskip("twin3d.twin")
+    from twin3d.bridge import Bridge
+    from twin3d.cli import main
+    from twin3d.model import Sample
+
+    stage = bind_plate(tmp_path)
+    started, stop = threading.Event(), threading.Event()
+    url: list[str] = []
+
+    def serve() -> None:  # a real bridge on its own loop, fed with samples until told to stop
+        async def run() -> None:
+            bridge = Bridge()
+            await bridge.start("127.0.0.1", 0)
+            url.append(bridge.url)
+            started.set()
+            k = 0
+            try:
+                while not stop.is_set():
+                    k += 1
+                    await bridge.ingest([Sample(ch, 20.0 + 25.0 * n, float(k))
+                                         for n, ch in enumerate(SENSOR_VERTS)], "test")
+                    await asyncio.sleep(0.05)
+            finally:
+                await bridge.stop()
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        assert started.wait(20)
+        gif = tmp_path / "live.gif"
+        rc = main(["view", str(stage), "--bridge", url[0], "--field", "temperature",
+                   "--frames", "4", "--fps", "8", "-o", str(gif), "--size", "160x120"])
+        assert rc == 0, capsys.readouterr().err
+    finally:
+        stop.set()
+        thread.join(20)
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[:3] == (4, 120, 160)
+    plain = tmp_path / "plain.gif"
+    assert main(["view", str(stage), "--frames", "4", "--fps", "8", "-o", str(plain),
+                 "--size", "160x120"]) == 0
+    # the live field coloured the plate (same camera path, same size)
+    assert np.abs(frames.astype(float) - iio.imread(plain, index=None).astype(float)).mean() > 5

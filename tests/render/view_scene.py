@@ -119,3 +119,18 @@ def make_plate(tmp_path: Path) -> tuple[PlateTwin, IdwModel]:
                               limits=Limits(warn_high=80.0, alarm_high=95.0)))
     twin = PlateTwin(path, {s.channel: s for s in sensors}, meshes)
     return twin, IdwModel(body.points, sensors, verts)
+
+
+def bind_plate(tmp_path: Path) -> Path:
+    """Write the plate stage and bind its four thermocouples with ``twin3d bind``."""
+    from twin3d.cli import main
+
+    stage = write_plate_stage(tmp_path / "plate.usda")
+    lines = []
+    for ch, (i, j) in SENSOR_VERTS.items():
+        lines += ["[[sensor]]", f'channel = "{ch}"', 'quantity = "temperature"', 'unit = "degC"',
+                  'target = "/Plate/Geom/Body"', f"position = [{i * 0.01}, {j * 0.01}, 0.0]",
+                  "limits = { warn_high = 80.0, alarm_high = 95.0 }", ""]
+    (tmp_path / "sensors.toml").write_text("\n".join(lines))
+    assert main(["bind", str(stage), "--sensors", str(tmp_path / "sensors.toml")]) == 0
+    return stage
