@@ -13,6 +13,7 @@ surface and added, and sigma widens where the model misfits.
     conductivity = 16.0        # W/(m K)
     noise = 0.2                # sensor standard deviation, sensors' unit
     tets = 20000               # rough tetrahedron count of the FEM mesh
+    mesh_quality = [2.0, 10.0] # TetGen radius-edge ratio, min dihedral angle (looser: fewer tets)
     residual_kriging = true    # physics + kriged residual (widens sigma where it misfits)
     kriging_range = 80.0       # stage units; default: a fifth of the part's diagonal
     sources = ["heater"]       # regions with an unknown heat input (W, spread over the area)
@@ -209,7 +210,8 @@ class HeatModel(LinearFieldModel):
             raise FieldError(f"temperature sensors mix units {sorted(units)}; use one unit")
         pts = np.asarray(points, dtype=np.float64)
         if mesh is None:
-            mesh = _tetrahedralize(pts, faces, meters_per_unit, int(thermal.get("tets", 20000)))
+            mesh = _tetrahedralize(pts, faces, meters_per_unit, int(thermal.get("tets", 20000)),
+                                   _quality(thermal, "[model.thermal]"))
         names, U = solve_unit_responses(mesh, thermal, _regions(config), meters_per_unit)
         pts_m = pts * meters_per_unit
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
@@ -251,8 +253,17 @@ class HeatModel(LinearFieldModel):
         self._sigma = np.sqrt(var).astype(np.float32)
 
 
+def _quality(table: Mapping[str, Any], where: str) -> tuple[float, float]:
+    try:
+        ratio, angle = (float(x) for x in table.get("mesh_quality", (2.0, 10.0)))
+    except (TypeError, ValueError):
+        raise FieldError(f"{where} mesh_quality must be [radius_edge_ratio, min_angle_deg], "
+                         "e.g. [2.0, 10.0]") from None
+    return ratio, angle
+
+
 def _tetrahedralize(points: FloatArray, faces: npt.ArrayLike, meters_per_unit: float,
-                    tets: int) -> TetMesh:
+                    tets: int, quality: tuple[float, float]) -> TetMesh:
     from twin3d.fields.mesh import tetrahedralize
 
-    return tetrahedralize(points, faces, meters_per_unit, target_tets=tets)
+    return tetrahedralize(points, faces, meters_per_unit, target_tets=tets, quality=quality)

@@ -68,6 +68,7 @@ def tetrahedralize(
     *,
     max_volume: float | None = None,
     target_tets: int = 20_000,
+    quality: tuple[float, float] = (2.0, 10.0),
 ) -> TetMesh:
     """Fill a closed triangle surface with quality tetrahedra (TetGen).
 
@@ -76,7 +77,10 @@ def tetrahedralize(
         faces: (m, 3) int triangles; the surface must be closed (watertight) and consistent.
         meters_per_unit: the stage's metres per unit.
         max_volume: largest tetrahedron volume, m³; by default the solid's volume / ``target_tets``.
-        target_tets: the rough number of tetrahedra wanted when ``max_volume`` is not given.
+        target_tets: the rough number of tetrahedra wanted when ``max_volume`` is not given
+            (a lower bound in practice: small features and ``quality`` add more).
+        quality: TetGen's largest radius-edge ratio and smallest dihedral angle (degrees);
+            looser values (e.g. ``(3.0, 0.0)``) give far fewer tetrahedra on thin parts.
 
     Returns:
         The mesh in metres; its first ``n`` nodes are ``points`` (scaled), in order.
@@ -109,7 +113,7 @@ def tetrahedralize(
     gen = tetgen.TetGen(pts, tri.astype(np.int32))
     try:
         with _quiet_stdout():  # TetGen's C++ prints to fd 1 even with its quiet switch
-            nodes, tets = gen.tetrahedralize(switches=f"pq1.5/15a{max_volume:.6g}Q")[:2]
+            nodes, tets = gen.tetrahedralize(switches=f"pq{quality[0]:g}/{quality[1]:g}a{max_volume:.6g}Q")[:2]
     except RuntimeError as exc:
         raise FieldError(f"TetGen could not mesh the surface ({exc}); check it is closed "
                          "and not self-intersecting") from None
