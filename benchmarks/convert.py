@@ -12,7 +12,8 @@ file closed, wall clock, best of N):
 * trimesh's own load + GLB export (a floor for "read the file, write a mesh file").
 
 Peak memory is the child's peak RSS (``ru_maxrss``), reported beside the mesh's array size
-(float32 points + int32 faces) and the RSS of a process that only imports the same modules.
+(float32 points + int32 faces) and the RSS of a process that only imports numpy and pxr (what
+every conversion imports; binary STL needs nothing more, other formats add trimesh, ~100 MiB).
 
 Usage: ``python benchmarks/convert.py [--repeat 3] [--uca /path/to/usd-convert-asset]``
 """
@@ -37,7 +38,7 @@ import resource, sys, time
 t0 = float(sys.argv[1])
 kind, src, out = sys.argv[2:5]
 if kind == "imports":
-    import numpy, trimesh, pxr.Usd, rich  # what twin3d convert imports
+    import numpy, pxr.Usd, pxr.UsdGeom, pxr.UsdShade  # what twin3d convert always imports
 elif kind == "trimesh":
     import trimesh
     trimesh.load_scene(src).export(out)
@@ -106,7 +107,7 @@ def main() -> int:
         array_mib = (nvert * 3 * 4 + ntri * 3 * 4) / 2**20
         _, base_rss = _peak_rss([sys.executable, "-c", _CHILD, "0", "imports", "", ""])
         print(f"mesh: icosphere(8): {ntri:,} triangles, {nvert:,} vertices; arrays "
-              f"(float32 points + int32 faces) {array_mib:.1f} MiB; python+imports RSS {base_rss} MiB")
+              f"(float32 points + int32 faces) {array_mib:.1f} MiB; python+numpy+pxr RSS {base_rss} MiB")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
               f"{platform.python_version()}")
         if uca is None:
@@ -143,7 +144,7 @@ def main() -> int:
             print(f"{fmt:6} {src.stat().st_size / 2**20:9.1f} | {t[0]:9.2f} {t[1]:8d} | {ucol} | "
                   f"{m[0]:18.2f} {m[1]:8d}")
         print(f"peak memory target: twin3d peak - imports RSS ({base_rss} MiB) < 4 x arrays "
-              f"({4 * array_mib:.0f} MiB)")
+              f"({4 * array_mib:.0f} MiB); non-STL formats also import trimesh (~100 MiB)")
     return 0
 
 

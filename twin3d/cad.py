@@ -312,8 +312,7 @@ def _consistent_winding(faces: npt.NDArray[np.int64], n_points: int) -> npt.NDAr
     A consistently wound mesh never uses the same directed edge twice; that check is one
     sort. Only when it fails are faces flipped, by trimesh's ``fix_winding``.
     """
-    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    key = directed[:, 0] * n_points + directed[:, 1]
+    key = np.concatenate([faces[:, a] * n_points + faces[:, b] for a, b in ((0, 1), (1, 2), (2, 0))])
     key.sort()
     if not np.any(key[1:] == key[:-1]):
         return faces
