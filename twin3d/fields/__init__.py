@@ -166,18 +166,26 @@ def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: f
     return models
 
 
-def build_field_models(twin: Any, *, cache: bool = True) -> dict[str, dict[str, LinearFieldModel]]:
+def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
+                       cache: bool = True) -> dict[str, dict[str, LinearFieldModel]]:
     """Field models for every mesh of a :class:`twin3d.Twin` that has sensors on it.
 
     Args:
-        twin: an open Twin (``.meshes``, ``.sensors``, ``.meters_per_unit``, and the sensor
-            map's ``[model]`` table as ``.model`` when the Twin keeps one).
+        twin: an open Twin (``.meshes``, ``.sensors``, ``.meters_per_unit``).
+        model: the sensor map's ``[model]`` table, e.g.
+            ``twin3d.sensors.load_sensor_map("sensors.toml").model``; by default the Twin's
+            ``.model`` attribute if it has one, else none (kriging only).
         cache: reuse models built before from the same inputs.
 
     Returns:
         ``{mesh prim path: {quantity: model}}``.
+
+    Examples:
+        >>> twin = twin3d.Twin.open("scenes/plate/plate.usda")               # doctest: +SKIP
+        >>> smap = twin3d.sensors.load_sensor_map("scenes/plate/sensors.toml")  # doctest: +SKIP
+        >>> models = build_field_models(twin, smap.model)                    # doctest: +SKIP
     """
-    config = getattr(twin, "model", None) or getattr(twin, "model_config", None) or {}
+    config = model if model is not None else (getattr(twin, "model", None) or {})
     sensors = list(twin.sensors.values()) if isinstance(twin.sensors, Mapping) else list(
         twin.sensors)
     out: dict[str, dict[str, LinearFieldModel]] = {}

@@ -228,7 +228,7 @@ class HeatModel(LinearFieldModel):
         G += 1e-12 * np.trace(G) / k * np.eye(k)
         Ginv = np.linalg.inv(G)
         fit = Ginv @ A.T  # (k, m)
-        W = B @ fit
+        W = _rows_times(B, fit)
         var_physics = np.einsum("ij,jk,ik->i", B, Ginv, B)
         noise = float(thermal.get("noise", 0.1))
         residual = kriging = None
@@ -238,7 +238,7 @@ class HeatModel(LinearFieldModel):
             rng = thermal.get("kriging_range")
             range_m = size / 5 if rng is None else float(rng) * meters_per_unit
             kriging = krige(pts_m, faces, vert, range_m, float(thermal.get("nugget", 1e-2)))
-            W = W + kriging.W @ residual
+            W += _rows_times(kriging.W, residual)
         return cls([s.channel for s in sensors], W, next(iter(units)), inputs=names, fit=fit,
                    var_physics=var_physics, residual=residual, kriging=kriging, noise=noise)
 
@@ -251,6 +251,14 @@ class HeatModel(LinearFieldModel):
             s2 = float(r @ self._kriging.Rinv @ r) / dof
             var = var + s2 * self._kriging.var
         self._sigma = np.sqrt(var).astype(np.float32)
+
+
+def _rows_times(X: FloatArray, Y: FloatArray, rows: int = 65536) -> npt.NDArray[np.float32]:
+    """``X @ Y`` as float32 Fortran order, a block of rows at a time (no float64 n × m temp)."""
+    out = np.empty((X.shape[0], Y.shape[1]), dtype=np.float32, order="F")
+    for i in range(0, X.shape[0], rows):
+        out[i:i + rows] = X[i:i + rows] @ Y
+    return out
 
 
 def _quality(table: Mapping[str, Any], where: str) -> tuple[float, float]:
