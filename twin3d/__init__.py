@@ -6,12 +6,21 @@ bridge) are imported lazily, so ``import twin3d`` stays cheap.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twin3d.errors import Twin3DError
 from twin3d.model import Limits, Sample, Sensor
 
 __version__ = "0.1.0"
+
+# twin3d's codeless USD schema (Twin3DSensorAPI): USD reads PXR_PLUGINPATH_NAME when it first
+# loads its plugins, so setting it here (no pxr import) registers the schema for any stage
+# opened after ``import twin3d``; twin3d.usd also registers it directly.
+_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "usd", "schema")
+if _SCHEMA_DIR not in os.environ.get("PXR_PLUGINPATH_NAME", "").split(os.pathsep):
+    os.environ["PXR_PLUGINPATH_NAME"] = os.pathsep.join(
+        p for p in (_SCHEMA_DIR, os.environ.get("PXR_PLUGINPATH_NAME")) if p)
 
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {

@@ -7,6 +7,7 @@ schema opens cleanly without it: its properties then show as plain authored attr
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pxr import Plug
@@ -20,5 +21,16 @@ _HERE = Path(__file__).resolve().parent
 
 
 def register() -> None:
-    """Register the twin3d schema plugin with USD (idempotent)."""
+    """Register the twin3d schema plugin with USD (idempotent).
+
+    USD builds its schema registry once; if a stage was opened before twin3d was imported,
+    the schema cannot join it any more: stages still work, with the ``twin:`` properties as
+    plain attributes, and a warning says to import twin3d first.
+    """
     Plug.Registry().RegisterPlugins(str(_HERE / "plugInfo.json"))
+    from pxr import Usd
+
+    if Usd.SchemaRegistry().FindAppliedAPIPrimDefinition(SENSOR_API) is None:
+        warnings.warn(f"USD's schema registry was built before twin3d was imported, so "
+                      f"{SENSOR_API} is not typed in this process: import twin3d before "
+                      "opening stages", RuntimeWarning, stacklevel=2)
