@@ -115,16 +115,21 @@ def test_too_few_gauges_and_bad_channels_are_refused() -> None:
 
 
 @pytest.mark.slow
-def test_plate_scene_models_build_and_respond(tmp_path) -> None:
+def test_plate_scene_models_build_from_the_twin_and_respond(tmp_path) -> None:
+    import shutil
     from pathlib import Path
 
+    from twin3d import Twin
+    from twin3d.fields import build_field_models
     from twin3d.sensors import load_sensor_map
 
-    root = Path(__file__).resolve().parents[1]
-    smap = load_sensor_map(root / "scenes/plate/sensors.toml")
-    plate = trimesh.load(root / "assets/plate/plate_holes.stl")
-    models = build_models(plate.vertices / 1000.0, plate.faces, 1.0, smap.sensors, smap.model,
-                          cache_dir=tmp_path)
+    scene = Path(__file__).resolve().parents[1] / "scenes/plate"
+    for name in ("plate.usda", "plate.geom.usdc"):
+        shutil.copy(scene / name, tmp_path)
+    twin = Twin.open(tmp_path / "plate.usda", reset=True)
+    smap = load_sensor_map(scene / "sensors.toml")
+    (path, models), = build_field_models(twin, smap.model, cache_dir=tmp_path / "cache").items()
+    points = next(m.points for m in twin.meshes if m.path == path)
     heat, stress = models["temperature"], models["von_mises"]
     assert heat.inputs == ["source:heater", "fixed:back_bolts", "fixed:back_bolts_right",
                            "ambient"]
@@ -132,11 +137,12 @@ def test_plate_scene_models_build_and_respond(tmp_path) -> None:
     temps = {c: 22.0 for c in heat.channels} | {"plate/tc5": 40.0, "plate/tc10": 45.0}
     field = heat.update(temps)
     assert heat.amplitudes[0] > 0  # a hot spot over the heater means positive heater power
-    near = np.argmin(np.linalg.norm(plate.vertices / 1000.0 - [0.1016, 0.115, 0.0], axis=1))
+    near = np.argmin(np.linalg.norm(points - [0.1016, 0.115, 0.0], axis=1))
     assert field[near] > np.median(field) + 5.0
     vm = stress.update({"plate/load": 1000.0, "plate/sg1": 0.0, "plate/sg2": 0.0,
                         "plate/sg3": 0.0}).copy()
-    bolt = np.linalg.norm(plate.vertices[:, :2] / 1000.0 - [0.0399, 0.0478], axis=1) < 0.012
+    bolt = np.linalg.norm(points[:, :2] - [0.0399, 0.0478], axis=1) < 0.012
     assert vm.max() > 0 and vm[bolt].max() > np.median(vm)
     np.testing.assert_allclose(stress.update({"plate/load": 2000.0}), 2 * vm, rtol=1e-4,
                                atol=1e-5)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

@@ -167,7 +167,8 @@ def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: f
 
 
 def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
-                       cache: bool = True) -> dict[str, dict[str, LinearFieldModel]]:
+                       cache: bool = True, cache_dir: Path | None = None
+                       ) -> dict[str, dict[str, LinearFieldModel]]:
     """Field models for every mesh of a :class:`twin3d.Twin` that has sensors on it.
 
     Args:
@@ -176,6 +177,7 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
             ``twin3d.sensors.load_sensor_map("sensors.toml").model``; by default the Twin's
             ``.model`` attribute if it has one, else none (kriging only).
         cache: reuse models built before from the same inputs.
+        cache_dir: the cache folder, when not the default.
 
     Returns:
         ``{mesh prim path: {quantity: model}}``.
@@ -193,5 +195,5 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
         mine = [s for s in sensors if s.target == mesh.path]
         if mine:
             out[mesh.path] = build_models(mesh.points, mesh.faces, twin.meters_per_unit, mine,
-                                          config, cache=cache)
+                                          config, cache=cache, cache_dir=cache_dir)
     return out
