@@ -144,7 +144,7 @@ def test_bad_topic_entries_are_one_line_errors(entry: dict[str, object], needle:
     ({"topics": [{"topic": "a"}]}, "missing key 'host': add host = \"127.0.0.1\""),
     ({"host": "h", "topics": []}, "topics is empty"),
     ({"host": "h", "topics": [{"topic": "a"}], "qos": 3}, "qos = 3"),
-    ({"host": "h", "topics": [{"topic": "a"}], "port": "1883"}, "port = '1883' must be a int"),
+    ({"host": "h", "topics": [{"topic": "a"}], "port": "1883"}, "port = '1883' must be an integer, e.g. port = 1883"),
     ({"host": "h", "topic": "a"}, "unknown key 'topic'"),
 ])
 def test_bad_broker_tables_are_one_line_errors(table: dict[str, object], needle: str) -> None:
@@ -408,3 +408,17 @@ def test_tls_broker_with_a_private_ca(tmp_path: Path) -> None:
         assert [(s.channel, s.value) for s in asyncio.run(main())] == [("a", 42.0)]
     finally:
         broker.stop()
+
+
+def test_qos1_subscription_is_acknowledged_before_connected(broker: Broker) -> None:
+    async def main() -> list[Sample]:
+        ingest = Collector()
+        adapter = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "qos": 1,
+                               "topics": [{"topic": "plant/+", "channel": "{1}"}]}, ingest)
+        task = await _run(adapter)        # connected = SUBACK received: no sleep needed
+        await broker.publish("plant/a", [str(i) for i in range(2000)], qos=1)
+        samples = await ingest.wait_for(2000)
+        await _stop(task)
+        return samples
+
+    assert [s.value for s in asyncio.run(main())] == [float(i) for i in range(2000)]

@@ -24,6 +24,8 @@ __all__ = ["Batcher", "Ingest", "Table", "backoff_delays", "parse_path", "parse_
 Ingest = Callable[[Sequence[Sample], str], Awaitable[object]]
 
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list of tables", dict: "a table"}
 
 
 class Table:
@@ -70,8 +72,8 @@ class Table:
         else:
             ok = isinstance(value, types)
         if not ok:
-            names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-            raise self.error(f"{key} = {value!r} must be a {names}" + (f", e.g. {key} = {example}" if example else ""))
+            names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
+            raise self.error(f"{key} = {value!r} must be {names}" + (f", e.g. {key} = {example}" if example else ""))
         return value
 
     def number(self, key: str, default: float, *, minimum: float = 0.0, example: str = "") -> float:

@@ -350,9 +350,43 @@ class MqttAdapter:
             await self._close(client)
             raise
         client.lost.clear()
-        for rule in dict.fromkeys(r.filter for r in self.rules):
-            client.subscribe(rule, qos=self.qos)
+        try:
+            await self._subscribe(client)
+        except BaseException:
+            await self._close(client)
+            raise
         return client
+
+    async def _subscribe(self, client: Any) -> None:
+        """Subscribe to every filter and wait for the broker's SUBACKs.
+
+        Raises:
+            AdapterError: the broker refused a subscription (on the first connection only;
+                later ones are logged).
+        """
+        loop = asyncio.get_running_loop()
+        acks: dict[int, asyncio.Future[Sequence[int]]] = {}
+
+        def on_subscribe(client: Any, mid: int, granted: Sequence[int], properties: Any) -> None:
+            fut = acks.get(mid)
+            if fut is not None and not fut.done():
+                fut.set_result(granted)
+
+        client.on_subscribe = on_subscribe
+        filters = list(dict.fromkeys(r.filter for r in self.rules))
+        mids = []
+        for topic_filter in filters:
+            mid = client.subscribe(topic_filter, qos=self.qos)
+            acks[mid] = loop.create_future()
+            mids.append(mid)
+        await asyncio.wait_for(asyncio.gather(*acks.values()), self.connect_timeout)
+        refused = [f for f, mid in zip(filters, mids) if any(q >= 0x80 for q in acks[mid].result())]
+        if refused:
+            problem = (f"the broker refused the subscription to {refused[0]!r}: allow it in the "
+                       "broker's ACL for this user, or fix the topic")
+            if self.connections == 0:
+                raise AdapterError(f"{self.label}: {problem}")
+            log.warning("%s: %s", self.label, problem)
 
     async def _close(self, client: Any) -> None:
         try:
@@ -373,7 +407,7 @@ class MqttAdapter:
             while True:
                 try:
                     self._client = await self._connect()
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, AdapterError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
                     reason = f"{type(exc).__name__}: {exc}".rstrip(": ") if str(exc) else type(exc).__name__
