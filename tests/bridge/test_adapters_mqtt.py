@@ -422,3 +422,26 @@ def test_qos1_subscription_is_acknowledged_before_connected(broker: Broker) -> N
         return samples
 
     assert [s.value for s in asyncio.run(main())] == [float(i) for i in range(2000)]
+
+
+def test_retry_at_start_waits_for_a_broker_that_starts_later(tmp_path: Path) -> None:
+    broker = Broker(tmp_path)                             # configured, not started yet
+
+    async def main() -> list[Sample]:
+        ingest = Collector()
+        adapter = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "retry_at_start": True,
+                               "topics": [{"topic": "late/+", "channel": "{1}"}]}, ingest)
+        task = asyncio.create_task(adapter.run())
+        await asyncio.sleep(0.8)                          # a few refused attempts
+        assert not task.done() and adapter.connections == 0
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(adapter.connected.wait(), 15)
+        await broker.publish("late/x", ["5"])
+        samples = await ingest.wait_for(1)
+        await _stop(task)
+        return samples
+
+    try:
+        assert [(s.channel, s.value) for s in asyncio.run(main())] == [("x", 5.0)]
+    finally:
+        broker.stop()

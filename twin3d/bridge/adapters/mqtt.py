@@ -62,7 +62,7 @@ __all__ = ["MqttAdapter", "TopicRule", "compile_topic"]
 log = logging.getLogger(__name__)
 
 _KEYS = ("name", "host", "port", "username", "password", "client_id", "qos", "keepalive",
-         "tls", "ca_file", "topics", "max_batch", "max_pending", "connect_timeout")
+         "tls", "ca_file", "topics", "max_batch", "max_pending", "connect_timeout", "retry_at_start")
 _TOPIC_KEYS = ("topic", "channel", "value", "values", "time", "time_unit")
 _NAMED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NO_DOC = object()
@@ -239,6 +239,7 @@ class MqttAdapter:
             raise t.error(f"qos = {self.qos}: use 0, 1 or 2")
         self.keepalive = int(t.number("keepalive", 60, minimum=1))
         self.connect_timeout = t.number("connect_timeout", 10.0, minimum=0.1)
+        self.retry_at_start = bool(t.get("retry_at_start", bool, False))
         topics = t.get("topics", list, required=True,
                        example='[{ topic = "plant/+/temp", channel = "{1}/temp" }] or [[mqtt.topics]] tables')
         if not topics:
@@ -399,7 +400,8 @@ class MqttAdapter:
         """Connect, subscribe, and feed ``ingest`` until cancelled; reconnect on broker loss.
 
         Raises:
-            AdapterError: the first connection fails (broker unreachable, refused credentials).
+            AdapterError: the first connection fails (broker unreachable, refused credentials),
+                unless ``retry_at_start``: then it is retried with backoff like a lost broker.
         """
         flusher = asyncio.create_task(self.batcher.run(), name=f"{self.label} flush")
         delays = backoff_delays()
@@ -411,7 +413,7 @@ class MqttAdapter:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
                     reason = f"{type(exc).__name__}: {exc}".rstrip(": ") if str(exc) else type(exc).__name__
-                    if self.connections == 0:
+                    if self.connections == 0 and not self.retry_at_start:
                         raise AdapterError(
                             f"{self.label}: cannot connect to MQTT broker {self.host}:{self.port} "
                             f"({reason}): start the broker or fix host/port/credentials") from None

@@ -39,7 +39,7 @@ __all__ = ["OpcUaAdapter"]
 log = logging.getLogger(__name__)
 
 _KEYS = ("name", "url", "nodes", "period_ms", "username", "password", "security", "timeout",
-         "watch_s", "max_batch", "max_pending")
+         "watch_s", "max_batch", "max_pending", "retry_at_start")
 _NODE_KEYS = ("node", "channel")
 
 
@@ -94,6 +94,7 @@ class OpcUaAdapter:
         self.period_ms = t.number("period_ms", 100.0, minimum=0.0, example="100")
         self.timeout = t.number("timeout", 5.0, minimum=0.1)
         self.watch_s = t.number("watch_s", 1.0, minimum=0.05)
+        self.retry_at_start = bool(t.get("retry_at_start", bool, False))
         self.username = t.get("username", str, None)
         self.password = t.get("password", str, None)
         self.security = t.get("security", str, None,
@@ -184,7 +185,8 @@ class OpcUaAdapter:
         """Connect, subscribe, and feed ``ingest`` until cancelled; reconnect on server loss.
 
         Raises:
-            AdapterError: the first connection fails (server unreachable, refused, unknown node).
+            AdapterError: the first connection fails (server unreachable, refused, unknown node),
+                unless ``retry_at_start`` (then an unreachable server is retried with backoff).
         """
         flusher = asyncio.create_task(self.batcher.run(), name=f"{self.label} flush")
         delays = backoff_delays()
@@ -197,7 +199,7 @@ class OpcUaAdapter:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
                     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                    if self.connections == 0:
+                    if self.connections == 0 and not self.retry_at_start:
                         raise AdapterError(f"{self.label}: cannot connect to OPC UA server {self.url} "
                                            f"({reason}): start the server or fix url/credentials") from None
                     delay = next(delays)
