@@ -296,14 +296,15 @@ def vertex_or_corner_normals(
     mesh = trimesh.Trimesh(points, faces, process=False, validate=False)
     adj = mesh.face_adjacency
     smooth = adj[mesh.face_adjacency_angles <= np.radians(crease_deg)]
-    labels = trimesh.graph.connected_component_labels(smooth, node_count=len(faces))
+    labels = trimesh.graph.connected_component_labels(  # type: ignore[no-untyped-call]
+        smooth, node_count=len(faces))
     key = flat.astype(np.int64) * (int(labels.max()) + 1) + np.repeat(labels, 3)
     groups, inverse = np.unique(key, return_inverse=True)
     if len(groups) == n:
         return np.ascontiguousarray(vn32.T), "vertex"
     gn = np.stack([np.bincount(inverse, weights=np.repeat(fn[:, k], 3), minlength=len(groups))
                    for k in range(3)], axis=1)
-    return _unit(gn)[inverse].astype(np.float32), "faceVarying"
+    return _unit(gn.astype(np.float64))[inverse].astype(np.float32), "faceVarying"
 
 
 def _consistent_winding(faces: npt.NDArray[np.int64], n_points: int) -> npt.NDArray[np.int64]:
@@ -319,14 +320,14 @@ def _consistent_winding(faces: npt.NDArray[np.int64], n_points: int) -> npt.NDAr
     import trimesh
 
     mesh = trimesh.Trimesh(np.zeros((n_points, 3)), faces, process=False, validate=False)
-    trimesh.repair.fix_winding(mesh)
+    trimesh.repair.fix_winding(mesh)  # type: ignore[no-untyped-call]
     return np.asarray(mesh.faces, dtype=np.int64)
 
 
 def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     length = np.linalg.norm(v, axis=1, keepdims=True)
     length[length == 0] = 1.0
-    return v / length
+    return np.asarray(v / length, dtype=np.float64)
 
 
 def _conversion(scale: float, src_up: str, dst_up: str) -> npt.NDArray[np.float64]:
@@ -501,7 +502,8 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
         roughness = float(rough) if rough is not None else 0.5
         em = getattr(mat, "emissiveFactor", None)
         if em is not None:
-            emissive = tuple(float(x) for x in np.asarray(em, dtype=np.float64)[:3])
+            e = np.asarray(em, dtype=np.float64)
+            emissive = (float(e[0]), float(e[1]), float(e[2]))
     elif getattr(visual, "kind", None) in ("face", "vertex"):
         arr = np.asarray(visual.face_colors if visual.kind == "face" else visual.vertex_colors)
         rgba = arr[0].astype(np.float64)
@@ -513,9 +515,8 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
         rgba = np.array([0.7, 0.7, 0.7, 1.0])
     elif rgba.max() > 1.0 or rgba.dtype.kind in "ui":
         rgba = rgba / 255.0
-    color = tuple(float(np.clip(x, 0, 1)) for x in rgba[:4])
-    if len(color) == 3:
-        color = (*color, 1.0)
+    c = np.clip(np.append(rgba[:4], [1.0] * (4 - len(rgba[:4]))), 0.0, 1.0)
+    color = (float(c[0]), float(c[1]), float(c[2]), float(c[3]))
     key = (round(color[0], 4), round(color[1], 4), round(color[2], 4), round(color[3], 4),
            round(metallic, 4), round(roughness, 4), *(round(e, 4) for e in emissive))
     if key not in index:
@@ -523,7 +524,7 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
         taken = [m.name for m in materials]
         index[key] = len(materials)
         materials.append(Material(unique_names([base], taken)[0], color, metallic, roughness,
-                                  emissive))  # type: ignore[arg-type]
+                                  emissive))
     return index[key], colors, kind
 
 
