@@ -212,3 +212,27 @@ def test_documented_example_config_and_data() -> None:
     assert {s.channel for s in samples} == {"plate/tc1", "plate/tc2", "plate/tc3"}
     assert len(samples) == 61 * 3 - 30          # tc3 is sampled every other row
     assert samples[-1].time - samples[0].time == 30.0
+
+
+def test_channels_the_bridge_refuses_are_dropped_without_losing_the_batch(tmp_path: Path) -> None:
+    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge.adapters.csv import CsvReplay
+
+    _write(tmp_path, "time,plate/tc1,bad channel*\n1,10,11\n2,12,13\n3,14,15\n")
+    rec = tmp_path / "rec.db"
+
+    async def main() -> CsvReplay:
+        bridge = Bridge(record=rec)
+        await bridge.start("127.0.0.1", 0)
+        try:
+            replay = CsvReplay({"path": str(tmp_path / "run.csv"), "speed": 0, "restamp": False},
+                               bridge.ingest)
+            await replay.run()
+        finally:
+            await bridge.stop()
+        return replay
+
+    replay = asyncio.run(main())
+    assert [(s.channel, s.value) for s in read_recording(rec)] == [("plate/tc1", 10), ("plate/tc1", 12),
+                                                                     ("plate/tc1", 14)]
+    assert replay.batcher.refused == {"bad channel*"} and replay.batcher.rejected == 3

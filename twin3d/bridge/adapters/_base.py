@@ -24,6 +24,8 @@ __all__ = ["Batcher", "Ingest", "Table", "backoff_delays", "parse_path", "parse_
 Ingest = Callable[[Sequence[Sample], str], Awaitable[object]]
 
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+#: ProtocolViolation codes that blame single samples (the rest of a refused batch is kept)
+_PER_SAMPLE = ("bad_channel", "bad_value", "bad_time")
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list of tables", dict: "a table"}
 
@@ -216,7 +218,7 @@ class Batcher:
         self.on_full: Callable[[bool], None] | None = None
         self.received = 0       # samples added
         self.ingested = 0       # samples ingest accepted
-        self.rejected = 0       # samples ingest refused with a Twin3DError
+        self.rejected = 0       # samples dropped because ingest refused their channel
         self.batches = 0        # ingest calls
         self.peak_pending = 0   # largest backlog seen
         self.refused: set[str] = set()  # channels the bridge refused; dropped from now on
@@ -267,24 +269,32 @@ class Batcher:
             try:
                 await self.ingest(batch, self.source)
                 self.ingested += len(batch)
-            except Twin3DError:
-                await self._salvage(batch)
+            except Twin3DError as exc:
+                if getattr(exc, "code", None) in _PER_SAMPLE:
+                    await self._salvage(batch)
+                else:  # the bridge itself is failing (e.g. the recording): nothing to sort out
+                    self.rejected += len(batch)
+                    self._warn.warn(type(exc).__name__, f"{self.source}: the bridge refused "
+                                    f"{len(batch)} samples: {exc}")
             if self._paused and len(self._pending) <= self.max_pending // 2:
                 self._set_paused(False)
 
     async def _salvage(self, batch: list[Sample]) -> None:
         """The bridge refused a whole batch: ingest one by one, remember the channels it refuses."""
         for sample in batch:
+            if sample.channel in self.refused:
+                self.rejected += 1
+                continue
             try:
                 await self.ingest([sample], self.source)
                 self.ingested += 1
             except Twin3DError as exc:
                 self.rejected += 1
-                if len(self.refused) < 100_000:
+                if getattr(exc, "code", None) == "bad_channel" and len(self.refused) < 100_000:
                     self.refused.add(sample.channel)
-                self._warn.warn(sample.channel, f"{self.source}: the bridge refused channel "
-                                f"{sample.channel!r} ({exc}); its values are dropped: fix the channel "
-                                "template or the bridge limits")
+                self._warn.warn(sample.channel, f"{self.source}: the bridge refused {sample.channel!r} "
+                                f"({exc}); its values are dropped: fix the channel template or the "
+                                "bridge limits")
 
     async def run(self) -> None:
         """Flush whenever samples arrive; runs until cancelled (then flushes what is left)."""
