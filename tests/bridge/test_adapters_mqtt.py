@@ -132,6 +132,8 @@ def test_topic_templates_map_levels_names_and_rest() -> None:
     ({"topic": "a/b", "chanel": "x"}, "unknown key 'chanel'"),
     ({"topic": "a/b", "value": "data..x"}, "not a payload path"),
     ({"topic": "a/b", "channel": "x", "values": {"y": "v"}}, "either channel/value or values"),
+    ({"topic": "a/+", "channel": "line {1}"}, "has spaces or glob characters"),
+    ({"topic": "a/+", "values": {"{1}/*": "v"}}, "has spaces or glob characters"),
 ])
 def test_bad_topic_entries_are_one_line_errors(entry: dict[str, object], needle: str) -> None:
     with pytest.raises(AdapterError) as err:
@@ -445,3 +447,17 @@ def test_retry_at_start_waits_for_a_broker_that_starts_later(tmp_path: Path) -> 
         assert [(s.channel, s.value) for s in asyncio.run(main())] == [("x", 5.0)]
     finally:
         broker.stop()
+
+
+def test_open_adapters_returns_once_subscribed(broker: Broker) -> None:
+    async def main() -> list[Sample]:
+        ingest = Collector()
+        tasks = await open_adapters({"mqtt": [{"host": "127.0.0.1", "port": broker.port,
+                                               "topics": [{"topic": "o/+", "channel": "{1}"}]}]}, ingest)
+        await broker.publish("o/k", ["3"])               # no sleep: the SUBACK has been received
+        samples = await ingest.wait_for(1)
+        for task in tasks:
+            task.cancel()
+        return samples
+
+    assert [(s.channel, s.value) for s in asyncio.run(main())] == [("k", 3.0)]

@@ -65,6 +65,7 @@ _KEYS = ("name", "host", "port", "username", "password", "client_id", "qos", "ke
          "tls", "ca_file", "topics", "max_batch", "max_pending", "connect_timeout", "retry_at_start")
 _TOPIC_KEYS = ("topic", "channel", "value", "values", "time", "time_unit")
 _NAMED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FIELD = re.compile(r"\{[^{}]*\}")
 _NO_DOC = object()
 
 #: per topic: (channel, value path or None, time path or None, seconds per time unit)
@@ -171,6 +172,10 @@ def compile_topic(entry: Mapping[str, Any], where: Table) -> TopicRule:
     probe_parts = [f"l{i}" for i in range(n_levels)]
     probe = {name: "x" for name, _ in names} | {"#": "rest", "topic": "t"}
     for channel, _ in outputs:
+        literal = _FIELD.sub("", channel)
+        if not channel or any(c in literal for c in " \t*?[]"):
+            raise sub.error(f"channel template {channel!r} is empty or has spaces or glob characters "
+                            "(* ? [ ]), which the bridge refuses: use names like \"{1}/temp\"")
         try:
             channel.format(*probe_parts, **probe)
         except (KeyError, IndexError, ValueError) as exc:
