@@ -73,10 +73,18 @@ class UaServer:
     def start(self) -> None:
         self.call(self.server.start())
 
+    async def _shutdown(self) -> None:
+        await self.server.stop()
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]  # sessions' loops
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
     def close(self) -> None:
-        self.call(self.server.stop())
+        self.call(self._shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")
