@@ -287,3 +287,32 @@ def test_export_usd_time_samples_on_the_bound_stage(tmp_path: Path, bound_plate:
     run(unbound())
     assert main(["export", str(bad), "-o", str(tmp_path / "bad.usdc"), "--stage", str(bound_plate)]) == 1
     assert not (tmp_path / "bad.usdc").exists()
+
+
+def test_resent_samples_after_a_lost_ack_are_recorded_once(tmp_path: Path) -> None:
+    rec = tmp_path / "run.db"
+
+    async def send(url: str, seqs: range) -> tuple[dict, int]:
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "hello", "version": 1, "client": "dev-9"}))
+            hello = json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "samples", "samples": [
+                {"channel": "d/x", "value": float(i), "time": float(i), "seq": i} for i in seqs]}))
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        return hello, ack["seq"]
+
+    async def go() -> tuple[dict, dict, int, int]:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        hello1, ack1 = await send(bridge.url, range(1, 11))
+        await bridge.stop()                        # a restart on the same recording
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        hello2, ack2 = await send(bridge.url, range(5, 16))   # 5..10 again: the ack was "lost"
+        await bridge.stop()
+        return hello1, hello2, ack1, ack2
+
+    hello1, hello2, ack1, ack2 = run(go())
+    assert hello1["resume"] == {"seq": None} and hello2["resume"] == {"seq": 10}
+    assert (ack1, ack2) == (10, 15)
+    assert [s.seq for s in read_recording(rec)] == list(range(1, 16))
