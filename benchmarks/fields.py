@@ -5,7 +5,8 @@ For 10k, 100k and 1M surface vertices × 10, 100 and 500 sensors:
 * setup: a HeatModel (heater cap + convection on a sphere; the FEM runs on a fixed ~6k-tet
   mesh and is probed onto the display surface) with its fit folded into ``W``;
 * update: ``model.update(values)`` = ``W @ values`` into a preallocated float32 buffer (plus
-  the physics sigma), median of repeated runs;
+  the physics sigma), median of repeated runs; ``W@v`` is the product alone
+  (:func:`twin3d.fields.base.matvec`: one BLAS thread below 64 MB of W, all above);
 * floor: bytes of ``W`` ÷ the bandwidth of a large numpy copy measured in the same run
   (read + write bytes per second), the least time any CPU method can take to read ``W``.
 
@@ -27,6 +28,7 @@ import numpy as np
 import trimesh
 
 from twin3d.fields import HeatModel, Kriging, StressModel
+from twin3d.fields.base import matvec
 from twin3d.fields.mesh import tetrahedralize
 from twin3d.model import Sensor
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             upd = median_time(lambda: model.update(values), repeats)
             v32 = values.astype(np.float32)
             out = np.empty(model.n_vertices, dtype=np.float32)
-            gemv = median_time(lambda: np.dot(model.W, v32, out=out), repeats)
+            gemv = median_time(lambda: matvec(model.W, v32, out), repeats)
             floor = model.W.nbytes / bw
             print(f"| {len(pts):,} | {m} | {setup:.2f} | {model.W.nbytes / 1e6:.0f} | "
                   f"{upd * 1e3:.2f} | {gemv * 1e3:.2f} | {floor * 1e3:.2f} | "
@@ -115,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                                   amplitude_map=np.zeros((1, c)))
             v = rng.random(c)
             total = median_time(lambda: model_s.update(v), 10)
-            tens = median_time(lambda: np.dot(model_s.W, model_s._v32,
-                                              out=model_s.tensor.reshape(-1)), 10)
+            tens = median_time(lambda: matvec(model_s.W, model_s._v32,
+                                              model_s.tensor.reshape(-1)), 10)
             vm = median_time(lambda: von_mises(model_s.tensor, out=model_s._out), 10)
             print(f"| {n:,} | {c} | {tens * 1e3:.2f} | {vm * 1e3:.2f} | {total * 1e3:.2f} |")
             del model_s, W

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from twin3d.errors import FieldError
-from twin3d.fields.base import LinearFieldModel, sensor_locations
+from twin3d.fields.base import LinearFieldModel, matvec, sensor_locations
 from twin3d.fields.heat import _quality, _region, _regions
 from twin3d.fields.mesh import TetMesh, facet_geometry, probe_matrix, select_facets
 
@@ -225,7 +225,7 @@ class StressModel(LinearFieldModel):
         """Von Mises stress (n,) float32 in ``unit`` from the latest readings."""
         v = self._set_values(values)
         self._v32[:] = v
-        np.dot(self.W, self._v32, out=self.tensor.reshape(-1))
+        matvec(self.W, self._v32, self.tensor.reshape(-1))
         self.amplitudes = self._amp @ v
         return von_mises(self.tensor, out=self._out if out is None else out)
 
