@@ -316,3 +316,19 @@ def test_resent_samples_after_a_lost_ack_are_recorded_once(tmp_path: Path) -> No
     assert hello1["resume"] == {"seq": None} and hello2["resume"] == {"seq": 10}
     assert (ack1, ack2) == (10, 15)
     assert [s.seq for s in read_recording(rec)] == list(range(1, 16))
+
+
+def test_late_subscriber_first_gets_the_latest_value_per_channel() -> None:
+    async def go() -> list[Sample]:
+        bridge = Bridge()
+        await bridge.start()
+        await bridge.ingest([Sample("p/a", 1.0, 1.0), Sample("p/b", 2.0, 2.0), Sample("p/a", 3.0, 3.0),
+                             Sample("q/c", 9.0, 4.0)], "sim")
+        async with Client(bridge.url) as c:
+            sub = await c.subscribe(["p/*"])
+            got = await asyncio.wait_for(anext(sub), 5)
+        await bridge.stop()
+        return got
+
+    got = run(go())
+    assert sorted((s.channel, s.value, s.time) for s in got) == [("p/a", 3.0, 3.0), ("p/b", 2.0, 2.0)]

@@ -215,6 +215,7 @@ class Bridge:
         self._conns: set[_Connection] = set()
         self._header_roles: dict[ServerConnection, Role] = {}
         self._mem_seq: dict[str, int] = {}
+        self._last = np.zeros(0, dtype=[("time", "f8"), ("value", "f8"), ("seq", "i8"), ("seen", "?")])
         self._adapters: Any = None
         self._tls = False
         self.port = 0
@@ -346,7 +347,28 @@ class Bridge:
                                              channels=self._reg.take_new())
         for sub in self._subs:
             sub.offer(gid, time, value, seq)
+        self._remember(gid, time, value, seq)
         return fut
+
+    def _remember(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray) -> None:
+        """Keep the latest sample per channel, for subscribers that join later."""
+        size = len(self._reg.names)
+        if size > self._last.shape[0]:
+            grown = np.zeros(size, dtype=self._last.dtype)
+            grown[: self._last.shape[0]] = self._last
+            self._last = grown
+        uniq, first_rev = np.unique(gid[::-1], return_index=True)
+        last = len(gid) - 1 - first_rev
+        rows = self._last[uniq]
+        rows["time"], rows["value"], rows["seq"], rows["seen"] = time[last], value[last], seq[last], True
+        self._last[uniq] = rows
+
+    def _snapshot(self, sub: _Subscriber) -> None:
+        """Offer a new subscriber the latest value of every channel seen since start."""
+        gid = np.flatnonzero(self._last["seen"])
+        if len(gid):
+            rows = self._last[gid]
+            sub.offer(gid.astype(np.int64), rows["time"], rows["value"], rows["seq"])
 
     # --- connections ---------------------------------------------------------------------
 
@@ -419,6 +441,7 @@ class Bridge:
                 assert proto.role is not None
                 conn.sub = _Subscriber(conn, ev.patterns, proto.role, self._reg)
                 self._subs.append(conn.sub)
+                self._snapshot(conn.sub)
             elif isinstance(ev, Hello):
                 if ev.client is not None:
                     assert proto.role is not None
