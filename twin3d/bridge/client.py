@@ -31,7 +31,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from twin3d.bridge.protocol import PROTOCOL_VERSION, encode_alias, encode_binary, encode_samples
+from twin3d.bridge.protocol import PROTOCOL_VERSION, _loads, encode_alias, encode_binary, encode_samples
 from twin3d.errors import AuthError, BridgeError
 from twin3d.model import Sample
 
@@ -307,7 +307,7 @@ class Client:
             try:
                 async for raw in ws:
                     if isinstance(raw, str):
-                        await self._dispatch(json.loads(raw))
+                        await self._dispatch(_loads(raw))
             except ConnectionClosed:
                 pass
             if self._closing or ws.close_code == 1008 or not self.reconnect:

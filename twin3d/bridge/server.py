@@ -250,7 +250,8 @@ class Bridge:
             self._server = await ws_serve(
                 self._handle, host, port, ssl=ssl_ctx, max_size=lim.max_frame_bytes,
                 compression="deflate" if self.config.compression else None,
-                process_request=self._check_request, max_queue=64, server_header=f"twin3d/{__version__}")
+                process_request=self._check_request, max_queue=64, close_timeout=2,
+                server_header=f"twin3d/{__version__}")
         except OSError as exc:
             if self.recorder:
                 self.recorder.close()
@@ -259,7 +260,11 @@ class Bridge:
         sock = next(iter(self._server.sockets))
         self.host, self.port = host, sock.getsockname()[1]
         if adapters and self.config.adapters:
-            await self._start_adapters()
+            try:
+                await self._start_adapters()
+            except BaseException:
+                await self.stop()
+                raise
 
     async def _start_adapters(self) -> None:
         try:
