@@ -53,7 +53,9 @@ class LinearFieldModel:
 
     @property
     def sigma(self) -> F32 | None:
-        """(n_vertices,) float32 standard deviation after the last update, or None."""
+        """(n_vertices,) float32 standard deviation after the last update, or None.
+
+        Like the field, it may be a buffer that the next update overwrites."""
         return self._sigma
 
     def _set_values(self, values: Mapping[str, float] | npt.ArrayLike) -> FloatArray:

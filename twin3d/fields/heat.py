@@ -182,6 +182,9 @@ class HeatModel(LinearFieldModel):
         self._kriging = kriging
         self._noise = float(noise)
         self.amplitudes = np.full(len(self.inputs), np.nan)
+        self._sig_physics: npt.NDArray[np.float32] | None = None
+        self._sig_buffer = np.empty(0, dtype=np.float32)
+        self._k_var = np.empty(0, dtype=np.float32)
 
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
@@ -244,13 +247,22 @@ class HeatModel(LinearFieldModel):
 
     def _after_update(self, v: FloatArray, field: npt.NDArray[np.float32]) -> None:
         self.amplitudes = self._fit @ v
-        var = self._noise**2 * self._var_physics
-        if self._kriging is not None and self._residual is not None:
-            r = self._residual @ v
-            dof = max(len(v) - len(self.inputs), 1)
-            s2 = float(r @ self._kriging.Rinv @ r) / dof
-            var = var + s2 * self._kriging.var
-        self._sigma = np.sqrt(var).astype(np.float32)
+        if self._sig_physics is None:  # float32 copies made once; sigma reuses one buffer
+            self._sig_physics = (self._noise**2 * self._var_physics).astype(np.float32)
+            self._sig_buffer = np.sqrt(self._sig_physics)
+            if self._kriging is not None:
+                self._k_var = self._kriging.var.astype(np.float32)
+        if self._kriging is None or self._residual is None:
+            self._sigma = self._sig_buffer  # noise-driven only: the same for every update
+            return
+        r = self._residual @ v
+        dof = max(len(v) - len(self.inputs), 1)
+        s2 = np.float32(float(r @ self._kriging.Rinv @ r) / dof)
+        buf = self._sig_buffer
+        np.multiply(self._k_var, s2, out=buf)
+        buf += self._sig_physics
+        np.sqrt(buf, out=buf)
+        self._sigma = buf
 
 
 def _rows_times(X: FloatArray, Y: FloatArray, rows: int = 65536) -> npt.NDArray[np.float32]:

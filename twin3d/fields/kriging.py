@@ -168,7 +168,7 @@ def fit_range(points_m: npt.ArrayLike, faces: npt.ArrayLike, obs: npt.ArrayLike,
     if ranges is None:
         spacing = float(np.median(cKDTree(pts[obs]).query(pts[obs], k=2)[0][:, 1]))
         size = float(np.linalg.norm(np.ptp(pts, axis=0)))
-        ranges = np.geomspace(max(spacing, size / 200), 2 * size, 10)
+        ranges = [float(r) for r in np.geomspace(max(spacing, size / 200), 2 * size, 10)]
     G, c = cotangent_matrices(pts, faces)
     best = (-np.inf, float(ranges[0]), 1e-3)
     for rng in ranges:

@@ -63,7 +63,10 @@ def von_mises(s: npt.ArrayLike, out: F32 | None = None) -> F32:
     t += (zz - xx) ** 2
     t *= 0.5
     t += 3.0 * (xy * xy + yz * yz + zx * zx)
-    return np.sqrt(t, out=out) if out is not None else np.sqrt(t).astype(np.float32)
+    if out is not None:
+        np.sqrt(t, out=out)
+        return out
+    return np.asarray(np.sqrt(t), dtype=np.float32)
 
 
 def _vector(value: Any, where: str) -> FloatArray:
@@ -112,7 +115,7 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
     basis = Basis(m, ElementVector(ElementTetP2()))
     lam, mu = lame_parameters(E, nu)
 
-    @BilinearForm
+    @BilinearForm  # type: ignore[untyped-decorator]
     def elasticity(u: Any, v: Any, w: Any) -> Any:
         # A vector P2 basis function has one nonzero component: a for u, b for v. Then
         # eps(u):eps(v) = (delta_ab grad u_a . grad v_b + du_a/dx_b dv_b/dx_a) / 2, far cheaper
@@ -140,13 +143,13 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
         if "force" in load:
             traction = _vector(load["force"], f"{where} force") / facet_geometry(m, facets)[2].sum()
 
-            @LinearForm
+            @LinearForm  # type: ignore[untyped-decorator]
             def form(v: Any, w: Any, t: FloatArray = traction) -> Any:
                 return t[0] * v[0] + t[1] * v[1] + t[2] * v[2]
         elif "pressure" in load:
             p = float(load["pressure"])
 
-            @LinearForm
+            @LinearForm  # type: ignore[untyped-decorator]
             def form(v: Any, w: Any, p: float = p) -> Any:
                 return -p * dot(w.n, v)
         else:
@@ -186,7 +189,7 @@ def _strain_from_stress(s: FloatArray, E: float, nu: float) -> FloatArray:
     tr = xx + yy + zz
     full = np.array([[xx, xy, zx], [xy, yy, yz], [zx, yz, zz]])
     eye = np.eye(3).reshape((3, 3) + (1,) * (full.ndim - 2))
-    return ((1 + nu) * full - nu * tr * eye) / E
+    return np.asarray(((1 + nu) * full - nu * tr * eye) / E, dtype=np.float64)
 
 
 class StressModel(LinearFieldModel):
