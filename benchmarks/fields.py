@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FEM mesh: {len(mesh.tets)} tets, {len(mesh.nodes)} nodes\n")
     sizes = (10_000, 100_000) if args.quick else (10_000, 100_000, 1_000_000)
     print("| surface vertices | sensors | setup s | W MB | update ms | W@v ms | floor ms "
-          "| update / floor |")
+          "| W@v / floor |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     rng = np.random.default_rng(0)
     for n in sizes:
