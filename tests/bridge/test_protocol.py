@@ -99,6 +99,14 @@ def test_channel_length_limit() -> None:
     assert frames(p)[0]["code"] == "bad_channel"
 
 
+def test_channel_count_limit_per_connection() -> None:
+    p = BridgeProtocol(BridgeConfig(limits=Limits(max_channels=2)))
+    for name in ("a", "b", "c", "a"):
+        p.receive_text(json.dumps({"type": "sample", "channel": name, "value": 1}), now=0.0)
+    assert [f.get("code") for f in frames(p)] == ["too_many_channels"]
+    assert [s.channel for s in published(p)] == ["a", "b", "a"]
+
+
 def test_unauthenticated_gets_an_error_and_nothing_else() -> None:
     p = BridgeProtocol(SECURED)
     p.receive_text('{"type":"subscribe","channels":["*"]}', now=0.0)

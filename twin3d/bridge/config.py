@@ -14,6 +14,7 @@ Shape (every table and key optional)::
     burst = 100000
     max_channel_length = 128
     max_batch = 100000            # samples in one message
+    max_channels = 100000         # distinct channels one connection may publish
 
     [server]
     origins = ["https://hmi.example.com"]   # Origin allowlist (absent = any origin)
@@ -75,6 +76,7 @@ class Limits:
     burst: float = 100_000.0
     max_channel_length: int = 128
     max_batch: int = 100_000
+    max_channels: int = 100_000
 
 
 @dataclass(frozen=True)

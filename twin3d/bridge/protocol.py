@@ -184,6 +184,7 @@ class BridgeProtocol:
         lim = self.config.limits
         self._max_len = lim.max_channel_length
         self._max_batch = lim.max_batch
+        self._max_channels = lim.max_channels
         self._rate = lim.max_messages_per_second
         self._burst = lim.burst
         self._tokens = lim.burst
@@ -317,6 +318,9 @@ class BridgeProtocol:
             raise _Reject("forbidden", f"token {self.role.name!r} may not publish {name!r} "
                           f"(publish globs: {list(self.role.publish)})")
         cid = len(self.channels)
+        if cid >= self._max_channels:
+            raise _Reject("too_many_channels", f"this connection already published {cid} channels "
+                          "(limit max_channels); reconnect or raise the limit in bridge.toml")
         self.channels.append(name)
         self._ids[name] = cid
         return cid
