@@ -224,11 +224,18 @@ class Client:
 
     async def publish_many(self, samples: Iterable[Sample | tuple[str, float, float]]) -> int:
         """Queue many samples (``Sample`` or ``(channel, value, time)``); return the last seq."""
+        now = clock.time()
+        buf = self._buf
         for s in samples:
-            if isinstance(s, Sample):
-                await self.publish(s.channel, s.value, s.time)
-            else:
-                await self.publish(*s)
+            if self._n_unacked + len(buf) >= self.max_unacked:
+                await self._wait_room()
+                buf = self._buf
+            ch, v, t = (s.channel, s.value, s.time) if isinstance(s, Sample) else s
+            self.seq += 1
+            buf.append((ch, now if t is None else t, float(v), self.seq))
+            if len(buf) >= self.max_batch:
+                self._wake.set()
+        self._wake.set()
         return self.seq
 
     async def flush(self, timeout: float | None = None) -> None:
