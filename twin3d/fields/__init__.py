@@ -26,7 +26,9 @@ The ``[model]`` section of the sensor map (all lengths in stage units)::
     noise = 0.2                   # sensor standard deviation (sensors' unit)
     residual_kriging = true       # physics + kriged residual
     kriging_range = 0.08          # stage units (default: a fifth of the diagonal)
+    nugget = 0.01                 # residual noise as a share of its variance
     tets = 20000                  # rough FEM mesh size
+    mesh_quality = [2.0, 10.0]    # TetGen radius-edge ratio, min dihedral (looser: fewer tets)
     [model.thermal.convection]    # to an unknown ambient temperature
     h = 10.0                      # W/(m² K)
     region = "rest"               # every facet not in sources/fixed (default), or a region
