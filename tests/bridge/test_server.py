@@ -116,8 +116,8 @@ def test_reconnect_resumes_after_last_acked_seq(tmp_path: Path) -> None:
             await c.flush()
             for conn in list(bridge._conns):   # the network drops every connection
                 await conn.ws.close(1011)
-            for i in range(1000, 2000):
-                await c.publish("a/b", float(i), float(i))
+            assert await c.publish_many([Sample("a/b", float(i), float(i)) for i in range(1000, 1500)]
+                                        + [("a/b", float(i), float(i)) for i in range(1500, 2000)]) == 1999
             await asyncio.wait_for(c.flush(), 10)
             acked = c.acked
         await bridge.stop()
