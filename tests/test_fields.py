@@ -44,6 +44,20 @@ def test_bar_with_fixed_end_temperatures_is_linear() -> None:
     np.testing.assert_allclose(model.amplitudes, [100.0, 20.0], atol=1e-6)
 
 
+def test_coarse_fem_mesh_probed_onto_a_finer_display_surface() -> None:
+    box = trimesh.creation.box((1.0, 0.1, 0.1))
+    box.apply_translation([0.5, 0.0, 0.0])
+    mesh = tetrahedralize(box.vertices, box.faces, 1.0, target_tets=300)  # FEM: 8 corners
+    v, f = _bar()  # display: 4 subdivision levels finer, vertices the FEM mesh does not have
+    cfg = {"regions": {"left": {"normal": [-1, 0, 0]}, "right": {"normal": [1, 0, 0]}},
+           "thermal": {"fixed": ["left", "right"], "residual_kriging": False}}
+    sensors = [_temp("t0", (0.0, 0.0, 0.0)), _temp("t1", (1.0, 0.0, 0.0))]
+    model = HeatModel.build(v, f, 1.0, sensors, cfg, mesh=mesh)
+    assert model.n_vertices == len(v) > mesh.n_surface
+    field = model.update([10.0, 50.0])
+    assert np.abs(field - (10.0 + 40.0 * v[:, 0])).max() < 1e-3 * 40.0
+
+
 def test_hollow_cylinder_log_profile_converges() -> None:
     a, b = 0.05, 0.1
     regions = {"in": {"cylinder": {"center": [0, 0, 0], "radius": a * 1.01, "wall": True}},
@@ -192,6 +206,10 @@ def test_build_models_caches_on_disk(tmp_path: Path) -> None:
     values = np.linspace(30.0, 40.0, 6)
     np.testing.assert_allclose(a.update(values), b.update(values), rtol=1e-6)
     np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-5)
+    changed = dict(PLATE_MODEL, thermal=dict(PLATE_MODEL["thermal"], conductivity=32.0))
+    other = build_models(v, f, 1.0, sensors, changed, cache_dir=tmp_path)["temperature"]
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # a new model hash, a new entry
+    assert not np.allclose(other.update(values), a.update(values))
 
 
 def test_kriging_only_without_a_model_and_partial_updates() -> None:
