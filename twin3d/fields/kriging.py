@@ -27,6 +27,9 @@ __all__ = ["Kriging", "KrigingSolution", "cotangent_matrices", "krige"]
 
 FloatArray = npt.NDArray[np.float64]
 
+#: Largest working memory kriging may take (bytes); above it, :func:`krige` refuses.
+MAX_WORK_BYTES = 6 * 2**30
+
 
 def cotangent_matrices(points: npt.ArrayLike, faces: npt.ArrayLike
                        ) -> tuple[sp.csr_matrix, FloatArray]:
@@ -125,6 +128,11 @@ def krige(points_m: npt.ArrayLike, faces: npt.ArrayLike, obs: npt.ArrayLike, ran
         The weights and unit posterior variance.
     """
     obs = np.asarray(obs, dtype=np.int64)
+    n = len(np.asarray(points_m))
+    if 4 * 8 * n * len(obs) > MAX_WORK_BYTES:  # ~4 float64 (n, m) arrays live at once
+        raise FieldError(f"kriging {n:,} vertices × {len(obs)} sensors needs about "
+                         f"{4 * 8 * n * len(obs) / 2**30:.0f} GiB; krige on a coarser mesh or "
+                         "use the physics model ([model.thermal]) for this display mesh")
     G, c = matrices if matrices is not None else cotangent_matrices(points_m, faces)
     cx, r = _correlation(_Prior(G, c, range_m), obs)
     m = len(obs)
