@@ -99,6 +99,21 @@ def test_channel_length_limit() -> None:
     assert frames(p)[0]["code"] == "bad_channel"
 
 
+def test_channel_metadata() -> None:
+    from twin3d.bridge.protocol import Meta
+
+    p = BridgeProtocol(SECURED, role=SECURED.tokens["pub-secret"])
+    p.receive_text('{"type":"meta","channels":{"plate/tc1":{"unit":"degC","lo":-5}}}', now=0.0)
+    assert p.events_received() == [Meta({"plate/tc1": {"unit": "degC", "lo": -5}})]
+    for bad, code in [('{"plate/tc1":{"unit":["x"]}}', "bad_meta"), ('{"plate/tc1":{"lo":NaN}}', "bad_meta"),
+                      ('{"plate/tc1":"degC"}', "bad_meta"), ('{"pump/p":{"unit":"bar"}}', "forbidden"),
+                      ('[]', "bad_message")]:
+        p.receive_text(f'{{"type":"meta","channels":{bad}}}', now=0.0)
+        assert [f["code"] for f in frames(p)] == [code], bad
+    p.send_meta({"plate/tc1": {"unit": "degC"}})
+    assert frames(p) == [{"type": "meta", "channels": {"plate/tc1": {"unit": "degC"}}}]
+
+
 def test_channel_count_limit_per_connection() -> None:
     p = BridgeProtocol(BridgeConfig(limits=Limits(max_channels=2)))
     for name in ("a", "b", "c", "a"):

@@ -332,3 +332,52 @@ def test_late_subscriber_first_gets_the_latest_value_per_channel() -> None:
 
     got = run(go())
     assert sorted((s.channel, s.value, s.time) for s in got) == [("p/a", 3.0, 3.0), ("p/b", 2.0, 2.0)]
+
+
+def test_client_describe_and_receive_meta() -> None:
+    async def go() -> dict:
+        bridge = Bridge()
+        await bridge.start()
+        async with Client(bridge.url) as viewer, Client(bridge.url) as pub:
+            sub = await viewer.subscribe(["p/*"])
+            await pub.describe("p/a", unit="degC", quantity="temperature")
+            await pub.publish("p/a", 1.0)
+            await asyncio.wait_for(anext(sub), 5)   # meta is sent before the sample
+            meta = viewer.meta
+        await bridge.stop()
+        return meta
+
+    assert run(go()) == {"p/a": {"unit": "degC", "quantity": "temperature"}}
+
+
+def test_channel_metadata_is_forwarded_kept_and_recorded(tmp_path: Path) -> None:
+    rec = tmp_path / "run.db"
+
+    async def go() -> tuple[dict, dict, dict]:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        async with websockets.connect(bridge.url) as live, websockets.connect(bridge.url) as pub:
+            await live.send(json.dumps({"type": "subscribe", "channels": ["plate/*"]}))
+            await live.recv()
+            await pub.send(json.dumps({"type": "meta", "channels": {
+                "plate/tc1": {"unit": "degC", "quantity": "temperature"}, "pump/x": {"unit": "bar"}}}))
+            forwarded = json.loads(await asyncio.wait_for(live.recv(), 5))
+            await pub.send(json.dumps({"type": "sample", "channel": "plate/tc1", "value": 1, "seq": 1}))
+            assert json.loads(await pub.recv())["type"] == "ack"
+        await bridge.stop()
+        bridge = Bridge(record=rec)                       # restart: metadata comes back
+        await bridge.start()
+        async with websockets.connect(bridge.url) as late:
+            await late.send(json.dumps({"type": "subscribe", "channels": ["plate/*"]}))
+            await late.recv()
+            again = json.loads(await asyncio.wait_for(late.recv(), 5))
+        await bridge.stop()
+        return forwarded, again, bridge.meta
+
+    forwarded, again, meta = run(go())
+    expected = {"type": "meta", "channels": {"plate/tc1": {"unit": "degC", "quantity": "temperature"}}}
+    assert forwarded == expected and again == expected
+    assert meta["pump/x"] == {"unit": "bar"}
+    with sqlite3.connect(rec) as db:
+        assert dict(db.execute("SELECT name, meta FROM channel_meta"))["plate/tc1"] == \
+            '{"unit": "degC", "quantity": "temperature"}'

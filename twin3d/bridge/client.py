@@ -106,6 +106,7 @@ class Client:
         self.gaps = 0             # values skipped by the bridge for this (slow) subscriber
         self.resent = 0           # samples sent again after a reconnect (not acked before)
         self.errors: list[tuple[str, str]] = []
+        self.meta: dict[str, dict[str, Any]] = {}   # channel metadata received as a subscriber
         self._ws: ClientConnection | None = None
         self._buf: list[_Row] = []
         self._unacked: deque[tuple[int, list[_Row]]] = deque()
@@ -238,6 +239,12 @@ class Client:
         self._wake.set()
         return self.seq
 
+    async def describe(self, channel: str, **meta: str | float | bool) -> None:
+        """Announce channel metadata, e.g. ``await c.describe("plate/tc1", unit="degC")``."""
+        if self._ws is None:
+            raise BridgeError("not connected; use 'async with Client(...)' or await connect()")
+        await self._ws.send(json.dumps({"type": "meta", "channels": {channel: meta}}))
+
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every published sample is acknowledged (recorded, when the bridge records).
 
@@ -347,6 +354,8 @@ class Client:
                 mine = [s for s in batch if sub.matches(s.channel)]
                 if mine:
                     sub.queue.put_nowait(mine)
+        elif kind == "meta":
+            self.meta.update(msg.get("channels") or {})
         elif kind == "gap":
             self.gaps += int(msg.get("skipped", 0))
         elif kind == "subscribed":

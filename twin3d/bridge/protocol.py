@@ -39,6 +39,7 @@ __all__ = [
     "Event",
     "Fatal",
     "Hello",
+    "Meta",
     "Publish",
     "Subscribe",
     "encode_alias",
@@ -127,6 +128,13 @@ class Subscribe:
 
 
 @dataclass(frozen=True, slots=True)
+class Meta:
+    """Channel metadata announced by a publisher: ``{channel: {"unit": "degC", ...}}``."""
+
+    channels: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class BadMessage:
     """A rejected message; an ``error`` frame is queued, the connection stays open."""
 
@@ -142,7 +150,7 @@ class Fatal:
     message: str
 
 
-Event = Authenticated | Hello | Publish | Subscribe | BadMessage | Fatal
+Event = Authenticated | Hello | Publish | Subscribe | Meta | BadMessage | Fatal
 
 
 class _Reject(Exception):
@@ -269,6 +277,10 @@ class BridgeProtocol:
     def send_error(self, code: str, message: str) -> None:
         """Queue an ``error`` frame."""
         self._writes.append(_dumps({"type": "error", "code": code, "message": message}))
+
+    def send_meta(self, channels: Mapping[str, Mapping[str, Any]]) -> None:
+        """Queue a ``meta`` frame (channel metadata) for a subscriber."""
+        self._writes.append(_dumps({"type": "meta", "channels": {k: dict(v) for k, v in channels.items()}}))
 
     def send_gap(self, skipped: Mapping[str, int]) -> None:
         """Tell a live subscriber how many values per channel it skipped (it got the latest)."""
@@ -447,6 +459,23 @@ class BridgeProtocol:
         return Batch(self.channels, np.array(index, dtype=np.int64), np.array(times, dtype=np.float64),
                      np.array(values, dtype=np.float64), np.array(seqs, dtype=np.int64))
 
+    def _meta(self, msg: dict[str, Any], now: float) -> None:
+        table = msg.get("channels")
+        if not isinstance(table, dict) or not table:
+            raise _Reject("bad_message", "meta: 'channels' must be an object {channel: {key: value}}")
+        out: dict[str, dict[str, Any]] = {}
+        for name, meta in table.items():
+            self._channel(name)
+            if not isinstance(meta, dict) or not all(
+                    isinstance(k, str) and 0 < len(k) <= 32 and (v is None or type(v) in (str, int, float, bool))
+                    and not (type(v) is float and not math.isfinite(v)) for k, v in meta.items()):
+                raise _Reject("bad_meta", f"meta of {name!r} must map short names to strings, numbers "
+                              "or booleans, e.g. {\"unit\": \"degC\"}")
+            if len(_dumps(meta)) > 1024:
+                raise _Reject("bad_meta", f"meta of {name!r} is larger than 1024 bytes")
+            out[name] = meta
+        self._events.append(Meta(out))
+
     def _alias_msg(self, msg: dict[str, Any], now: float) -> None:
         table = msg.get("channels")
         if not isinstance(table, dict) or not table:
@@ -498,7 +527,7 @@ class BridgeProtocol:
 
     _HANDLERS = {
         "auth": _auth, "hello": _hello, "ping": _ping, "subscribe": _subscribe,
-        "sample": _sample, "samples": _samples, "alias": _alias_msg,
+        "sample": _sample, "samples": _samples, "alias": _alias_msg, "meta": _meta,
     }
 
 

@@ -11,6 +11,7 @@ Schema (``PRAGMA user_version = 1``)::
     channels(id INTEGER PRIMARY KEY, name TEXT UNIQUE)
     sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE, last_seq INTEGER)
     samples(channel INTEGER, time REAL, value REAL, seq INTEGER, source INTEGER)
+    channel_meta(name TEXT PRIMARY KEY, meta TEXT)               -- JSON, from ``meta`` messages
     VIEW samples_named(channel, time, value, seq, source)   -- names joined in, for people
 
 Samples from a client that named itself (``hello`` with ``client``) are de-duplicated by
@@ -22,12 +23,14 @@ hold across reconnects and server restarts.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +46,7 @@ CREATE TABLE IF NOT EXISTS channels(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT
 CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, last_seq INTEGER);
 CREATE TABLE IF NOT EXISTS samples(channel INTEGER NOT NULL, time REAL NOT NULL,
                                    value REAL NOT NULL, seq INTEGER, source INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_meta(name TEXT PRIMARY KEY, meta TEXT NOT NULL);
 CREATE VIEW IF NOT EXISTS samples_named AS
   SELECT c.name AS channel, s.time AS time, s.value AS value, s.seq AS seq, src.name AS source
   FROM samples s JOIN channels c ON c.id = s.channel JOIN sources src ON src.id = s.source;
@@ -58,7 +62,7 @@ class _Item:
     source: str
     dedup: bool
     channels: list[tuple[int, str]]
-    future: asyncio.Future[int] = field(repr=False)
+    future: asyncio.Future[int] | None = field(repr=False)
 
 
 class Recorder:
@@ -92,11 +96,14 @@ class Recorder:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.channels: dict[str, int] = dict(self._db.execute("SELECT name, id FROM channels"))
             rows = self._db.execute("SELECT name, id, last_seq FROM sources").fetchall()
+            self.meta: dict[str, dict[str, Any]] = {
+                name: json.loads(text) for name, text in self._db.execute("SELECT name, meta FROM channel_meta")}
         except sqlite3.DatabaseError as exc:
             raise RecordingError(f"cannot open recording {self.path}: {exc}") from None
         self._source_ids = {name: sid for name, sid, _ in rows}
         self._last_seq: dict[str, int] = {name: s for name, _, s in rows if s is not None}
         self._queue: deque[_Item | None] = deque()
+        self._meta_pending: dict[str, str] = {}
         self._cv = threading.Condition()
         self._pending = 0
         self._room = asyncio.Event()
@@ -138,6 +145,15 @@ class Recorder:
             self._cv.notify()
         return fut
 
+    def submit_meta(self, meta: dict[str, dict[str, Any]]) -> None:
+        """Store channel metadata with the next commit (latest wins)."""
+        self.meta.update(meta)
+        with self._cv:
+            self._meta_pending.update({k: json.dumps(v) for k, v in meta.items()})
+            self._queue.append(_Item(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                                     "", False, [], None))
+            self._cv.notify()
+
     def close(self) -> None:
         """Commit what is queued, stop the writer thread and close the file."""
         with self._cv:
@@ -177,9 +193,15 @@ class Recorder:
 
     def _write(self, items: list[_Item]) -> None:
         db = self._db
+        with self._cv:
+            meta, self._meta_pending = self._meta_pending, {}
         db.execute("BEGIN")
         try:
+            if meta:
+                db.executemany("INSERT OR REPLACE INTO channel_meta(name, meta) VALUES (?, ?)", meta.items())
             for it in items:
+                if it.future is None:
+                    continue
                 if it.channels:
                     db.executemany("INSERT OR IGNORE INTO channels(id, name) VALUES (?, ?)", it.channels)
                 sid = self._source_ids.get(it.source)
@@ -219,7 +241,7 @@ class Recorder:
         def done() -> None:
             for it in items:
                 self._pending -= len(it.gid)
-                if not it.future.done():
+                if it.future is not None and not it.future.done():
                     if exc is None:
                         it.future.set_result(len(it.gid))
                     else:

@@ -42,7 +42,7 @@ from twin3d import __version__
 from twin3d._types import PathLike
 from twin3d.bridge.config import BridgeConfig, Role
 from twin3d.bridge.protocol import (
-    Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Publish, Subscribe,
+    Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Publish, Subscribe,
 )
 from twin3d.bridge.recorder import Recorder
 from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
@@ -91,6 +91,10 @@ class _Subscriber:
         self.skipped: dict[int, int] = {}
         self.wake = asyncio.Event()
         self.task = asyncio.ensure_future(self._run())
+
+    def wants(self, name: str) -> bool:
+        """True if this subscriber may and wants to see channel ``name``."""
+        return self.role.may_subscribe(name) and any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
 
     def _matches(self, gid: np.ndarray) -> np.ndarray:
         top = int(gid.max()) + 1
@@ -215,6 +219,8 @@ class Bridge:
         self._conns: set[_Connection] = set()
         self._header_roles: dict[ServerConnection, Role] = {}
         self._mem_seq: dict[str, int] = {}
+        #: channel metadata announced by publishers (``meta`` messages), kept in the recording
+        self.meta: dict[str, dict[str, Any]] = {}
         self._last = np.zeros(0, dtype=[("time", "f8"), ("value", "f8"), ("seq", "i8"), ("seen", "?")])
         self._adapters: Any = None
         self._tls = False
@@ -237,6 +243,7 @@ class Bridge:
         if self._record is not None:
             self.recorder = Recorder(self._record, synchronous=self._synchronous)
             self._reg = _Registry(self.recorder.channels)
+            self.meta = dict(self.recorder.meta)
         ssl_ctx = None
         if certfile is not None:
             ssl_ctx = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
@@ -446,7 +453,19 @@ class Bridge:
                 assert proto.role is not None
                 conn.sub = _Subscriber(conn, ev.patterns, proto.role, self._reg)
                 self._subs.append(conn.sub)
+                meta = {k: v for k, v in self.meta.items() if conn.sub.wants(k)}
+                if meta:
+                    proto.send_meta(meta)
                 self._snapshot(conn.sub)
+            elif isinstance(ev, Meta):
+                self.meta.update(ev.channels)
+                if self.recorder is not None:
+                    self.recorder.submit_meta(ev.channels)
+                for sub in self._subs:
+                    wanted = {k: v for k, v in ev.channels.items() if sub.wants(k)}
+                    if wanted:
+                        sub.conn.proto.send_meta(wanted)
+                        sub.wake.set()
             elif isinstance(ev, Hello):
                 if ev.client is not None:
                     assert proto.role is not None
