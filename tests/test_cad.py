@@ -92,3 +92,131 @@ def test_bad_files(tmp_path: Path, content: bytes | None, problem: str) -> None:
     assert "bad.stl" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(CADImportError, match="unsupported file type"):
         load_part(tmp_path / "x.dwg")
+
+
+# --- fast readers (twin3d._cad_fast) give the same Part as trimesh's general path -----------
+
+
+def _canonical(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh with vertices in lexicographic order and faces rotated/sorted: equal meshes
+    up to a vertex permutation and face order give equal arrays (winding kept)."""
+    order = np.lexsort(points.T[::-1])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    f = rank[faces]
+    roll = f.argmin(axis=1)
+    f = np.stack([f[np.arange(len(f)), (roll + k) % 3] for k in range(3)], axis=1)
+    return points[order], f[np.lexsort(f.T[::-1])]
+
+
+def _node_tree(nodes: tuple) -> list:
+    return [(n.name, n.label, n.mesh, None if n.matrix is None else np.round(n.matrix, 9).tolist(),
+             _node_tree(n.children)) for n in nodes]
+
+
+def _both_paths(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: object) -> tuple:
+    import twin3d.cad as cad
+
+    monkeypatch.setattr(cad, "FAST_READERS", True)
+    fast = load_part(path, **kw)
+    monkeypatch.setattr(cad, "FAST_READERS", False)
+    general = load_part(path, **kw)
+    return fast, general
+
+
+def _assert_same_part(fast, general, exact: bool) -> None:
+    for attr in ("name", "format", "materials", "meters_per_unit", "up_axis", "units_note",
+                 "axis_note", "uses", "warnings"):
+        assert getattr(fast, attr) == getattr(general, attr), attr
+    assert _node_tree(fast.nodes) == _node_tree(general.nodes)
+    assert len(fast.meshes) == len(general.meshes)
+    for a, b in zip(fast.meshes, general.meshes, strict=True):
+        assert (a.name, a.interpolation, a.material) == (b.name, b.interpolation, b.material)
+        if exact:  # the same arrays, in the same order
+            np.testing.assert_array_equal(a.points, b.points)
+            np.testing.assert_array_equal(a.faces, b.faces)
+            np.testing.assert_allclose(a.normals, b.normals, atol=1e-6)
+        else:  # STL: the fast path welds in float32, trimesh in float64: same mesh, other order
+            pa, fa = _canonical(a.points, a.faces)
+            pb, fb = _canonical(b.points, b.faces)
+            np.testing.assert_array_equal(pa, pb)
+            np.testing.assert_array_equal(fa, fb)
+
+
+def _fast_reader_takes(path: Path) -> bool:
+    from twin3d import _cad_fast
+
+    reader = {".stl": _cad_fast.binary_stl_scene, ".obj": _cad_fast.obj_scene,
+              ".glb": _cad_fast.gltf_scene, ".gltf": _cad_fast.gltf_scene}[path.suffix.lower()]
+    return reader(path) is not None
+
+
+@pytest.mark.parametrize(("name", "taken"), [
+    ("featuretype.STL", True), ("plate_holes.STL", True), ("angle_block.STL", True),
+    ("octagonal_pocket.stl", True), ("multibody.stl", False),  # ASCII: trimesh
+    ("nested.glb", True), ("Duck.glb", False), ("BoxTextured.glb", False),  # textures: trimesh
+    ("TestScene.gltf", False)])  # meshes of several primitives: trimesh
+def test_fast_readers_match_trimesh_on_real_files(name: str, taken: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = DATA / name
+    assert _fast_reader_takes(path) is taken
+    if name == "TestScene.gltf":
+        return  # trimesh names split primitives with random suffixes: two loads never match
+    fast, general = _both_paths(path, monkeypatch, units="mm")
+    _assert_same_part(fast, general, exact=not name.lower().endswith(".stl") or not taken)
+
+
+def test_fast_obj_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mesh = trimesh.load_mesh(str(DATA / "plate_holes.STL"))
+    plain = tmp_path / "plate.obj"
+    mesh.export(str(plain))  # "o plate_holes.STL", v and f lines
+    with_normals = tmp_path / "normals.obj"
+    with_normals.write_text(mesh.export(file_type="obj", include_normals=True).replace(
+        "o plate_holes.STL\n", ""))  # v/vn and f a//n lines, named after the file
+    mesh.visual.face_colors = [200, 30, 30, 255]
+    coloured = tmp_path / "coloured.obj"
+    mesh.export(str(coloured))  # a material (mtllib/usemtl): left to trimesh
+    for path, taken in ((plain, True), (with_normals, True), (coloured, False)):
+        assert _fast_reader_takes(path) is taken, path.name
+        fast, general = _both_paths(path, monkeypatch, units="in")
+        _assert_same_part(fast, general, exact=True)
+    assert fast.meshes and load_part(plain, units="in").meshes[0].name == "plate_holes_STL"
+
+
+def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hierarchy, matrices and TRS, instancing, factor materials, external buffers."""
+    import json
+
+    scene = trimesh.Scene()
+    box, cyl = trimesh.creation.box(), trimesh.creation.cylinder(radius=0.3, height=1)
+    box.visual = trimesh.visual.TextureVisuals(material=trimesh.visual.material.PBRMaterial(
+        name="Steel", baseColorFactor=[0.5, 0.6, 0.7, 1.0], metallicFactor=0.9,
+        roughnessFactor=0.3))
+    tf = trimesh.transformations
+    scene.add_geometry(box, node_name="base", geom_name="Box",
+                       transform=tf.translation_matrix([1, 2, 3]))
+    scene.add_geometry(cyl, node_name="arm", geom_name="Cyl", parent_node_name="base",
+                       transform=tf.rotation_matrix(0.7, [1, 1, 0]))
+    scene.add_geometry(box, node_name="base2", geom_name="Box", transform=tf.scale_matrix(2.0))
+    glb = tmp_path / "gen.glb"
+    scene.export(str(glb))
+    # the same scene as .gltf + .bin, with TRS nodes and a material without baseColorFactor
+    files = scene.export(file_type="gltf")
+    header = json.loads(files["model.gltf"])
+    for node in header["nodes"]:
+        node.pop("matrix", None)
+    header["nodes"][0].update(translation=[1, -2, 0.5], rotation=[0.1, 0.2, 0.3, 0.927],
+                             scale=[1, 2, 1])
+    header["nodes"][1].update(rotation=[0, 0.7071068, 0, 0.7071068])
+    header["materials"][0]["pbrMetallicRoughness"].pop("baseColorFactor")
+    header["materials"][0]["emissiveFactor"] = [0.1, 0.0, 0.2]
+    gltf = tmp_path / "gen.gltf"
+    gltf.write_text(json.dumps(header))
+    for name, data in files.items():
+        if name != "model.gltf":
+            (tmp_path / name).write_bytes(data)
+    for path in (glb, gltf):
+        assert _fast_reader_takes(path), path.name
+        fast, general = _both_paths(path, monkeypatch)
+        _assert_same_part(fast, general, exact=True)
+        assert fast.uses == [2, 1] and len(fast.materials) == 2
