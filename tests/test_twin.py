@@ -90,3 +90,9 @@ def test_scene_scripts_build_update_and_record(tmp_path: Path) -> None:
     assert max(temps, key=temps.__getitem__) in ("plate/tc5", "plate/tc10")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda", "run1.usdc"]
+    # the example twin's stage, live state and recording pass every validator we have
+    from twin3d.usd.validate import validate_stage
+
+    for name in ("plate.usda", "plate.twin.usda", "plate.live.usdc", "run1.usdc"):
+        report = validate_stage(tmp_path / name, profile="placeable")
+        assert report.failures == [], f"{name}: {[str(f) for f in report.failures]}"

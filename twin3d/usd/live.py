@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -465,8 +466,8 @@ class Recording:
         self.ranges = {q: (float(lo), float(hi)) for q, (lo, hi) in (ranges or {}).items()}
         self._live = _live if _live is not None else (
             LiveStage(stage, reset=False) if stage is not None else None)
-        self._times: dict[str, list[float]] = {}
-        self._values: dict[str, list[float]] = {}
+        self._times: dict[str, array[float]] = {}   # 16 bytes a sample until close()
+        self._values: dict[str, array[float]] = {}
         self._fields: list[tuple[float, _FieldTarget, str, np.ndarray]] = []
         self._closed = False
 
@@ -504,8 +505,10 @@ class Recording:
                 v = float(raw)
             except (TypeError, ValueError):
                 raise BindingError(channel, f"value {raw!r} is not a number") from None
-            self._times.setdefault(channel, []).append(t)
-            self._values.setdefault(channel, []).append(v)
+            if channel not in self._times:
+                self._times[channel], self._values[channel] = array("d"), array("d")
+            self._times[channel].append(t)
+            self._values[channel].append(v)
         if fields:
             if self._live is None:
                 raise RecordingError("fields need a stage: open the recording through a Twin")
@@ -531,7 +534,8 @@ class Recording:
         if not self._values and not self._fields:
             raise RecordingError(f"{self.path}: nothing was recorded")
         layer = Sdf.Layer.CreateAnonymous(".usdc")
-        all_t = [min(ts) for ts in self._times.values()] + [f[0] for f in self._fields]
+        all_t = [float(np.frombuffer(ts).min()) for ts in self._times.values()] + [
+            f[0] for f in self._fields]
         origin = self.origin if self.origin is not None else min(all_t)
         codes: list[float] = []
         if self._fields and self._live is not None:  # Usd API: before the change block
@@ -568,8 +572,8 @@ class Recording:
 
     def _write_channel(self, layer: Sdf.Layer, root: Sdf.Path, channel: str,
                        origin: float) -> tuple[float, float]:
-        times = np.asarray(self._times[channel], dtype=np.float64)
-        vals = np.asarray(self._values[channel], dtype=np.float64)
+        times = np.frombuffer(self._times[channel], dtype=np.float64)
+        vals = np.frombuffer(self._values[channel], dtype=np.float64)
         order = np.argsort(times, kind="stable")
         codes = (times[order] - origin) * self.fps
         vals = vals[order]
