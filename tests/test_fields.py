@@ -245,3 +245,19 @@ def test_too_few_sensors_and_open_surfaces_are_refused() -> None:
         HeatModel.build(v, f, 1.0, _plate_sensors(v, 1, seed=1), PLATE_MODEL)
     with pytest.raises(FieldError, match="not closed"):
         tetrahedralize(v, f[:-4], 1.0)
+
+
+def test_forward_readings_match_the_physics_and_round_trip() -> None:
+    v, f = _plate()
+    mesh = tetrahedralize(v, f, 1.0, target_tets=3000)
+    names, U = solve_unit_responses(mesh, PLATE_MODEL["thermal"], PLATE_MODEL["regions"], 1.0)
+    sensors = _plate_sensors(v, 8, seed=4)
+    model = HeatModel.build(v, f, 1.0, sensors, PLATE_MODEL, mesh=mesh)
+    inputs = {"source:heater": 30.0, "ambient": 18.0}
+    readings = model.readings(inputs)
+    truth = (U @ [30.0, 18.0])[[s.vertex for s in sensors]]  # sensors sit on FEM surface nodes
+    np.testing.assert_allclose([readings[s.channel] for s in sensors], truth, rtol=1e-6)
+    model.update(readings)
+    np.testing.assert_allclose(model.amplitudes, [30.0, 18.0], rtol=1e-6)
+    with pytest.raises(FieldError, match="unknown inputs"):
+        model.readings({"source:nope": 1.0})

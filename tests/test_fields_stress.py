@@ -146,3 +146,19 @@ def test_plate_scene_models_build_from_the_twin_and_respond(tmp_path) -> None:
     np.testing.assert_allclose(stress.update({"plate/load": 2000.0}), 2 * vm, rtol=1e-4,
                                atol=1e-5)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_forward_readings_of_gauges_round_trip_to_the_amplitudes() -> None:
+    v, f = _beam()
+    cases = {"stress": {"E": E, "nu": NU, "fixed": ["root"], "tets": 1200, "load": [
+        {"name": "down", "region": "tip", "force": [0.0, 0.0, -1000.0]},
+        {"name": "side", "region": "tip", "force": [0.0, 1000.0, 0.0]}]}}
+    gauge_pos = [(x, 0.0, z) for x in (0.25, 0.5) for z in (H / 2, -H / 2)]
+    gauges = [Sensor(f"beam/sg{i}", "strain", "ustrain", "/Beam", position=p)
+              for i, p in enumerate(gauge_pos)] + [
+        Sensor("beam/sg_side", "strain", "ustrain", "/Beam", position=(0.25, H / 2, 0.0))]
+    model = StressModel.build(v, f, 1.0, gauges, {"regions": REGIONS, **cases})
+    readings = model.readings({"down": 0.8, "side": -0.2})
+    assert abs(readings["beam/sg0"]) > 1.0  # microstrain of a real bending beam, not zeros
+    model.update(readings)
+    np.testing.assert_allclose(model.amplitudes, [0.8, -0.2], atol=1e-9)

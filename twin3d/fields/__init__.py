@@ -80,7 +80,8 @@ __all__ = ["HeatModel", "Kriging", "LinearFieldModel", "StressModel", "build_fie
 
 def _save_heat(m: HeatModel) -> dict[str, Any]:
     out = m.arrays() | {"inputs": np.asarray(m.inputs), "fit": m._fit,
-                        "var_physics": m._var_physics, "noise": np.asarray(m._noise)}
+                        "var_physics": m._var_physics, "noise": np.asarray(m._noise),
+                        "response": m.response}
     if m._kriging is not None and m._residual is not None:
         k = m._kriging
         out |= {"residual": m._residual, "k_W": k.W, "k_var": k.var, "k_Rinv": k.Rinv,
@@ -98,16 +99,16 @@ def _load_heat(d: dict[str, Any]) -> HeatModel:
                                   range_m=float(rng), nugget=float(nug))
     return HeatModel(list(d["channels"]), d["W"], str(d["unit"]), inputs=list(d["inputs"]),
                      fit=d["fit"], var_physics=d["var_physics"], residual=d.get("residual"),
-                     kriging=kriging, noise=float(d["noise"]))
+                     kriging=kriging, noise=float(d["noise"]), response=d["response"])
 
 
 def _save_stress(m: StressModel) -> dict[str, Any]:
-    return m.arrays() | {"cases": np.asarray(m.cases), "amp": m._amp}
+    return m.arrays() | {"cases": np.asarray(m.cases), "amp": m._amp, "response": m.response}
 
 
 def _load_stress(d: dict[str, Any]) -> StressModel:
     return StressModel(list(d["channels"]), d["W"], str(d["unit"]), cases=list(d["cases"]),
-                       amplitude_map=d["amp"])
+                       amplitude_map=d["amp"], response=d["response"])
 
 
 def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,

@@ -97,6 +97,34 @@ class LinearFieldModel:
         self._after_update(v, target)
         return target
 
+    #: Names of the physical inputs (heat sources, load cases) and, when the model knows it,
+    #: ``response``: (n_channels, n_inputs) float64, the readings each input gives per unit.
+    inputs: Sequence[str] = ()
+    response: FloatArray | None = None
+
+    def readings(self, inputs: Mapping[str, float]) -> dict[str, float]:
+        """What the sensors would read for the given physical inputs (the forward model).
+
+        A simulated plant (``twin3d demo``, tests) uses it to make readings that obey the same
+        physics the model fits.
+
+        Args:
+            inputs: ``{input name: amplitude}``, names from :attr:`inputs` (missing ones are 0).
+
+        Returns:
+            ``{channel: reading}`` in each sensor's unit, noise-free.
+
+        Raises:
+            FieldError: the model has no forward response, or an input name is unknown.
+        """
+        if self.response is None:
+            raise FieldError(f"{type(self).__name__} has no forward model (data-only)")
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise FieldError(f"unknown inputs {sorted(unknown)}; this model has {self.inputs}")
+        a = np.array([float(inputs.get(name, 0.0)) for name in self.inputs])
+        return dict(zip(self.channels, (self.response @ a).tolist(), strict=True))
+
     def _after_update(self, v: FloatArray, field: F32) -> None:
         """Hook: compute ``self._sigma`` (or post-process the field) from the values."""
 

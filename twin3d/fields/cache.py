@@ -20,7 +20,7 @@ import numpy.typing as npt
 __all__ = ["cache_dir", "cached", "model_key"]
 
 #: Bump when the numerics change so old entries are not reused.
-CACHE_VERSION = "fields-1"
+CACHE_VERSION = "fields-2"
 T = TypeVar("T")
 
 

@@ -173,9 +173,10 @@ class HeatModel(LinearFieldModel):
     def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str, *,
                  inputs: Sequence[str], fit: FloatArray, var_physics: FloatArray,
                  residual: FloatArray | None = None, kriging: KrigingSolution | None = None,
-                 noise: float = 0.0) -> None:
+                 noise: float = 0.0, response: FloatArray | None = None) -> None:
         super().__init__(channels, W, unit)
         self.inputs = list(inputs)
+        self.response = None if response is None else np.asarray(response)  # (m, k): A
         self._fit = np.asarray(fit)            # (k, m): amplitudes = fit @ values
         self._var_physics = np.asarray(var_physics)  # (n,) noise-driven, for unit noise
         self._residual = residual              # (m, m): residual = residual @ values
@@ -243,7 +244,8 @@ class HeatModel(LinearFieldModel):
             kriging = krige(pts_m, faces, vert, range_m, float(thermal.get("nugget", 1e-2)))
             W += _rows_times(kriging.W, residual)
         return cls([s.channel for s in sensors], W, next(iter(units)), inputs=names, fit=fit,
-                   var_physics=var_physics, residual=residual, kriging=kriging, noise=noise)
+                   var_physics=var_physics, residual=residual, kriging=kriging, noise=noise,
+                   response=A)
 
     def _after_update(self, v: FloatArray, field: npt.NDArray[np.float32]) -> None:
         self.amplitudes = self._fit @ v

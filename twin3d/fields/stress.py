@@ -207,12 +207,15 @@ class StressModel(LinearFieldModel):
     fill_mean = False
 
     def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str, *,
-                 cases: Sequence[str], amplitude_map: FloatArray) -> None:
+                 cases: Sequence[str], amplitude_map: FloatArray,
+                 response: FloatArray | None = None) -> None:
         W = np.asarray(W)
         super().__init__(channels, W, unit)
         if self.W.shape[0] % 6:
             raise FieldError("a stress W must have 6 row blocks (xx, yy, zz, xy, yz, zx)")
         self.cases = list(cases)
+        self.inputs = self.cases
+        self.response = None if response is None else np.asarray(response)  # (c, k)
         self._amp = np.asarray(amplitude_map)
         self.amplitudes = np.zeros(len(self.cases))
         self.tensor = np.zeros((6, self.W.shape[0] // 6), dtype=np.float32)
@@ -318,7 +321,13 @@ class StressModel(LinearFieldModel):
                 amp[i, gcols] = fit[a] * scale
                 for j in driven:
                     amp[i] -= (fit[a] @ Gm[:, j]) * amp[j]
+        # forward model: each channel's reading per unit amplitude of each case
+        response = np.zeros((len(channels), len(names)))
+        for i, ch in driven.items():
+            response[col[ch], i] = 1.0 / _FORCE_UNITS[by_channel[ch].unit]
+        if ident:
+            response[gcols] = Gm / scale[:, None]
         factor = 1.0 / _STRESS_UNITS[unit]
         # (n, 6, k) @ (k, c) -> (6, n, c) -> (6 n, c)
         W = np.einsum("nsk,kc->snc", S, amp).reshape(6 * len(pts), len(channels)) * factor
-        return cls(channels, W, unit, cases=names, amplitude_map=amp)
+        return cls(channels, W, unit, cases=names, amplitude_map=amp, response=response)
