@@ -27,6 +27,7 @@ Shape (every table and key optional)::
 from __future__ import annotations
 
 import fnmatch
+import hmac
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,11 @@ class BridgeConfig:
             return OPEN_ROLE
         if token is None:
             return None
-        return self.tokens.get(token)
+        found = None
+        for known, role in self.tokens.items():  # constant-time compare: no timing hints
+            if hmac.compare_digest(known.encode(), token.encode()):
+                found = role
+        return found
 
 
 def _globs(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
