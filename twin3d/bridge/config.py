@@ -115,7 +115,7 @@ class BridgeConfig:
             return None
         found = None
         for known, role in self.tokens.items():  # constant-time compare: no timing hints
-            if hmac.compare_digest(known.encode(), token.encode()):
+            if hmac.compare_digest(known.encode(), token.encode("utf-8", "surrogatepass")):
                 found = role
         return found
 
