@@ -114,6 +114,17 @@ def test_channel_metadata() -> None:
     assert frames(p) == [{"type": "meta", "channels": {"plate/tc1": {"unit": "degC"}}}]
 
 
+def test_lone_surrogates_never_crash_the_parser() -> None:
+    p = BridgeProtocol()
+    for text in ['{"type":"subscribe","channels":["\\ud800*"]}',
+                 '{"type":"meta","channels":{"a":{"unit":"\\udfff"}}}',
+                 '{"type":"sample","channel":"\\ud800","value":1}',
+                 '{"type":"hello","client":"\\ud800"}']:
+        p.receive_text(text, now=0.0)
+    assert [type(e).__name__ for e in p.events_received()] == ["Subscribe", "Meta", "BadMessage", "BadMessage"]
+    assert all(isinstance(json.loads(f), dict) for f in p.data_to_send())
+
+
 def test_channel_count_limit_per_connection() -> None:
     p = BridgeProtocol(BridgeConfig(limits=Limits(max_channels=2)))
     for name in ("a", "b", "c", "a"):
@@ -255,13 +266,14 @@ def test_config_parsing_and_errors() -> None:
 
 # --- fuzzing: the parser never raises, and every input gets exactly one outcome ----------------
 
+_any_text = st.text(st.characters(exclude_categories=()), max_size=20)   # surrogates included
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | _any_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12)
 _messages = st.fixed_dictionaries(
     {"type": st.sampled_from(["sample", "samples", "subscribe", "auth", "hello", "alias", "ping", "x"])},
-    optional={"channel": st.text(max_size=10) | _json_values, "value": _json_values,
+    optional={"channel": _any_text | _json_values, "value": _json_values,
               "time": _json_values, "seq": _json_values, "samples": _json_values,
               "channels": _json_values, "token": _json_values, "client": _json_values})
 

@@ -175,7 +175,10 @@ def _loads(text: str) -> Any:
 
 def _dumps(obj: Any) -> str:
     if _orjson is not None:
-        return _orjson.dumps(obj).decode()
+        try:
+            return _orjson.dumps(obj).decode()
+        except TypeError:  # e.g. lone surrogates in remote strings: the stdlib escapes them
+            pass
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
