@@ -1,0 +1,96 @@
+"""The demo twin end to end: real conversion, bridge, recording, fields and off-screen view."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin3d.cli import main
+from twin3d.usd.validate import validate_stage
+
+
+def _frames(movie: Path) -> list[np.ndarray]:
+    import imageio.v2 as imageio
+
+    with imageio.get_reader(str(movie)) as reader:
+        return [np.asarray(f, dtype=np.int16) for f in reader]
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--headless", "--duration", "6", "--seed", "3", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "[5/5] streaming 15 sensors" in text
+    assert "usdview" in text and "twin3d view" in text and "publisher.py" in text
+
+    # every published value was acknowledged and recorded exactly once
+    published = int(text.split("Done after")[1].split("values published")[0].split(":")[1])
+    assert f"{published} acknowledged" in text
+    with sqlite3.connect(out / "recording.sqlite") as db:
+        rows = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        channels = db.execute("SELECT COUNT(*) FROM channels").fetchone()[0]
+    assert rows == published and channels == 15
+
+    # the stage and the USD recording validate with no failure in any installed validator
+    for name in ("plate.usda", "recording.usdc"):
+        report = validate_stage(out / name)
+        assert report.failures == [], report.failures
+    from pxr import Usd
+
+    rec = Usd.Stage.Open(str(out / "recording.usdc"))
+    mesh = rec.GetPrimAtPath("/Plate/Geom/plate_holes_stl")
+    temps = mesh.GetAttribute("primvars:temperature")
+    assert len(temps.GetTimeSamples()) >= 5
+    first, last = (np.asarray(temps.Get(t)) for t in temps.GetTimeSamples()[::len(temps.GetTimeSamples()) - 1])
+    assert last.mean() > first.mean() + 1.0  # the cooling degrades: the plate heats up
+    assert mesh.GetAttribute("primvars:von_mises").GetTimeSamples()
+
+    # the movie's frames visibly change (the field heats up and the camera moves)
+    frames = _frames(out / "demo.mp4")
+    assert len(frames) >= 20
+    diffs = [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:])]
+    assert max(diffs) > 0.5 and float(np.abs(frames[-1] - frames[0]).mean()) > 5.0
+    for png in ("snapshot_start.png", "snapshot_end.png"):
+        assert (out / png).stat().st_size > 10_000
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_a_valid_recording(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "twin3d", "demo", "--headless", "--duration",
+                             "120", "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 240
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("[5/5]") or time.monotonic() > deadline:
+            break
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    text = "".join(lines) + rest
+    assert proc.returncode == 0, text
+    assert "Stopped early (Ctrl-C)" in text and "Traceback" not in text
+    assert validate_stage(out / "recording.usdc").failures == []
+    with sqlite3.connect(out / "recording.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
+
+
+def test_bad_duration_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--duration" in err[0]
