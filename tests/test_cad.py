@@ -39,6 +39,25 @@ def test_weld_merges_by_position_and_drops_unused() -> None:
     np.testing.assert_array_equal(points[faces], v[f])
 
 
+def test_weld_numbers_points_by_first_use_and_survives_hash_collisions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import twin3d.cad as cad
+
+    soup = trimesh.creation.icosphere(subdivisions=2).triangles.reshape(-1, 3)  # STL-like
+    faces = np.arange(len(soup)).reshape(-1, 3)
+    points, welded = _weld(soup, faces)
+    np.testing.assert_array_equal(points[welded].reshape(-1, 3), soup)
+    first_use = welded.reshape(-1)[np.sort(np.unique(welded.reshape(-1), return_index=True)[1])]
+    np.testing.assert_array_equal(first_use, np.arange(len(points)))
+    # groups that merge different points (what a hash collision gives) must be caught
+    real = cad._hash_groups
+    monkeypatch.setattr(cad, "_hash_groups", lambda h, packed: (real(h, packed)[0] // 2,
+                                                                real(h, packed)[1][::2]))
+    points2, welded2 = _weld(soup, faces)
+    np.testing.assert_array_equal(points2[welded2].reshape(-1, 3), soup)
+    np.testing.assert_array_equal(points2, points)
+
+
 def test_normals_vertex_for_smooth_facevarying_for_hard_edges() -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3)
     n, interp = vertex_or_corner_normals(sphere.vertices, sphere.faces)
@@ -97,18 +116,6 @@ def test_bad_files(tmp_path: Path, content: bytes | None, problem: str) -> None:
 # --- fast readers (twin3d._cad_fast) give the same Part as trimesh's general path -----------
 
 
-def _canonical(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mesh with vertices in lexicographic order and faces rotated/sorted: equal meshes
-    up to a vertex permutation and face order give equal arrays (winding kept)."""
-    order = np.lexsort(points.T[::-1])
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    f = rank[faces]
-    roll = f.argmin(axis=1)
-    f = np.stack([f[np.arange(len(f)), (roll + k) % 3] for k in range(3)], axis=1)
-    return points[order], f[np.lexsort(f.T[::-1])]
-
-
 def _node_tree(nodes: tuple) -> list:
     return [(n.name, n.label, n.mesh, None if n.matrix is None else np.round(n.matrix, 9).tolist(),
              _node_tree(n.children)) for n in nodes]
@@ -124,7 +131,7 @@ def _both_paths(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: object) -> tu
     return fast, general
 
 
-def _assert_same_part(fast, general, exact: bool) -> None:
+def _assert_same_part(fast, general) -> None:
     for attr in ("name", "format", "materials", "meters_per_unit", "up_axis", "units_note",
                  "axis_note", "uses", "warnings"):
         assert getattr(fast, attr) == getattr(general, attr), attr
@@ -132,15 +139,11 @@ def _assert_same_part(fast, general, exact: bool) -> None:
     assert len(fast.meshes) == len(general.meshes)
     for a, b in zip(fast.meshes, general.meshes, strict=True):
         assert (a.name, a.interpolation, a.material) == (b.name, b.interpolation, b.material)
-        if exact:  # the same arrays, in the same order
-            np.testing.assert_array_equal(a.points, b.points)
-            np.testing.assert_array_equal(a.faces, b.faces)
-            np.testing.assert_allclose(a.normals, b.normals, atol=1e-6)
-        else:  # STL: the fast path welds in float32, trimesh in float64: same mesh, other order
-            pa, fa = _canonical(a.points, a.faces)
-            pb, fb = _canonical(b.points, b.faces)
-            np.testing.assert_array_equal(pa, pb)
-            np.testing.assert_array_equal(fa, fb)
+        # the same arrays in the same order (STL too: trimesh's float64 soup welds to the
+        # same points as the fast path's float32 one, numbered in order of first use)
+        np.testing.assert_array_equal(a.points, b.points)
+        np.testing.assert_array_equal(a.faces, b.faces)
+        np.testing.assert_allclose(a.normals, b.normals, atol=1e-6)
 
 
 def _fast_reader_takes(path: Path) -> bool:
@@ -163,7 +166,7 @@ def test_fast_readers_match_trimesh_on_real_files(name: str, taken: bool,
     if name == "TestScene.gltf":
         return  # trimesh names split primitives with random suffixes: two loads never match
     fast, general = _both_paths(path, monkeypatch, units="mm")
-    _assert_same_part(fast, general, exact=not name.lower().endswith(".stl") or not taken)
+    _assert_same_part(fast, general)
 
 
 def test_fast_obj_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +182,7 @@ def test_fast_obj_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for path, taken in ((plain, True), (with_normals, True), (coloured, False)):
         assert _fast_reader_takes(path) is taken, path.name
         fast, general = _both_paths(path, monkeypatch, units="in")
-        _assert_same_part(fast, general, exact=True)
+        _assert_same_part(fast, general)
     assert fast.meshes and load_part(plain, units="in").meshes[0].name == "plate_holes_STL"
 
 
@@ -218,5 +221,5 @@ def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for path in (glb, gltf):
         assert _fast_reader_takes(path), path.name
         fast, general = _both_paths(path, monkeypatch)
-        _assert_same_part(fast, general, exact=True)
+        _assert_same_part(fast, general)
         assert fast.uses == [2, 1] and len(fast.materials) == 2

@@ -71,6 +71,8 @@ FORMATS: dict[str, tuple[str, bool, str]] = {
 }
 #: corners whose face normal is further than this from the smooth normal split (hard edge)
 CREASE_ANGLE_DEG = 30.0
+#: rows per step of the chunked array passes (their temporaries stay a few MiB)
+_CHUNK = 1 << 18
 
 _TRIMESH_UNITS = {"meters": 1.0, "meter": 1.0, "m": 1.0, "millimeters": 0.001, "millimeter": 0.001,
                   "mm": 0.001, "centimeters": 0.01, "centimeter": 0.01, "cm": 0.01,
@@ -266,27 +268,39 @@ def vertex_or_corner_normals(
         ((n, 3) or (3 m, 3) float32 unit normals, ``"vertex"`` or ``"faceVarying"``).
     """
     pts = np.ascontiguousarray(points.T, dtype=np.float32)  # (3, n): column gathers are fast
-    a = [pts[:, faces[:, k]] for k in range(3)]  # 3 x (3, m)
-    e1, e2 = a[1] - a[0], a[2] - a[0]
-    del a
-    fn = np.stack([e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2],
-                   e1[0] * e2[1] - e1[1] * e2[0]])  # (3, m): 2 * area * unit normal
-    del e1, e2
-    n = len(points)
-    vn = np.empty((3, n))
-    for j in range(3):
-        vn[j] = sum(np.bincount(faces[:, k], weights=fn[j], minlength=n) for k in range(3))
+    n, m = len(points), len(faces)
+    fn = np.empty((3, m), dtype=np.float32)  # 2 * area * unit normal of each face
+    vn = np.zeros((3, n))
+    for i in range(0, m, _CHUNK):  # in chunks of faces: temporaries stay a few MiB
+        f = np.ascontiguousarray(faces[i:i + _CHUNK].T)
+        a = pts[:, f[0]]
+        e1, e2 = pts[:, f[1]] - a, pts[:, f[2]] - a
+        del a
+        c = fn[:, i:i + _CHUNK]
+        np.subtract(e1[1] * e2[2], e1[2] * e2[1], out=c[0])
+        np.subtract(e1[2] * e2[0], e1[0] * e2[2], out=c[1])
+        np.subtract(e1[0] * e2[1], e1[1] * e2[0], out=c[2])
+        del e1, e2
+        for j in range(3):
+            for k in range(3):
+                vn[j] += np.bincount(f[k], weights=c[j], minlength=n)
     vn /= np.where((ln := np.sqrt((vn * vn).sum(axis=0))) == 0, 1.0, ln)
     vn32 = vn.astype(np.float32)
-    fnu = fn / np.where((lf := np.sqrt((fn * fn).sum(axis=0))) == 0, 1.0, lf)
-    live = lf > 0
+    del vn
     limit = np.float32(np.cos(np.radians(crease_deg / 2)))
     smooth = True
-    for k in range(3):  # corner k of every face: its face normal vs the smooth normal
-        c = vn32[:, faces[:, k]]
-        cos_dev = fnu[0] * c[0] + fnu[1] * c[1] + fnu[2] * c[2]
-        if np.any((cos_dev < limit) & live):
-            smooth = False
+    for i in range(0, m, _CHUNK):  # corner k of every face: its face normal vs the smooth one
+        f = np.ascontiguousarray(faces[i:i + _CHUNK].T)
+        c = fn[:, i:i + _CHUNK]
+        lf = np.sqrt((c * c).sum(axis=0))
+        live = lf > 0
+        fnu = c / np.where(live, lf, 1.0)
+        for k in range(3):
+            s = vn32[:, f[k]]
+            if np.any(((fnu * s).sum(axis=0) < limit) & live):
+                smooth = False
+                break
+        if not smooth:
             break
     if smooth:
         return np.ascontiguousarray(vn32.T), "vertex"
@@ -399,33 +413,67 @@ def _column(q: npt.NDArray[np.floating[Any]], k: int) -> npt.NDArray[np.uint64]:
     return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)[:, k].astype(np.uint64)
 
 
+def _hashes(v: npt.NDArray[np.floating[Any]], second: bool = False) -> npt.NDArray[np.uint64]:
+    """(n,) 64-bit hash of each row of ``v`` rounded to 8 decimals, computed in chunks.
+
+    ``second`` gives an independent hash (another mixing of the same bits), used to verify
+    the groups the first one makes.
+    """
+    out = np.empty(len(v), dtype=np.uint64)
+    for i in range(0, len(v), _CHUNK):
+        q = _rounded(v[i:i + _CHUNK])
+        if second:
+            h = _column(q, 0) * np.uint64(0x9E3779B97F4A7C15)
+            h += _column(q, 1) * np.uint64(0xC2B2AE3D27D4EB4F)
+            h += _column(q, 2) * np.uint64(0x165667B19E3779F9)
+        else:
+            h = _mix64(_column(q, 0) ^ np.uint64(0x5EED))
+            h ^= _column(q, 1)
+            h = _mix64(h)
+            h ^= _column(q, 2)
+        out[i:i + _CHUNK] = _mix64(h)
+    return out
+
+
 def _hash_groups(h: npt.NDArray[np.uint64], packed: bool) -> tuple[
-        npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Group equal hashes: (order, group of each sorted row, first row of each group).
+        npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]]:
+    """Group equal hashes (consumes ``h``): (group of each row, first row of each group).
 
     ``packed``: sort the hash's top bits with the row index in the low bits, a plain
     ``np.sort`` (SIMD, ~5x faster than ``argsort``); the caller verifies the groups and
-    retries unpacked (full 64-bit hash, ``argsort``) on a collision of the shorter hash.
+    retries unpacked (the full 64-bit hash, ``argsort``) on a collision of the shorter hash.
+    Indices are int32 below 2**31 rows (half the memory).
     """
     n = len(h)
+    itype = np.int32 if n < 2**31 else np.int64
     if packed:
         bits = np.uint64(max(1, (n - 1).bit_length()))
-        key = h >> bits
-        key <<= bits
-        key |= np.arange(n, dtype=np.uint64)
-        key.sort()
-        order = (key & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.intp)
-        key >>= bits
+        h >>= bits
+        h <<= bits
+        for i in range(0, n, _CHUNK):
+            h[i:i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n), dtype=np.uint64)
+        h.sort()
+        order = np.empty(n, dtype=itype)
+        mask = (np.uint64(1) << bits) - np.uint64(1)
+        for i in range(0, n, _CHUNK):
+            order[i:i + _CHUNK] = h[i:i + _CHUNK] & mask
+        h >>= bits
+        key = h
     else:
-        order = np.argsort(h)
+        order = np.argsort(h).astype(itype)
         key = h[order]
+    del h
     start = np.empty(n, dtype=bool)
     start[:1] = True
     np.not_equal(key[1:], key[:-1], out=start[1:])
     del key
-    group = np.cumsum(start, dtype=np.intp)
-    group -= 1
-    return order, group, order[start]
+    group: npt.NDArray[np.integer[Any]] = np.cumsum(start, dtype=itype)
+    np.subtract(group, 1, out=group)
+    first: npt.NDArray[Any] = order[start]
+    del start
+    inverse: npt.NDArray[np.integer[Any]] = np.empty(n, dtype=itype)
+    inverse[order] = group
+    return inverse, first
 
 
 def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
@@ -441,7 +489,8 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
     early: peak memory is a few times the vertex array.
 
     Returns:
-        ((k, 3) welded points, (m, 3) int64 faces into them).
+        ((k, 3) welded points, numbered in order of first use by the faces, and (m, 3)
+        int64 faces into them).
     """
     v = np.asarray(vertices)
     if v.dtype not in (np.float32, np.float64):
@@ -455,35 +504,35 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
         remap[keep] = np.arange(len(keep))
         v, f = v[keep], remap[f]
     del used
-    q = _rounded(v)
-    h = _mix64(_column(q, 0) ^ np.uint64(0x5EED))
-    h ^= _column(q, 1)
-    h = _mix64(h)
-    h ^= _column(q, 2)
-    h = _mix64(h)
-    # an independent second hash must agree within each group
-    h2 = _column(q, 0) * np.uint64(0x9E3779B97F4A7C15)
-    h2 += _column(q, 1) * np.uint64(0xC2B2AE3D27D4EB4F)
-    h2 += _column(q, 2) * np.uint64(0x165667B19E3779F9)
-    h2 = _mix64(h2)
-    del q
-    inverse: npt.NDArray[np.int64] | None = None
+    inverse: npt.NDArray[np.integer[Any]] | None = None
     for packed in (True, False):
-        order, group, first = _hash_groups(h, packed)
-        step = 1 << 20
-        if all(np.array_equal(h2[order[i:i + step]], h2[first[group[i:i + step]]])
-               for i in range(0, len(order), step)):
-            inverse = np.empty(len(v), dtype=np.int64)
-            inverse[order] = group
+        inverse, first = _hash_groups(_hashes(v), packed)
+        # an independent second hash must agree between every row and its group's first row
+        if all(np.array_equal(_hashes(v[i:i + _CHUNK], second=True),
+                              _hashes(v[first[inverse[i:i + _CHUNK]]], second=True))
+               for i in range(0, len(v), _CHUNK)):
             break
-    del h, h2
+        inverse = None
     if inverse is None:  # a 64-bit collision: be exact instead
         q = _rounded(v)
         rows = np.ascontiguousarray(q).view(np.dtype((np.void, 3 * q.itemsize))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        del q, rows
         inverse = inverse.ravel()
-    del order, group
-    return v[first], inverse[f]
+    # number the welded points in order of first use by the faces: neighbouring faces then
+    # share nearby indices, which the .usdc writer's integer compression needs (in a
+    # scattered order its transient memory is ~6x the index array's)
+    tri = inverse[f]
+    del inverse
+    flat = tri.reshape(-1)
+    use = np.full(len(first), len(flat), dtype=np.int64)
+    for i in range(0, len(flat), _CHUNK):
+        np.minimum.at(use, flat[i:i + _CHUNK], np.arange(i, min(i + _CHUNK, len(flat))))
+    rank = np.argsort(use)
+    del use
+    relabel = np.empty(len(rank), dtype=tri.dtype)
+    relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
+    return v[first[rank]], relabel[tri].astype(np.int64, copy=False)
 
 
 def _rounded(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
