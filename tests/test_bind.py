@@ -234,3 +234,15 @@ def test_markers_land_in_world_space_under_a_moved_root(tmp_path: Path) -> None:
     marker = reopened.GetPrimAtPath("/Box/Sensors/box_t")
     world = UsdGeom.Xformable(marker).ComputeLocalToWorldTransform(Usd.TimeCode.Default())
     assert tuple(world.ExtractTranslation()) == pytest.approx((10.1, 20.2, 30.5))
+
+
+def test_the_model_table_travels_with_the_binding(plate: Path) -> None:
+    from twin3d.twin import Twin
+
+    smap = load_sensor_map(SENSORS)
+    assert smap.model["thermal"]["sources"] == ["heater"]
+    bind_sensors(plate, smap)
+    assert Twin.open(plate).model == smap.model  # any tool gets the physics from the stage
+    without = SENSORS.read_text(encoding="utf-8").split("[model.")[0]
+    bind_sensors(plate, parse_sensor_map(without))  # re-binding without a model drops it
+    assert Twin.open(plate).model == {}

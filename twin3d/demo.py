@@ -167,7 +167,7 @@ def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     _say(f"[2/5] bound {len(bound)} sensors from {SENSOR_MAP.name} "
          f"(largest snap {worst:.2f} mm)")
     t0 = time.perf_counter()
-    per_mesh = build_field_models(twin, sensor_map.model)
+    per_mesh = build_field_models(twin)  # the [model] table travels in the bound stage
     if len(per_mesh) != 1:
         raise Twin3DError(f"the demo plate should have one mesh with sensors, found {len(per_mesh)}")
     mesh_path, models = next(iter(per_mesh.items()))

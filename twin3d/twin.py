@@ -98,6 +98,14 @@ class Twin:
         return MappingProxyType(self._live.sensors)
 
     @property
+    def model(self) -> dict[str, Any]:
+        """The sensor map's ``[model]`` table stored at bind time (``{}`` if none).
+
+        :func:`twin3d.fields.build_field_models` builds the physics models from it.
+        """
+        return dict(self._live.model)
+
+    @property
     def meshes(self) -> list[MeshData]:
         """The stage's meshes, triangulated, world space, stage units."""
         return list(self._live.meshes())

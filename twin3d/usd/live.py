@@ -41,7 +41,7 @@ from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, colorize
 from twin3d.errors import BindingError, FieldError, RecordingError, StageError
 from twin3d.model import Limits, Sample, Sensor
 from twin3d.usd.mesh import MeshData, read_meshes
-from twin3d.usd.sensors import read_sensors, sensor_prim_name, sensor_prims
+from twin3d.usd.sensors import read_model, read_sensors, sensor_prim_name, sensor_prims
 
 __all__ = ["FIELD_MATERIAL", "LiveStage", "Recording", "live_paths", "record_samples"]
 
@@ -257,6 +257,7 @@ class LiveStage:
         if not self.root_prim:
             raise StageError(f"{base_path}: defaultPrim {base.defaultPrim!r} is not on the stage")
         self.sensors: dict[str, Sensor] = read_sensors(self.stage)
+        self.model: dict[str, Any] = read_model(self.stage)
         self._prims = {c: p.GetPath() for c, p in sensor_prims(self.stage).items()}
         self._ranges: dict[str, tuple[float, float]] = {}  # quantity -> fixed colour range
         self._root_saved = False

@@ -13,9 +13,11 @@ runs before the first edit, so a bad map leaves the stage untouched.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -30,11 +32,13 @@ from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, SensorMap
 from twin3d.usd.mesh import open_stage, triangulate
 from twin3d.usd.schema import SENSOR_API
 
-__all__ = ["SENSORS_SCOPE", "bind_sensors", "read_sensors", "sensor_prim_name",
+__all__ = ["MODEL_KEY", "SENSORS_SCOPE", "bind_sensors", "read_model", "read_sensors", "sensor_prim_name",
            "sensor_prims", "stage_info", "stage_meters_per_unit"]
 
 #: Name of the scope under the default prim that holds the sensor markers.
 SENSORS_SCOPE = "Sensors"
+#: customData key on the Sensors scope holding the sensor map's [model] table (JSON).
+MODEL_KEY = "twin3d:model"
 _MARKER_MATERIAL = "Materials/Marker"
 _LIMIT_ATTRS = {"alarm_low": "twin:limits:alarmLow", "warn_low": "twin:limits:warnLow",
                 "warn_high": "twin:limits:warnHigh", "alarm_high": "twin:limits:alarmHigh"}
@@ -159,7 +163,7 @@ def _author_marker_material(stage: Usd.Stage, scope: Sdf.Path) -> UsdShade.Mater
 
 
 def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
-            requested: Sequence[Sensor]) -> None:
+            requested: Sequence[Sensor], model: Mapping[str, Any] | None = None) -> None:
     scope_path = root.GetPath().AppendChild(SENSORS_SCOPE)
     layer = stage.GetRootLayer()
     if layer.GetPrimAtPath(scope_path):  # re-binding replaces the previous sensors
@@ -167,6 +171,8 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
         del parent.nameChildren[SENSORS_SCOPE]
     scope = UsdGeom.Scope.Define(stage, scope_path)
     scope.GetPrim().SetDocumentation("Sensors bound by twin3d bind (Twin3DSensorAPI markers).")
+    if model:  # the field models' [model] table travels with the binding
+        scope.GetPrim().SetCustomDataByKey(MODEL_KEY, json.dumps(model, sort_keys=True))
     material = _author_marker_material(stage, scope_path)
     radius = _marker_radius(stage, {s.target for s in sensors})
     to_local = np.asarray(UsdGeom.Xformable(root).ComputeLocalToWorldTransform(
@@ -238,7 +244,7 @@ def bind_sensors(stage_path: PathLike, sensor_map: SensorMap, output: PathLike |
     layer = stage.GetRootLayer()
     stage.SetEditTarget(Usd.EditTarget(layer))
     try:
-        _author(stage, root, bound, sensor_map.sensors)
+        _author(stage, root, bound, sensor_map.sensors, sensor_map.model)
         _export(layer, Path(output if output is not None else layer.realPath))
     finally:
         layer.Reload(force=True)  # never leave an edited in-memory copy behind
@@ -291,6 +297,21 @@ def sensor_prims(stage: Usd.Stage) -> dict[str, Usd.Prim]:
 def _get(prim: Usd.Prim, name: str) -> object:
     attr = prim.GetAttribute(name)
     return attr.Get() if attr and attr.HasAuthoredValue() else None
+
+
+def read_model(stage: Usd.Stage) -> dict[str, Any]:
+    """The sensor map's ``[model]`` table that ``bind`` stored on the stage (``{}`` if none)."""
+    root = stage.GetDefaultPrim()
+    scope = root.GetChild(SENSORS_SCOPE) if root else None
+    text = scope.GetCustomDataByKey(MODEL_KEY) if scope else None
+    if not text:
+        return {}
+    try:
+        model = json.loads(str(text))
+    except ValueError:
+        raise StageError(f"the {MODEL_KEY} custom data of {scope.GetPath()} is not valid JSON; "
+                         "bind the sensor map again") from None
+    return model if isinstance(model, dict) else {}
 
 
 def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:
