@@ -281,9 +281,9 @@ def vertex_or_corner_normals(
         np.subtract(e1[2] * e2[0], e1[0] * e2[2], out=c[1])
         np.subtract(e1[0] * e2[1], e1[1] * e2[0], out=c[2])
         del e1, e2
+        corners = f.reshape(-1)  # every corner of the chunk's faces gets its face's normal
         for j in range(3):
-            for k in range(3):
-                vn[j] += np.bincount(f[k], weights=c[j], minlength=n)
+            vn[j] += np.bincount(corners, weights=np.tile(c[j], 3), minlength=n)
     vn /= np.where((ln := np.sqrt((vn * vn).sum(axis=0))) == 0, 1.0, ln)
     vn32 = vn.astype(np.float32)
     del vn
@@ -413,26 +413,23 @@ def _column(q: npt.NDArray[np.floating[Any]], k: int) -> npt.NDArray[np.uint64]:
     return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)[:, k].astype(np.uint64)
 
 
-def _hashes(v: npt.NDArray[np.floating[Any]], second: bool = False) -> npt.NDArray[np.uint64]:
-    """(n,) 64-bit hash of each row of ``v`` rounded to 8 decimals, computed in chunks.
-
-    ``second`` gives an independent hash (another mixing of the same bits), used to verify
-    the groups the first one makes.
-    """
+def _hashes(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
+    """(n,) 64-bit hash of each row of ``v`` rounded to 8 decimals, computed in chunks."""
     out = np.empty(len(v), dtype=np.uint64)
     for i in range(0, len(v), _CHUNK):
         q = _rounded(v[i:i + _CHUNK])
-        if second:
-            h = _column(q, 0) * np.uint64(0x9E3779B97F4A7C15)
-            h += _column(q, 1) * np.uint64(0xC2B2AE3D27D4EB4F)
-            h += _column(q, 2) * np.uint64(0x165667B19E3779F9)
-        else:
-            h = _mix64(_column(q, 0) ^ np.uint64(0x5EED))
-            h ^= _column(q, 1)
-            h = _mix64(h)
-            h ^= _column(q, 2)
+        h = _mix64(_column(q, 0) ^ np.uint64(0x5EED))
+        h ^= _column(q, 1)
+        h = _mix64(h)
+        h ^= _column(q, 2)
         out[i:i + _CHUNK] = _mix64(h)
     return out
+
+
+def _bits(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """The bit patterns of ``v`` rounded to 8 decimals (equal bits: the same point)."""
+    q = _rounded(v)
+    return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)
 
 
 def _hash_groups(h: npt.NDArray[np.uint64], packed: bool) -> tuple[
@@ -482,9 +479,9 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
 
     Positions only: normals, UVs and colours never keep points apart. Rows are grouped by
     a hash of the rounded coordinates' bits (one ``np.sort`` of n keys, each the hash's top
-    bits with the row index below them, instead of a row-wise unique); a second,
-    independent 64-bit hash must agree within every group, else (a collision) the full
-    64-bit hash is argsorted, and if that collides too the exact row-wise unique is used.
+    bits with the row index below them, instead of a row-wise unique); every row's rounded
+    bits must then equal its group's first row's, else (a collision) the full 64-bit hash
+    is argsorted, and if that collides too the exact row-wise unique is used.
     Works in the source's precision (float32 STL stays float32), freeing temporaries
     early: peak memory is a few times the vertex array.
 
@@ -507,9 +504,8 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
     inverse: npt.NDArray[np.integer[Any]] | None = None
     for packed in (True, False):
         inverse, first = _hash_groups(_hashes(v), packed)
-        # an independent second hash must agree between every row and its group's first row
-        if all(np.array_equal(_hashes(v[i:i + _CHUNK], second=True),
-                              _hashes(v[first[inverse[i:i + _CHUNK]]], second=True))
+        # exact check: every row's rounded bits equal its group's first row's
+        if all(np.array_equal(_bits(v[i:i + _CHUNK]), _bits(v[first[inverse[i:i + _CHUNK]]]))
                for i in range(0, len(v), _CHUNK)):
             break
         inverse = None
