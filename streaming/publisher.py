@@ -7,9 +7,13 @@ Copy it onto the device. Five lines to publish a reading and wait until it is re
         async with publisher.connect("ws://bridge:8765", token="pub-secret") as ws:
             await publisher.publish(ws, "plate/tc1", 81.5, seq=1)   # returns after the ack
     asyncio.run(main())
+
+From a shell: ``python publisher.py ws://127.0.0.1:8765 plate/tc1 81.5 [TOKEN]``.
 """
 
+import asyncio
 import json
+import sys
 import time
 
 from websockets.asyncio.client import connect as _connect
@@ -30,3 +34,15 @@ async def publish(ws, channel, value, seq, t=None):
             raise RuntimeError(f"{msg['code']}: {msg['message']}")
         if msg["type"] == "ack" and msg["seq"] >= seq:
             return msg["seq"]
+
+
+async def _main(url, channel, value, token=None):
+    async with connect(url, token) as ws:
+        seq = await publish(ws, channel, float(value), seq=int(time.time() * 1000))
+        print(f"{channel} = {value}: recorded (ack {seq})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (4, 5):
+        sys.exit("usage: python publisher.py ws://HOST:PORT CHANNEL VALUE [TOKEN]")
+    asyncio.run(_main(*sys.argv[1:]))

