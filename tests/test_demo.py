@@ -90,6 +90,21 @@ def test_ctrl_c_stops_cleanly_and_keeps_a_valid_recording(tmp_path: Path) -> Non
         assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
 
 
+@pytest.mark.render
+def test_with_a_display_the_demo_opens_a_window(tmp_path: Path) -> None:
+    from conftest import require_binary
+
+    xvfb = require_binary("xvfb-run", "xvfb xauth")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
+    proc = subprocess.run([xvfb, "-a", sys.executable, "-m", "twin3d", "demo", "--duration", "3",
+                           "-o", str(tmp_path / "demo")], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "close the window or press Ctrl-C" in proc.stdout  # the window path, not off-screen
+    assert not (tmp_path / "demo" / "demo.mp4").exists()
+    assert (tmp_path / "demo" / "recording.usdc").exists()
+
+
 def test_bad_duration_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--duration", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -202,7 +202,7 @@ def run_demo(output: PathLike = "twin3d-demo", *, duration: float = 30.0, seed: 
     folder.mkdir(parents=True, exist_ok=True)
     headless = (not _has_display()) if headless is None else headless
     twin, models, mesh_path = build_twin(folder)
-    result = DemoResult(folder=folder, stage=twin.stage_path, live=twin.live_path,
+    result = DemoResult(folder=folder, stage=twin.stage_path, live=twin.root_path,
                         recording_db=folder / "recording.sqlite",
                         recording_usd=folder / "recording.usdc")
     if headless:
@@ -418,7 +418,7 @@ def summary(result: DemoResult) -> str:
         "",
         "Produced:",
         f"  {result.stage}  (the twin: geometry + bound sensors)",
-        f"  {result.live}  (open this one: the stage with its live layer)",
+        f"  {result.live}  (open this one: the stage with its live layer on top)",
         f"  {result.recording_usd}  (USD time samples: values, temperature, von Mises)",
         f"  {result.recording_db}  (every sample, SQLite)",
     ]
@@ -429,8 +429,8 @@ def summary(result: DemoResult) -> str:
     lines += [
         "",
         "Next:",
-        f"  usdview {result.live}                      # the live state",
-        f"  usdview {result.recording_usd}             # press play: the recorded run",
+        f"  usdview {result.live}    # the live state",
+        f"  usdview {result.recording_usd}    # press play: the recorded run",
         "  (Omniverse: open the same files; the recording plays on the timeline)",
         f"  twin3d view {result.stage} --recording {result.recording_db} --field temperature",
         f"  twin3d export {result.recording_db} -o {folder / 'run.csv'}",
