@@ -346,3 +346,11 @@ def test_bad_usage_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(twin3d.errors.UsageError):
         convert(DATA / "nested.glb", tmp_path / "x.usda", up_axis="X")
+
+
+def test_step_assembly_parts_get_their_part_names(tmp_path: Path) -> None:
+    out = twin3d.convert([DATA / "box_sides.STEP"], tmp_path / "box.usda", progress=False)
+    stage = Usd.Stage.Open(str(out))
+    names = [p.GetName() for p in stage.GetPrimAtPath("/box_sides/Geom").GetChildren()]
+    assert "box_base" in names and "box_top" in names and "side_short_B" in names
+    assert not any(n.startswith("NAUO") for n in names)  # occurrence ids are not names

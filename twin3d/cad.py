@@ -190,6 +190,8 @@ class Part:
 # --- names ----------------------------------------------------------------------------------
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+#: STEP assembly occurrence ids (NEXT_ASSEMBLY_USAGE_OCCURRENCE) as OpenCASCADE names them
+_STEP_OCCURRENCE = re.compile(r"NAUO\d+")
 
 
 def prim_name(text: str, fallback: str = "Part") -> str:
@@ -730,9 +732,12 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
         local = conv @ m @ conv_inv
         matrix = None if np.allclose(local, np.eye(4), atol=1e-12) else local
         label = str(node)
+        readable = label
+        if fmt == "STEP" and mesh is not None and _STEP_OCCURRENCE.fullmatch(label):
+            readable = meshes[mesh].name  # "NAUO7" means nothing to people; the part name does
         # a node with a mesh and children gets a child prim "Mesh" for the mesh
         taken = ("Mesh",) if mesh is not None and kids else ()
-        return Node(prim_name(label, "Node"), matrix, mesh, _uniq_children(kids, taken), label)
+        return Node(prim_name(readable, "Node"), matrix, mesh, _uniq_children(kids, taken), label)
 
     base_frame = scene.graph.base_frame
     top = [n for n in (build(base_frame, c) for c in children.get(base_frame, [])) if n is not None]
