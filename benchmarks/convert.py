@@ -13,7 +13,8 @@ file closed, wall clock, best of N):
 
 Peak memory is the child's peak RSS (``ru_maxrss``), reported beside the mesh's array size
 (float32 points + int32 faces) and the RSS of a process that only imports numpy and pxr (what
-every conversion imports; binary STL needs nothing more, other formats add trimesh, ~100 MiB).
+every conversion imports; these binary STL, OBJ and GLB files take twin3d's fast readers, which
+import no trimesh; the OBJ one loads VTK's ``vtkOBJReader``).
 
 Usage: ``python benchmarks/convert.py [--repeat 3] [--uca /path/to/usd-convert-asset]``
 """
@@ -144,7 +145,7 @@ def main() -> int:
             print(f"{fmt:6} {src.stat().st_size / 2**20:9.1f} | {t[0]:9.2f} {t[1]:8d} | {ucol} | "
                   f"{m[0]:18.2f} {m[1]:8d}")
         print(f"peak memory target: twin3d peak - imports RSS ({base_rss} MiB) < 4 x arrays "
-              f"({4 * array_mib:.0f} MiB); non-STL formats also import trimesh (~100 MiB)")
+              f"({4 * array_mib:.0f} MiB)")
     return 0
 
 

@@ -75,8 +75,7 @@ def binary_stl_scene(path: Path) -> SimpleNamespace | None:
         for i in range(0, count, chunk):
             records = np.fromfile(f, dtype=_STL_RECORD, count=min(chunk, count - i))
             vertices[3 * i:3 * (i + len(records))] = records["vertices"].reshape(-1, 3)
-    geom = SimpleNamespace(vertices=vertices, faces=np.arange(len(vertices)).reshape(-1, 3),
-                           visual=None)
+    geom = SimpleNamespace(vertices=vertices, faces=None, visual=None)  # a soup: no index array
     return _scene(None, {path.name: geom}, [("world", path.name, {"geometry": path.name})])
 
 

@@ -475,10 +475,11 @@ def _hash_groups(h: npt.NDArray[np.uint64], packed: bool) -> tuple[
     return inverse, first
 
 
-def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
+def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
         npt.NDArray[np.floating[Any]], npt.NDArray[np.int64]]:
     """Merge vertices equal to 8 decimals (trimesh's merge tolerance) and drop unused ones.
 
+    ``faces`` None means a triangle soup: rows 3 j, 3 j + 1, 3 j + 2 are face j's corners.
     Positions only: normals, UVs and colours never keep points apart. Rows are grouped by
     a hash of the rounded coordinates' bits (one ``np.sort`` of n keys, each the hash's top
     bits with the row index below them, instead of a row-wise unique); every row's rounded
@@ -494,15 +495,17 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
     v = np.asarray(vertices)
     if v.dtype not in (np.float32, np.float64):
         v = v.astype(np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    used = np.zeros(len(v), dtype=bool)
-    used[f.ravel()] = True
-    if not used.all():
-        keep = np.flatnonzero(used)
-        remap = np.full(len(v), -1, dtype=np.int64)
-        remap[keep] = np.arange(len(keep))
-        v, f = v[keep], remap[f]
-    del used
+    f = None
+    if faces is not None:
+        f = np.asarray(faces, dtype=np.int64)
+        used = np.zeros(len(v), dtype=bool)
+        used[f.ravel()] = True
+        if not used.all():
+            keep = np.flatnonzero(used)
+            remap = np.full(len(v), -1, dtype=np.int64)
+            remap[keep] = np.arange(len(keep))
+            v, f = v[keep], remap[f]
+        del used
     inverse: npt.NDArray[np.integer[Any]] | None = None
     for packed in (True, False):
         inverse, first = _hash_groups(_hashes(v), packed)
@@ -520,7 +523,7 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any]) -> tuple[
     # number the welded points in order of first use by the faces: neighbouring faces then
     # share nearby indices, which the .usdc writer's integer compression needs (in a
     # scattered order its transient memory is ~6x the index array's)
-    tri = inverse[f]
+    tri = inverse.reshape(-1, 3) if f is None else inverse[f]
     del inverse
     flat = tri.reshape(-1)
     use = np.full(len(first), len(flat), dtype=np.int64)
@@ -586,12 +589,18 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
 def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], material: int,
                colors: npt.NDArray[np.float32] | None, kind: str) -> MeshPart | None:
     vertices = np.asarray(geom.vertices)  # float32 sources stay float32 through the weld
-    faces = np.asarray(geom.faces, dtype=np.int64)
-    if faces.size == 0 or vertices.size == 0:
-        return None
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise CADImportError(path, f"mesh {name!r} has face indices outside its vertex list")
+    if geom.faces is None:  # a triangle soup (binary STL): corner i of face j is row 3 j + i
+        if vertices.size == 0 or len(vertices) % 3:
+            return None
+        faces = None
+    else:
+        faces = np.asarray(geom.faces, dtype=np.int64)
+        if faces.size == 0 or vertices.size == 0:
+            return None
+        if faces.min() < 0 or faces.max() >= len(vertices):
+            raise CADImportError(path, f"mesh {name!r} has face indices outside its vertex list")
     if kind == "vertex" and colors is not None:
+        faces = np.arange(len(vertices)).reshape(-1, 3) if faces is None else faces
         # keep colours with their vertices through the weld: weld positions+colours
         points, tri = vertices, faces
         used = np.unique(tri)
