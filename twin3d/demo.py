@@ -128,7 +128,7 @@ class PlateScenario:
     def readings(self, t: float) -> dict[str, float]:
         """Every sensor's reading at time ``t``: the physics plus sensor noise."""
         heat, loads = self.inputs(t)
-        out = self.heat.readings(heat) | self.stress.readings(loads)
+        out: dict[str, float] = self.heat.readings(heat) | self.stress.readings(loads)
         for channel, value in out.items():
             sigma = NOISE.get(self.sensors[channel].quantity, 0.0)
             out[channel] = round(value + float(self.rng.normal(0.0, sigma)), 3)

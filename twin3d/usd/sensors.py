@@ -304,7 +304,7 @@ def read_model(stage: Usd.Stage) -> dict[str, Any]:
     root = stage.GetDefaultPrim()
     scope = root.GetChild(SENSORS_SCOPE) if root else None
     text = scope.GetCustomDataByKey(MODEL_KEY) if scope else None
-    if not text:
+    if not text or scope is None:
         return {}
     try:
         model = json.loads(str(text))
