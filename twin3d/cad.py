@@ -629,7 +629,7 @@ def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], 
         points = points.astype(np.float64) @ conv[:3, :3].T
     lowest = tri.min(axis=1)
     if np.any(lowest[1:] < lowest[:-1]):
-        order = np.argsort(lowest)  # 7x faster .usdc writes measured
+        order = np.argsort(lowest, kind="stable")  # 7x faster .usdc writes measured
         tri = tri[order]
         if kind == "face" and colors is not None:
             colors = colors[order]
