@@ -330,8 +330,8 @@ async def _frames(view: Any, twin: Any, heat: Any, stress: Any, mesh_path: str, 
     pts = np.concatenate([m.points for m in twin.meshes])
     center = (pts.min(axis=0) + pts.max(axis=0)) / 2
     radius = float(np.linalg.norm(np.ptp(pts, axis=0))) * 1.6
-    snap_at = {"start": 2.0}
-    alarms_seen = 0
+    shots = {"start": result.folder / "snapshot_start.png",
+             "alarm": result.folder / "snapshot_alarm.png"}
     _say(f"[5/5] streaming {len(twin.sensors)} sensors at {RATE_HZ:g} Hz"
          + (f"; rendering off-screen to {result.movie}" if headless else "; close the window "
             "or press Ctrl-C to stop early"))
@@ -360,13 +360,10 @@ async def _frames(view: Any, twin: Any, heat: Any, stress: Any, mesh_path: str, 
                 if view._window_closed():
                     stop.set()
             result.frames += 1
-            if t >= snap_at.get("start", math.inf):
-                result.snapshots.append(_snapshot(view, result.folder / "snapshot_start.png"))
-                snap_at.pop("start")
-            if len(result.alarms) > alarms_seen and "ALARM" in " ".join(result.alarms):
-                if not any(p.name == "snapshot_alarm.png" for p in result.snapshots):
-                    result.snapshots.append(_snapshot(view, result.folder / "snapshot_alarm.png"))
-                alarms_seen = len(result.alarms)
+            if t >= 2.0 and "start" in shots:
+                result.snapshots.append(_snapshot(view, shots.pop("start")))
+            if "alarm" in shots and any("ALARM" in a for a in result.alarms):
+                result.snapshots.append(_snapshot(view, shots.pop("alarm")))  # the first alarm
             if t >= next_usd:
                 _write_fields(twin, heat, stress, mesh_path, rec, latest, time.time(),
                               live=t >= next_live)
