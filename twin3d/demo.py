@@ -357,7 +357,7 @@ async def _frames(view: Any, twin: Any, heat: Any, stress: Any, mesh_path: str, 
                 append(view.screenshot())
             else:
                 view.plotter.update(1)
-                if view._window_closed():
+                if view.window_closed():
                     stop.set()
             result.frames += 1
             if t >= 2.0 and "start" in shots:

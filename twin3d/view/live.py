@@ -447,7 +447,7 @@ class View:
         """Open the interactive window (first-person fly navigation with ``fly``)."""
         self._interactive(fly)
         self.plotter.show(interactive_update=True, auto_close=False)
-        while not self._window_closed():
+        while not self.window_closed():
             self.render()
             self.plotter.update(1)
             time.sleep(1 / 60)
@@ -458,7 +458,8 @@ class View:
 
             self.plotter.iren.interactor.SetInteractorStyle(vtk.vtkInteractorStyleFlight())
 
-    def _window_closed(self) -> bool:
+    def window_closed(self) -> bool:
+        """True once the window was closed (or :meth:`close` was called)."""
         return self._closed or self.plotter.render_window is None or \
             getattr(self.plotter, "_closed", False)
 
@@ -543,7 +544,7 @@ class View:
             n += 1
             if interactive:
                 self.plotter.update(1)
-                if self._window_closed():
+                if self.window_closed():
                     break
             if task.done():
                 exc = task.exception()
