@@ -459,7 +459,7 @@ def _hash_groups(h: npt.NDArray[np.uint64], packed: bool) -> tuple[
         h >>= bits
         key = h
     else:
-        order = np.argsort(h).astype(itype)
+        order = np.argsort(h, kind="stable").astype(itype)
         key = h[order]
     del h
     start = np.empty(n, dtype=bool)
@@ -489,8 +489,8 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
     early: peak memory is a few times the vertex array.
 
     Returns:
-        ((k, 3) welded points, numbered in order of first use by the faces, and (m, 3)
-        int64 faces into them).
+        ((k, 3) welded points, sorted along their longest extent (ties in order of their
+        first row), and (m, 3) int64 faces into them).
     """
     v = np.asarray(vertices)
     if v.dtype not in (np.float32, np.float64):
@@ -520,20 +520,20 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         del q, rows
         inverse = inverse.ravel()
-    # number the welded points in order of first use by the faces: neighbouring faces then
-    # share nearby indices, which the .usdc writer's integer compression needs (in a
-    # scattered order its transient memory is ~6x the index array's)
+    # number the welded points along their longest extent (ties: first row of the group):
+    # every face then uses nearby indices, and the .usdc writer's integer compression (a
+    # hash map of index deltas) stays fast and small; numbered by first use it took ~0.6 s
+    # for 3.9M indices, and in a scattered order it needed ~6x the index array's memory
     tri = inverse.reshape(-1, 3) if f is None else inverse[f]
     del inverse
-    flat = tri.reshape(-1)
-    use = np.full(len(first), len(flat), dtype=np.int64)
-    for i in range(0, len(flat), _CHUNK):
-        np.minimum.at(use, flat[i:i + _CHUNK], np.arange(i, min(i + _CHUNK, len(flat))))
-    rank = np.argsort(use)
-    del use
+    pts = v[first]
+    axis = int(np.argmax(pts.max(axis=0) - pts.min(axis=0)))
+    by_row = np.argsort(first)
+    rank = by_row[np.argsort(pts[by_row, axis], kind="stable")]
+    del by_row
     relabel = np.empty(len(rank), dtype=tri.dtype)
     relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
-    return v[first[rank]], relabel[tri].astype(np.int64, copy=False)
+    return pts[rank], relabel[tri].astype(np.int64, copy=False)
 
 
 def _rounded(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
