@@ -528,12 +528,46 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
     del inverse
     pts = v[first]
     axis = int(np.argmax(pts.max(axis=0) - pts.min(axis=0)))
-    by_row = np.argsort(first)
-    rank = by_row[np.argsort(pts[by_row, axis], kind="stable")]
-    del by_row
+    rank = _packed_argsort(_sortable_bits(pts[:, axis]), first)
     relabel = np.empty(len(rank), dtype=tri.dtype)
     relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
     return pts[rank], relabel[tri].astype(np.int64, copy=False)
+
+
+def _sortable_bits(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
+    """(n,) uint64 keys ordered as the float32 values of ``x`` are (for a packed sort)."""
+    b = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    neg = b >= np.uint64(1 << 31)
+    b[neg] = ~b[neg] & np.uint64(0xFFFFFFFF)
+    b[~neg] |= np.uint64(1 << 31)
+    return b
+
+
+def _packed_argsort(key: npt.NDArray[np.uint64],
+                    tie: npt.NDArray[np.integer[Any]] | None = None) -> npt.NDArray[np.int64]:
+    """Indices that sort rows by ``key``, then by ``tie`` (distinct non-negative integers;
+    None: by row, a stable sort).
+
+    One ``np.sort`` of ``key`` and ``tie`` packed in a uint64 (SIMD, several times faster
+    than a stable ``argsort``); falls back to ``np.lexsort`` when they do not fit in 64 bits.
+    """
+    n = len(key)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = n - 1 if tie is None else int(tie.max())
+    tbits = max(1, top.bit_length())
+    if tbits + max(1, int(key.max()).bit_length()) > 64:
+        return np.lexsort((np.arange(n) if tie is None else tie, key)).astype(np.int64)
+    packed = key << np.uint64(tbits)
+    packed |= np.arange(n, dtype=np.uint64) if tie is None else tie.astype(np.uint64)
+    packed.sort()
+    packed &= np.uint64((1 << tbits) - 1)
+    order = packed.view(np.int64)
+    if tie is None:
+        return order
+    where = np.empty(top + 1, dtype=np.int32 if n < 2**31 else np.int64)
+    where[tie] = np.arange(n, dtype=where.dtype)
+    return where[order].astype(np.int64, copy=False)
 
 
 def _rounded(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
@@ -629,7 +663,7 @@ def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], 
         points = points.astype(np.float64) @ conv[:3, :3].T
     lowest = tri.min(axis=1)
     if np.any(lowest[1:] < lowest[:-1]):
-        order = np.argsort(lowest, kind="stable")  # 7x faster .usdc writes measured
+        order = _packed_argsort(lowest.astype(np.uint64))  # 7x faster .usdc writes measured
         tri = tri[order]
         if kind == "face" and colors is not None:
             colors = colors[order]
