@@ -364,9 +364,11 @@ def _conversion(scale: float, src_up: str, dst_up: str) -> npt.NDArray[np.float6
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
@@ -510,7 +512,7 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
     for packed in (True, False):
         inverse, first = _hash_groups(_hashes(v), packed)
         # exact check: every row's rounded bits equal its group's first row's
-        if all(np.array_equal(_bits(v[i:i + _CHUNK]), _bits(v[first[inverse[i:i + _CHUNK]]]))
+        if all(_same_rounded(v[i:i + _CHUNK], v[first[inverse[i:i + _CHUNK]]])
                for i in range(0, len(v), _CHUNK)):
             break
         inverse = None
@@ -532,6 +534,11 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
     relabel = np.empty(len(rank), dtype=tri.dtype)
     relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
     return pts[rank], relabel[tri].astype(np.int64, copy=False)
+
+
+def _same_rounded(a: npt.NDArray[np.floating[Any]], b: npt.NDArray[np.floating[Any]]) -> bool:
+    """Whether rows of ``a`` and ``b`` are equal to 8 decimals (equal values: no rounding)."""
+    return bool(np.array_equal(a, b)) or bool(np.array_equal(_bits(a), _bits(b)))
 
 
 def _sortable_bits(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
@@ -742,10 +749,12 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
             base = prim_name(str(geom_name), "Mesh")
             mp = _mesh_part(p, base, geom, conv, mat, colors, kind)
             if mp is not None:
-                h = hashlib.sha1(mp.points.tobytes())
-                h.update(mp.faces.tobytes())
-                h.update(str(mat).encode())
-                digest = h.hexdigest()
+                digest = ""
+                if len(scene.geometry) > 1:  # only then can a mesh repeat another
+                    h = hashlib.sha1(mp.points.tobytes())
+                    h.update(mp.faces.tobytes())
+                    h.update(str(mat).encode())
+                    digest = h.hexdigest()
                 if digest in by_content and colors is None:  # repeated part: instance it
                     idx = by_content[digest]
                 else:
