@@ -627,15 +627,20 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
     return index[key], colors, kind
 
 
-def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], material: int,
-               colors: npt.NDArray[np.float32] | None, kind: str) -> MeshPart | None:
-    vertices = np.asarray(geom.vertices)  # float32 sources stay float32 through the weld
-    if geom.faces is None:  # a triangle soup (binary STL): corner i of face j is row 3 j + i
+def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.float64],
+               material: int, colors: npt.NDArray[np.float32] | None,
+               kind: str) -> MeshPart | None:
+    """``source``: [vertices, faces or None]; emptied, so that the caller's arrays (an STL's
+    soup is twice the welded mesh) are freed after the weld."""
+    vertices = np.asarray(source[0])  # float32 sources stay float32 through the weld
+    raw_faces = source[1]
+    source.clear()
+    if raw_faces is None:  # a triangle soup (binary STL): corner i of face j is row 3 j + i
         if vertices.size == 0 or len(vertices) % 3:
             return None
         faces = None
     else:
-        faces = np.asarray(geom.faces, dtype=np.int64)
+        faces = np.asarray(raw_faces, dtype=np.int64)
         if faces.size == 0 or vertices.size == 0:
             return None
         if faces.min() < 0 or faces.max() >= len(vertices):
@@ -650,6 +655,7 @@ def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], 
         points, tri, colors = points[used], remap[tri], colors[used]
     else:
         points, tri = _weld(vertices, faces)
+    del vertices, faces, raw_faces
     # drop faces that collapsed to a line or a point in the weld
     ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
     if not ok.all():
@@ -663,6 +669,7 @@ def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], 
             points, tri = points[used], remap[tri]
             if kind == "vertex" and colors is not None:
                 colors = colors[used]
+    del ok
     if len(tri) == 0:
         return None
     tri = _consistent_winding(tri, len(points))
@@ -674,6 +681,8 @@ def _mesh_part(path: Path, name: str, geom: Any, conv: npt.NDArray[np.float64], 
         tri = tri[order]
         if kind == "face" and colors is not None:
             colors = colors[order]
+        del order
+    del lowest
     normals, interp = vertex_or_corner_normals(points, tri)
     return MeshPart(name, points.astype(np.float32, copy=False), tri.astype(np.int32), normals,
                     interp, material, colors)
@@ -739,18 +748,24 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
     mesh_names: list[str] = []
     uses: list[int] = []
 
+    several = len(scene.geometry) > 1
+
     def mesh_for(geom_name: str) -> int | None:
         if geom_name in mesh_of_geom:
             return mesh_of_geom[geom_name]
-        geom = scene.geometry.get(geom_name)
+        # each geometry is read once (cached by name): taking it out of the scene lets its
+        # arrays be freed as soon as they are welded
+        geom = scene.geometry.pop(geom_name, None)
         idx: int | None = None
         if geom is not None and hasattr(geom, "faces"):
             mat, colors, kind = _material_of(geom, mat_index, materials)
             base = prim_name(str(geom_name), "Mesh")
-            mp = _mesh_part(p, base, geom, conv, mat, colors, kind)
+            source = [geom.vertices, geom.faces]
+            del geom
+            mp = _mesh_part(p, base, source, conv, mat, colors, kind)
             if mp is not None:
                 digest = ""
-                if len(scene.geometry) > 1:  # only then can a mesh repeat another
+                if several:  # only then can a mesh repeat another
                     h = hashlib.sha1(mp.points.tobytes())
                     h.update(mp.faces.tobytes())
                     h.update(str(mat).encode())
