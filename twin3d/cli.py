@@ -14,7 +14,6 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-
 from twin3d import __version__
 from twin3d.errors import Twin3DError, UsageError
 
@@ -320,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Twin3DError as exc:
         print(f"{_prog(args)}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the machine said no: disk full, permission denied, port in use
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{_prog(args)}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{_prog(args)}: interrupted", file=sys.stderr)
