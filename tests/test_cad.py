@@ -52,8 +52,8 @@ def test_weld_numbers_points_along_longest_extent_and_survives_hash_collisions(
     assert len(np.unique(welded)) == len(points)  # no unused points
     # groups that merge different points (what a hash collision gives) must be caught
     real = cad._hash_groups
-    monkeypatch.setattr(cad, "_hash_groups", lambda h, packed: (real(h, packed)[0] // 2,
-                                                                real(h, packed)[1][::2]))
+    monkeypatch.setattr(cad, "_hash_groups", lambda v, packed: (real(v, packed)[0] // 2,
+                                                                real(v, packed)[1][::2]))
     points2, welded2 = _weld(soup, faces)
     np.testing.assert_array_equal(points2[welded2].reshape(-1, 3), soup)
     np.testing.assert_array_equal(points2, points)

@@ -324,13 +324,19 @@ def vertex_or_corner_normals(
     return _unit(gn.astype(np.float64))[inverse].astype(np.float32), "faceVarying"
 
 
-def _consistent_winding(faces: npt.NDArray[np.int64], n_points: int) -> npt.NDArray[np.int64]:
+def _consistent_winding(faces: npt.NDArray[np.integer[Any]],
+                        n_points: int) -> npt.NDArray[np.integer[Any]]:
     """Return ``faces`` with a consistent winding (each shared edge used once each way).
 
     A consistently wound mesh never uses the same directed edge twice; that check is one
     sort. Only when it fails are faces flipped, by trimesh's ``fix_winding``.
     """
-    key = np.concatenate([faces[:, a] * n_points + faces[:, b] for a, b in ((0, 1), (1, 2), (2, 0))])
+    m = len(faces)
+    key = np.empty(3 * m, dtype=np.int64)
+    for i, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
+        k = key[i * m:(i + 1) * m]
+        np.multiply(faces[:, a], n_points, out=k, dtype=np.int64)
+        k += faces[:, b]
     key.sort()
     if not np.any(key[1:] == key[:-1]):
         return faces
@@ -338,7 +344,7 @@ def _consistent_winding(faces: npt.NDArray[np.int64], n_points: int) -> npt.NDAr
 
     mesh = trimesh.Trimesh(np.zeros((n_points, 3)), faces, process=False, validate=False)
     trimesh.repair.fix_winding(mesh)  # type: ignore[no-untyped-call]
-    return np.asarray(mesh.faces, dtype=np.int64)
+    return np.asarray(mesh.faces, dtype=faces.dtype)
 
 
 def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -436,15 +442,17 @@ def _bits(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.unsignedinteger[An
     return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)
 
 
-def _hash_groups(h: npt.NDArray[np.uint64], packed: bool) -> tuple[
+def _hash_groups(v: npt.NDArray[np.floating[Any]], packed: bool) -> tuple[
         npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]]:
-    """Group equal hashes (consumes ``h``): (group of each row, first row of each group).
+    """Group rows of ``v`` by the hash of their rounded values: (group of each row, first
+    row of each group). The hashes live only in here (freed before the group arrays grow).
 
     ``packed``: sort the hash's top bits with the row index in the low bits, a plain
     ``np.sort`` (SIMD, ~5x faster than ``argsort``); the caller verifies the groups and
     retries unpacked (the full 64-bit hash, ``argsort``) on a collision of the shorter hash.
     Indices are int32 below 2**31 rows (half the memory).
     """
+    h = _hashes(v)
     n = len(h)
     itype = np.int32 if n < 2**31 else np.int64
     if packed:
@@ -478,7 +486,7 @@ def _hash_groups(h: npt.NDArray[np.uint64], packed: bool) -> tuple[
 
 
 def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
-        npt.NDArray[np.floating[Any]], npt.NDArray[np.int64]]:
+        npt.NDArray[np.floating[Any]], npt.NDArray[np.integer[Any]]]:
     """Merge vertices equal to 8 decimals (trimesh's merge tolerance) and drop unused ones.
 
     ``faces`` None means a triangle soup: rows 3 j, 3 j + 1, 3 j + 2 are face j's corners.
@@ -492,7 +500,7 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
 
     Returns:
         ((k, 3) welded points, sorted along their longest extent (ties in order of their
-        first row), and (m, 3) int64 faces into them).
+        first row), and (m, 3) faces into them, int32 below 2**31 corners).
     """
     v = np.asarray(vertices)
     if v.dtype not in (np.float32, np.float64):
@@ -510,7 +518,7 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
         del used
     inverse: npt.NDArray[np.integer[Any]] | None = None
     for packed in (True, False):
-        inverse, first = _hash_groups(_hashes(v), packed)
+        inverse, first = _hash_groups(v, packed)
         # exact check: every row's rounded bits equal its group's first row's
         if all(_same_rounded(v[i:i + _CHUNK], v[first[inverse[i:i + _CHUNK]]])
                for i in range(0, len(v), _CHUNK)):
@@ -533,7 +541,7 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
     rank = _packed_argsort(_sortable_bits(pts[:, axis]), first)
     relabel = np.empty(len(rank), dtype=tri.dtype)
     relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
-    return pts[rank], relabel[tri].astype(np.int64, copy=False)
+    return pts[rank], relabel[tri]
 
 
 def _same_rounded(a: npt.NDArray[np.floating[Any]], b: npt.NDArray[np.floating[Any]]) -> bool:
