@@ -135,11 +135,16 @@ def obj_scene(path: Path) -> SimpleNamespace | None:
     offsets = to_numpy(cells.GetOffsetsArray())
     if np.any(np.diff(offsets) != 3):
         return None
-    faces = to_numpy(cells.GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
     points = np.asarray(to_numpy(poly.GetPoints().GetData()), dtype=np.float64)
+    faces = to_numpy(cells.GetConnectivityArray()).reshape(-1, 3).astype(_index_type(len(points)))
     del reader, poly, cells
     geom = SimpleNamespace(vertices=points, faces=faces, visual=None)
     return _scene(None, {name: geom}, [("world", name, {"geometry": name})])
+
+
+def _index_type(n_points: int) -> type[np.signedinteger[Any]]:
+    """int32 for face indices below 2**31 points (half int64's memory), else int64."""
+    return np.int32 if n_points < 2**31 else np.int64
 
 
 def _array_names(data: Any) -> set[str]:
@@ -289,9 +294,9 @@ def _gltf_scene(path: Path) -> SimpleNamespace:
             idx = _accessor(header, buffers, p["indices"])
             if idx.shape[1] != 1 or idx.dtype.kind != "u" or len(idx) % 3:
                 raise _Decline
-            faces = idx.reshape(-1, 3).astype(np.int64)
+            faces = idx.reshape(-1, 3).astype(_index_type(len(pos)))  # half int64's memory
         elif len(pos) % 3 == 0:
-            faces = np.arange(len(pos), dtype=np.int64).reshape(-1, 3)
+            faces = np.arange(len(pos), dtype=_index_type(len(pos))).reshape(-1, 3)
         else:
             raise _Decline
         visual = None

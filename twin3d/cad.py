@@ -507,7 +507,7 @@ def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
         v = v.astype(np.float64)
     f = None
     if faces is not None:
-        f = np.asarray(faces, dtype=np.int64)
+        f = np.asarray(faces)
         used = np.zeros(len(v), dtype=bool)
         used[f.ravel()] = True
         if not used.all():
@@ -648,7 +648,9 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
             return None
         faces = None
     else:
-        faces = np.asarray(raw_faces, dtype=np.int64)
+        faces = np.asarray(raw_faces)
+        if faces.dtype.kind not in "iu":
+            faces = faces.astype(np.int64)
         if faces.size == 0 or vertices.size == 0:
             return None
         if faces.min() < 0 or faces.max() >= len(vertices):
