@@ -275,8 +275,8 @@ def vertex_or_corner_normals(
     vn = np.zeros((3, n))
     for i in range(0, m, _CHUNK):  # in chunks of faces: temporaries stay a few MiB
         f = np.ascontiguousarray(faces[i:i + _CHUNK].T)
-        a = pts[:, f[0]]
-        e1, e2 = pts[:, f[1]] - a, pts[:, f[2]] - a
+        a = np.take(pts, f[0], axis=1)  # np.take: ~4x faster than pts[:, f[0]]
+        e1, e2 = np.take(pts, f[1], axis=1) - a, np.take(pts, f[2], axis=1) - a
         del a
         c = fn[:, i:i + _CHUNK]
         np.subtract(e1[1] * e2[2], e1[2] * e2[1], out=c[0])
@@ -298,7 +298,7 @@ def vertex_or_corner_normals(
         live = lf > 0
         fnu = c / np.where(live, lf, 1.0)
         for k in range(3):
-            s = vn32[:, f[k]]
+            s = np.take(vn32, f[k], axis=1)
             if np.any(((fnu * s).sum(axis=0) < limit) & live):
                 smooth = False
                 break
