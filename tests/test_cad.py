@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from twin3d.cad import _conversion, _weld, load_part, prim_name, unique_names, vertex_or_corner_normals
+from twin3d.cad import _conversion, load_part, prim_name, unique_names, vertex_or_corner_normals
+from twin3d.weld import weld as _weld
 from twin3d.errors import CADImportError
 
 DATA = Path(__file__).parent / "data"
@@ -41,7 +42,7 @@ def test_weld_merges_by_position_and_drops_unused() -> None:
 
 def test_weld_numbers_points_along_longest_extent_and_survives_hash_collisions(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import twin3d.cad as cad
+    import twin3d.weld as weld_module
 
     soup = trimesh.creation.icosphere(subdivisions=2).triangles.reshape(-1, 3)  # STL-like
     faces = np.arange(len(soup)).reshape(-1, 3)
@@ -51,8 +52,8 @@ def test_weld_numbers_points_along_longest_extent_and_survives_hash_collisions(
     assert np.all(np.diff(points[:, axis].astype(np.float32)) >= 0)  # nearby faces: nearby indices
     assert len(np.unique(welded)) == len(points)  # no unused points
     # groups that merge different points (what a hash collision gives) must be caught
-    real = cad._hash_groups
-    monkeypatch.setattr(cad, "_hash_groups", lambda v, packed: (real(v, packed)[0] // 2,
+    real = weld_module._hash_groups
+    monkeypatch.setattr(weld_module, "_hash_groups", lambda v, packed: (real(v, packed)[0] // 2,
                                                                 real(v, packed)[1][::2]))
     points2, welded2 = _weld(soup, faces)
     np.testing.assert_array_equal(points2[welded2].reshape(-1, 3), soup)

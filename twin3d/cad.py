@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from twin3d._types import PathLike
 from twin3d.errors import CADImportError
+from twin3d.weld import packed_argsort, weld
 
 __all__ = [
     "DEFAULT_UNITS",
@@ -408,191 +409,6 @@ def _load_scene(path: Path, fmt: str) -> Any:
         raise CADImportError(path, f"not a readable {fmt} file ({msg})") from None
 
 
-def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """splitmix64's finaliser, in place (a well-spread 64-bit hash step)."""
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def _column(q: npt.NDArray[np.floating[Any]], k: int) -> npt.NDArray[np.uint64]:
-    """The bit patterns of column ``k`` of ``q`` as a uint64 array."""
-    return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)[:, k].astype(np.uint64)
-
-
-def _hashes(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
-    """(n,) 64-bit hash of each row of ``v`` rounded to 8 decimals, computed in chunks."""
-    out = np.empty(len(v), dtype=np.uint64)
-    for i in range(0, len(v), _CHUNK):
-        q = _rounded(v[i:i + _CHUNK])
-        h = _mix64(_column(q, 0) ^ np.uint64(0x5EED))
-        h ^= _column(q, 1)
-        h = _mix64(h)
-        h ^= _column(q, 2)
-        out[i:i + _CHUNK] = _mix64(h)
-    return out
-
-
-def _bits(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.unsignedinteger[Any]]:
-    """The bit patterns of ``v`` rounded to 8 decimals (equal bits: the same point)."""
-    q = _rounded(v)
-    return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)
-
-
-def _hash_groups(v: npt.NDArray[np.floating[Any]], packed: bool) -> tuple[
-        npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]]:
-    """Group rows of ``v`` by the hash of their rounded values: (group of each row, first
-    row of each group). The hashes live only in here (freed before the group arrays grow).
-
-    ``packed``: sort the hash's top bits with the row index in the low bits, a plain
-    ``np.sort`` (SIMD, ~5x faster than ``argsort``); the caller verifies the groups and
-    retries unpacked (the full 64-bit hash, ``argsort``) on a collision of the shorter hash.
-    Indices are int32 below 2**31 rows (half the memory).
-    """
-    h = _hashes(v)
-    n = len(h)
-    itype = np.int32 if n < 2**31 else np.int64
-    if packed:
-        bits = np.uint64(max(1, (n - 1).bit_length()))
-        h >>= bits
-        h <<= bits
-        for i in range(0, n, _CHUNK):
-            h[i:i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n), dtype=np.uint64)
-        h.sort()
-        order = np.empty(n, dtype=itype)
-        mask = (np.uint64(1) << bits) - np.uint64(1)
-        for i in range(0, n, _CHUNK):
-            order[i:i + _CHUNK] = h[i:i + _CHUNK] & mask
-        h >>= bits
-        key = h
-    else:
-        order = np.argsort(h, kind="stable").astype(itype)
-        key = h[order]
-    del h
-    start = np.empty(n, dtype=bool)
-    start[:1] = True
-    np.not_equal(key[1:], key[:-1], out=start[1:])
-    del key
-    group: npt.NDArray[np.integer[Any]] = np.cumsum(start, dtype=itype)
-    np.subtract(group, 1, out=group)
-    first: npt.NDArray[Any] = order[start]
-    del start
-    inverse: npt.NDArray[np.integer[Any]] = np.empty(n, dtype=itype)
-    inverse[order] = group
-    return inverse, first
-
-
-def _weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
-        npt.NDArray[np.floating[Any]], npt.NDArray[np.integer[Any]]]:
-    """Merge vertices equal to 8 decimals (trimesh's merge tolerance) and drop unused ones.
-
-    ``faces`` None means a triangle soup: rows 3 j, 3 j + 1, 3 j + 2 are face j's corners.
-    Positions only: normals, UVs and colours never keep points apart. Rows are grouped by
-    a hash of the rounded coordinates' bits (one ``np.sort`` of n keys, each the hash's top
-    bits with the row index below them, instead of a row-wise unique); every row's rounded
-    bits must then equal its group's first row's, else (a collision) the full 64-bit hash
-    is argsorted, and if that collides too the exact row-wise unique is used.
-    Works in the source's precision (float32 STL stays float32), freeing temporaries
-    early: peak memory is a few times the vertex array.
-
-    Returns:
-        ((k, 3) welded points, sorted along their longest extent (ties in order of their
-        first row), and (m, 3) faces into them, int32 below 2**31 corners).
-    """
-    v = np.asarray(vertices)
-    if v.dtype not in (np.float32, np.float64):
-        v = v.astype(np.float64)
-    f = None
-    if faces is not None:
-        f = np.asarray(faces)
-        used = np.zeros(len(v), dtype=bool)
-        used[f.ravel()] = True
-        if not used.all():
-            keep = np.flatnonzero(used)
-            remap = np.full(len(v), -1, dtype=np.int64)
-            remap[keep] = np.arange(len(keep))
-            v, f = v[keep], remap[f]
-        del used
-    inverse: npt.NDArray[np.integer[Any]] | None = None
-    for packed in (True, False):
-        inverse, first = _hash_groups(v, packed)
-        # exact check: every row's rounded bits equal its group's first row's
-        if all(_same_rounded(v[i:i + _CHUNK], v[first[inverse[i:i + _CHUNK]]])
-               for i in range(0, len(v), _CHUNK)):
-            break
-        inverse = None
-    if inverse is None:  # a 64-bit collision: be exact instead
-        q = _rounded(v)
-        rows = np.ascontiguousarray(q).view(np.dtype((np.void, 3 * q.itemsize))).ravel()
-        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        del q, rows
-        inverse = inverse.ravel()
-    # number the welded points along their longest extent (ties: first row of the group):
-    # every face then uses nearby indices, and the .usdc writer's integer compression (a
-    # hash map of index deltas) stays fast and small; numbered by first use it took ~0.6 s
-    # for 3.9M indices, and in a scattered order it needed ~6x the index array's memory
-    tri = inverse.reshape(-1, 3) if f is None else inverse[f]
-    del inverse
-    pts = v[first]
-    axis = int(np.argmax(pts.max(axis=0) - pts.min(axis=0)))
-    rank = _packed_argsort(_sortable_bits(pts[:, axis]), first)
-    relabel = np.empty(len(rank), dtype=tri.dtype)
-    relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
-    return pts[rank], relabel[tri]
-
-
-def _same_rounded(a: npt.NDArray[np.floating[Any]], b: npt.NDArray[np.floating[Any]]) -> bool:
-    """Whether rows of ``a`` and ``b`` are equal to 8 decimals (equal values: no rounding)."""
-    return bool(np.array_equal(a, b)) or bool(np.array_equal(_bits(a), _bits(b)))
-
-
-def _sortable_bits(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
-    """(n,) uint64 keys ordered as the float32 values of ``x`` are (for a packed sort)."""
-    b = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    neg = b >= np.uint64(1 << 31)
-    b[neg] = ~b[neg] & np.uint64(0xFFFFFFFF)
-    b[~neg] |= np.uint64(1 << 31)
-    return b
-
-
-def _packed_argsort(key: npt.NDArray[np.uint64],
-                    tie: npt.NDArray[np.integer[Any]] | None = None) -> npt.NDArray[np.int64]:
-    """Indices that sort rows by ``key``, then by ``tie`` (distinct non-negative integers;
-    None: by row, a stable sort).
-
-    One ``np.sort`` of ``key`` and ``tie`` packed in a uint64 (SIMD, several times faster
-    than a stable ``argsort``); falls back to ``np.lexsort`` when they do not fit in 64 bits.
-    """
-    n = len(key)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    top = n - 1 if tie is None else int(tie.max())
-    tbits = max(1, top.bit_length())
-    if tbits + max(1, int(key.max()).bit_length()) > 64:
-        return np.lexsort((np.arange(n) if tie is None else tie, key)).astype(np.int64)
-    packed = key << np.uint64(tbits)
-    packed |= np.arange(n, dtype=np.uint64) if tie is None else tie.astype(np.uint64)
-    packed.sort()
-    packed &= np.uint64((1 << tbits) - 1)
-    order = packed.view(np.int64)
-    if tie is None:
-        return order
-    where = np.empty(top + 1, dtype=np.int32 if n < 2**31 else np.int64)
-    where[tie] = np.arange(n, dtype=where.dtype)
-    return where[order].astype(np.int64, copy=False)
-
-
-def _rounded(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
-    """``v`` rounded to 8 decimals (in units of 1e-8), with -0.0 made 0.0 (equal bits)."""
-    q = v * v.dtype.type(1e8)
-    np.rint(q, out=q)
-    q += 0.0
-    return q
-
-
 def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
                  materials: list[Material]) -> tuple[int, npt.NDArray[np.float32] | None, str]:
     """(material index, per-vertex/face colours or None, 'vertex'|'face'|'')."""
@@ -664,7 +480,7 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
         remap[used] = np.arange(len(used))
         points, tri, colors = points[used], remap[tri], colors[used]
     else:
-        points, tri = _weld(vertices, faces)
+        points, tri = weld(vertices, faces)
     del vertices, faces, raw_faces
     # drop faces that collapsed to a line or a point in the weld
     ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
@@ -687,7 +503,7 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
         points = points.astype(np.float64) @ conv[:3, :3].T
     lowest = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])  # 5x tri.min(axis=1)
     if np.any(lowest[1:] < lowest[:-1]):
-        order = _packed_argsort(lowest.astype(np.uint64))  # 7x faster .usdc writes measured
+        order = packed_argsort(lowest.astype(np.uint64))  # 7x faster .usdc writes measured
         tri = tri[order]
         if kind == "face" and colors is not None:
             colors = colors[order]
