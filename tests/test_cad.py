@@ -60,6 +60,31 @@ def test_weld_numbers_points_along_longest_extent_and_survives_hash_collisions(
     np.testing.assert_array_equal(points2, points)
 
 
+def test_weld_chunks_gives_weld_of_the_whole_soup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import twin3d.weld as weld_module
+
+    soup = trimesh.creation.icosphere(subdivisions=3).triangles.reshape(-1, 3).astype(np.float32)
+    row, col = np.argwhere(soup == 0)[3]
+    soup[row, col] = 1e-10  # equal to 0 to 8 decimals, not bitwise: merged, first row kept
+    whole = _weld(soup, None)
+    for size in (1, 99, 1000, len(soup)):  # chunks need not hold whole triangles
+        chunks = (soup[i:i + size] for i in range(0, len(soup), size))
+        points, faces = weld_module.weld_chunks(chunks, len(soup))
+        np.testing.assert_array_equal(points, whole[0])
+        np.testing.assert_array_equal(faces, whole[1])
+    with pytest.raises(ValueError, match="corner rows"):
+        weld_module.weld_chunks([soup[:9]], 12)
+    # every point hashing alike (what 64-bit collisions would be): weld_chunks refuses, and
+    # the STL reader then welds the whole soup exactly, to the same part
+    expected = load_part(DATA / "plate_holes.STL", units="mm")
+    monkeypatch.setattr(weld_module, "_hashes", lambda v: np.zeros(len(v), dtype=np.uint64))
+    with pytest.raises(weld_module.WeldCollision):
+        weld_module.weld_chunks([soup], len(soup))
+    got = load_part(DATA / "plate_holes.STL", units="mm")
+    np.testing.assert_array_equal(got.meshes[0].points, expected.meshes[0].points)
+    np.testing.assert_array_equal(got.meshes[0].faces, expected.meshes[0].faces)
+
+
 def test_normals_vertex_for_smooth_facevarying_for_hard_edges() -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3)
     n, interp = vertex_or_corner_normals(sphere.vertices, sphere.faces)

@@ -10,7 +10,7 @@ Why: importing trimesh (which pulls in scipy and networkx) takes about 1 s, and 
 parser about 2.5 s for a 1.3M-triangle file; VTK's C++ OBJ reader (VTK is a core dependency)
 takes 0.5 s, and glTF's binary accessors are typed arrays that numpy views directly.
 
-* binary STL: one chunked ``np.fromfile``; ASCII or damaged files decline.
+* binary STL: chunked ``np.fromfile``, welded chunk by chunk; ASCII or damaged files decline.
 * OBJ: ``vtkOBJReader``, for files of triangles without materials (``mtllib``/``usemtl``),
   texture coordinates, vertex colours (judged by the first ``v`` line), points or lines,
   named as trimesh names them.
@@ -24,12 +24,15 @@ from __future__ import annotations
 import json
 import mmap
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from twin3d.weld import WeldCollision, weld_chunks
 
 __all__ = ["binary_stl_scene", "gltf_scene", "obj_scene"]
 
@@ -55,10 +58,12 @@ _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("
 
 
 def binary_stl_scene(path: Path) -> SimpleNamespace | None:
-    """A binary STL as a one-mesh scene, read with one chunked ``np.fromfile``; None if not binary.
+    """A binary STL as a one-mesh scene, welded as it is read; None if not binary.
 
-    The file is never held whole in memory: records are read 65536 at a time into the
-    (3 m, 3) float32 corner array.
+    Records are read 65536 at a time and welded chunk by chunk (:func:`weld_chunks`): the
+    triangle soup (three corners a triangle, about 3x the welded mesh) is never held whole.
+    The geometry is marked ``welded``; on a 64-bit hash collision the soup is read whole
+    and left to :func:`twin3d.weld.weld` (``faces`` None).
     """
     size = path.stat().st_size
     if size < 84:
@@ -68,15 +73,23 @@ def binary_stl_scene(path: Path) -> SimpleNamespace | None:
     count = int.from_bytes(head[80:84], "little")
     if count == 0 or 84 + 50 * count != size:
         return None
-    vertices = np.empty((count * 3, 3), dtype=np.float32)
+    try:
+        points, faces = weld_chunks(_stl_corners(path, count), 3 * count)
+        geom = SimpleNamespace(vertices=points, faces=faces, visual=None, welded=True)
+    except WeldCollision:
+        soup = np.concatenate(list(_stl_corners(path, count)))
+        geom = SimpleNamespace(vertices=soup, faces=None, visual=None)  # corners 3 j .. 3 j + 2
+    return _scene(None, {path.name: geom}, [("world", path.name, {"geometry": path.name})])
+
+
+def _stl_corners(path: Path, count: int) -> Iterator[npt.NDArray[np.float32]]:
+    """The corners of a binary STL's ``count`` triangles, (3 k, 3) float32, 65536 at a time."""
     chunk = 1 << 16
     with path.open("rb") as f:
         f.seek(84)
         for i in range(0, count, chunk):
             records = np.fromfile(f, dtype=_STL_RECORD, count=min(chunk, count - i))
-            vertices[3 * i:3 * (i + len(records))] = records["vertices"].reshape(-1, 3)
-    geom = SimpleNamespace(vertices=vertices, faces=None, visual=None)  # a soup: no index array
-    return _scene(None, {path.name: geom}, [("world", path.name, {"geometry": path.name})])
+            yield records["vertices"].reshape(-1, 3)
 
 
 # --- OBJ ------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from twin3d._memory import release_free_memory
 from twin3d._types import PathLike
 from twin3d.errors import CADImportError
 from twin3d.weld import packed_argsort, weld
@@ -272,18 +273,10 @@ def vertex_or_corner_normals(
     """
     pts = np.ascontiguousarray(points.T, dtype=np.float32)  # (3, n): column gathers are fast
     n, m = len(points), len(faces)
-    fn = np.empty((3, m), dtype=np.float32)  # 2 * area * unit normal of each face
     vn = np.zeros((3, n))
     for i in range(0, m, _CHUNK):  # in chunks of faces: temporaries stay a few MiB
         f = np.ascontiguousarray(faces[i:i + _CHUNK].T)
-        a = np.take(pts, f[0], axis=1)  # np.take: ~4x faster than pts[:, f[0]]
-        e1, e2 = np.take(pts, f[1], axis=1) - a, np.take(pts, f[2], axis=1) - a
-        del a
-        c = fn[:, i:i + _CHUNK]
-        np.subtract(e1[1] * e2[2], e1[2] * e2[1], out=c[0])
-        np.subtract(e1[2] * e2[0], e1[0] * e2[2], out=c[1])
-        np.subtract(e1[0] * e2[1], e1[1] * e2[0], out=c[2])
-        del e1, e2
+        c = _face_cross(pts, f)
         corners = f.reshape(-1)  # every corner of the chunk's faces gets its face's normal
         for j in range(3):
             vn[j] += np.bincount(corners, weights=np.tile(c[j], 3), minlength=n)
@@ -294,7 +287,7 @@ def vertex_or_corner_normals(
     smooth = True
     for i in range(0, m, _CHUNK):  # corner k of every face: its face normal vs the smooth one
         f = np.ascontiguousarray(faces[i:i + _CHUNK].T)
-        c = fn[:, i:i + _CHUNK]
+        c = _face_cross(pts, f)  # computed again: cheaper than holding (3, m) normals
         lf = np.sqrt((c * c).sum(axis=0))
         live = lf > 0
         fnu = c / np.where(live, lf, 1.0)
@@ -307,6 +300,9 @@ def vertex_or_corner_normals(
             break
     if smooth:
         return np.ascontiguousarray(vn32.T), "vertex"
+    fn = np.concatenate([_face_cross(pts, np.ascontiguousarray(faces[i:i + _CHUNK].T))
+                         for i in range(0, m, _CHUNK)], axis=1)
+    del pts
     fn = fn.T.astype(np.float64)
     flat = faces.ravel()
     import trimesh
@@ -325,21 +321,47 @@ def vertex_or_corner_normals(
     return _unit(gn.astype(np.float64))[inverse].astype(np.float32), "faceVarying"
 
 
+def _face_cross(pts: npt.NDArray[np.float32],
+                f: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float32]:
+    """(3, k) cross products (2 * area * unit normal) of faces ``f`` (3, k) over ``pts`` (3, n)."""
+    a = np.take(pts, f[0], axis=1)  # np.take: ~4x faster than pts[:, f[0]]
+    e1, e2 = np.take(pts, f[1], axis=1) - a, np.take(pts, f[2], axis=1) - a
+    del a
+    c = np.empty((3, f.shape[1]), dtype=np.float32)
+    np.subtract(e1[1] * e2[2], e1[2] * e2[1], out=c[0])
+    np.subtract(e1[2] * e2[0], e1[0] * e2[2], out=c[1])
+    np.subtract(e1[0] * e2[1], e1[1] * e2[0], out=c[2])
+    return c
+
+
 def _consistent_winding(faces: npt.NDArray[np.integer[Any]],
                         n_points: int) -> npt.NDArray[np.integer[Any]]:
     """Return ``faces`` with a consistent winding (each shared edge used once each way).
 
-    A consistently wound mesh never uses the same directed edge twice; that check is one
-    sort. Only when it fails are faces flipped, by trimesh's ``fix_winding``.
+    A consistently wound mesh never uses the same directed edge twice. The check sorts the
+    directed edges in slices of about 1M (edges a -> b with a in one range of points), so
+    its memory stays ~8 MiB however large the mesh. Only when it fails are faces flipped,
+    by trimesh's ``fix_winding``.
     """
     m = len(faces)
-    key = np.empty(3 * m, dtype=np.int64)
-    for i, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
-        k = key[i * m:(i + 1) * m]
-        np.multiply(faces[:, a], n_points, out=k, dtype=np.int64)
-        k += faces[:, b]
-    key.sort()
-    if not np.any(key[1:] == key[:-1]):
+    edges = ((0, 1), (1, 2), (2, 0))
+    slices = max(1, -(-3 * m // (1 << 20)))
+    bounds = np.linspace(0, n_points, slices + 1).astype(np.int64)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        keys = []
+        for a, b in edges:
+            tail = faces[:, a]
+            sel = np.flatnonzero((tail >= lo) & (tail < hi))
+            k = np.multiply(tail[sel], n_points, dtype=np.int64)
+            k += faces[sel, b]
+            keys.append(k)
+            del sel
+        key = np.concatenate(keys)
+        del keys
+        key.sort()
+        if np.any(key[1:] == key[:-1]):
+            break
+    else:
         return faces
     import trimesh
 
@@ -453,9 +475,9 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
 
 def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.float64],
                material: int, colors: npt.NDArray[np.float32] | None,
-               kind: str) -> MeshPart | None:
-    """``source``: [vertices, faces or None]; emptied, so that the caller's arrays (an STL's
-    soup is twice the welded mesh) are freed after the weld."""
+               kind: str, welded: bool = False) -> MeshPart | None:
+    """``source``: [vertices, faces or None]; emptied, so that the caller's arrays are freed
+    after the weld. ``welded``: the reader has welded them already (binary STL)."""
     vertices = np.asarray(source[0])  # float32 sources stay float32 through the weld
     raw_faces = source[1]
     source.clear()
@@ -479,9 +501,12 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
         remap = np.full(len(points), -1, dtype=np.int64)
         remap[used] = np.arange(len(used))
         points, tri, colors = points[used], remap[tri], colors[used]
+    elif welded and faces is not None:
+        points, tri = vertices, faces
     else:
         points, tri = weld(vertices, faces)
     del vertices, faces, raw_faces
+    release_free_memory()  # the weld's temporaries: hand them back before the next phase
     # drop faces that collapsed to a line or a point in the weld
     ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
     if not ok.all():
@@ -504,12 +529,16 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
     lowest = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])  # 5x tri.min(axis=1)
     if np.any(lowest[1:] < lowest[:-1]):
         order = packed_argsort(lowest.astype(np.uint64))  # 7x faster .usdc writes measured
-        tri = tri[order]
+        tri = np.ascontiguousarray(tri)
+        for c in range(3):  # column by column: one column's copy at a time
+            tri[:, c] = tri[order, c]
         if kind == "face" and colors is not None:
             colors = colors[order]
         del order
     del lowest
+    release_free_memory()
     normals, interp = vertex_or_corner_normals(points, tri)
+    release_free_memory()
     return MeshPart(name, points.astype(np.float32, copy=False), tri.astype(np.int32), normals,
                     interp, material, colors)
 
@@ -587,8 +616,9 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
             mat, colors, kind = _material_of(geom, mat_index, materials)
             base = prim_name(str(geom_name), "Mesh")
             source = [geom.vertices, geom.faces]
+            welded = bool(getattr(geom, "welded", False))
             del geom
-            mp = _mesh_part(p, base, source, conv, mat, colors, kind)
+            mp = _mesh_part(p, base, source, conv, mat, colors, kind, welded)
             if mp is not None:
                 digest = ""
                 if several:  # only then can a mesh repeat another

@@ -17,12 +17,16 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin3d._io import atomic_output
+from twin3d._memory import release_free_memory
 from twin3d._types import PathLike
 from twin3d.cad import UNITS, Part, load_part, prim_name, unique_names
 from twin3d.errors import OutputError, UsageError
+
+if TYPE_CHECKING:
+    from twin3d.usd.asset import AuthoredAsset
 
 __all__ = ["OUTPUT_SUFFIXES", "convert", "geometry_path"]
 
@@ -142,7 +146,15 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
             part_names = unique_names([p.name for p in parts], [root])
             parts = [p if p.name == n else _renamed(p, n) for p, n in zip(parts, part_names,
                                                                              strict=True)]
-        _write(parts, out, root, stage_mpu, axis, __version__, bar)
+        bar.advance("writing")
+        from twin3d.usd.asset import author_asset
+
+        geom_final = geometry_path(out)
+        asset = author_asset(parts, name=root, meters_per_unit=stage_mpu, up_axis=axis,
+                             version=__version__, step=lambda label: bar.advance(f"writing {label}"),
+                             geometry_asset_path=f"./{geom_final.name}")
+        release_free_memory()  # the meshes' arrays, let go as authored: room for the writer
+        _save(asset, out, geom_final)
         bar.advance("done", 1)
     return out
 
@@ -153,21 +165,15 @@ def _renamed(part: Part, name: str) -> Part:
     return replace(part, name=name)
 
 
-def _write(parts: list[Part], out: Path, root: str, mpu: float, axis: str, version: str,
-           bar: _Progress) -> None:
-    from twin3d.usd.asset import package_usdz, write_asset
+def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
+    """Save both layers atomically (``.usdz``: package them) or leave nothing behind."""
+    from twin3d.usd.asset import package_usdz
 
-    def step(label: str) -> None:
-        bar.advance(f"writing {label}")
-
-    bar.advance("writing")
     if out.suffix.lower() == ".usdz":
         tmpdir = Path(tempfile.mkdtemp(prefix=".twin3d-usdz-", dir=out.parent))
         try:
             iface = tmpdir / f"{out.stem}.usdc"
-            geom = tmpdir / f"{out.stem}.geom.usdc"
-            write_asset(parts, iface, geom, name=root, meters_per_unit=mpu, up_axis=axis,
-                        version=version, geometry_asset_path=f"./{geom.name}", step=step)
+            asset.save(iface, tmpdir / f"{out.stem}.geom.usdc")
             with atomic_output(out) as tmp:
                 try:
                     package_usdz(iface, tmp)
@@ -176,11 +182,9 @@ def _write(parts: list[Part], out: Path, root: str, mpu: float, axis: str, versi
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return
-    geom_final = geometry_path(out)
     with atomic_output(out) as tmp_iface, atomic_output(geom_final) as tmp_geom:
         try:
-            write_asset(parts, tmp_iface, tmp_geom, name=root, meters_per_unit=mpu, up_axis=axis,
-                        version=version, geometry_asset_path=f"./{geom_final.name}", step=step)
+            asset.save(tmp_iface, tmp_geom)
         except OSError as exc:
             raise OutputError(out, exc.strerror or str(exc)) from None
         except RuntimeError as exc:  # pxr's Tf.ErrorException: a layer that cannot be saved

@@ -8,12 +8,13 @@ fast and lean on the face indices (measured in ``benchmarks/RESULTS.md``, "Conve
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["packed_argsort", "weld"]
+__all__ = ["WeldCollision", "packed_argsort", "weld", "weld_chunks"]
 
 _CHUNK = 1 << 18  # rows per chunk: temporaries stay a few MiB
 
@@ -126,32 +127,109 @@ def weld(vertices: npt.NDArray[Any], faces: npt.NDArray[Any] | None) -> tuple[
             remap[keep] = np.arange(len(keep))
             v, f = v[keep], remap[f]
         del used
-    inverse: npt.NDArray[np.integer[Any]] | None = None
-    for packed in (True, False):
-        inverse, first = _hash_groups(v, packed)
-        # exact check: every row's rounded bits equal its group's first row's
-        if all(_same_rounded(v[i:i + _CHUNK], v[first[inverse[i:i + _CHUNK]]])
-               for i in range(0, len(v), _CHUNK)):
-            break
-        inverse = None
-    if inverse is None:  # a 64-bit collision: be exact instead
-        q = _rounded(v)
-        rows = np.ascontiguousarray(q).view(np.dtype((np.void, 3 * q.itemsize))).ravel()
-        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        del q, rows
-        inverse = inverse.ravel()
+    inverse, first = _groups(v)
     # number the welded points along their longest extent (ties: first row of the group):
     # every face then uses nearby indices, and the .usdc writer's integer compression (a
     # hash map of index deltas) stays fast and small; numbered by first use it took ~0.6 s
     # for 3.9M indices, and in a scattered order it needed ~6x the index array's memory
     tri = inverse.reshape(-1, 3) if f is None else inverse[f]
     del inverse
-    pts = v[first]
+    return _along_longest_extent(v[first], tri, first)
+
+
+def weld_chunks(chunks: Iterable[npt.NDArray[np.floating[Any]]], n_rows: int) -> tuple[
+        npt.NDArray[np.floating[Any]], npt.NDArray[np.integer[Any]]]:
+    """:func:`weld` of a triangle soup that arrives in chunks of corner rows (``n_rows`` in
+    all), without ever holding the soup: the same points and faces as ``weld(soup, None)``.
+
+    Each chunk is grouped on its own (as :func:`weld` groups the whole soup), and its distinct
+    points are looked up by their full 64-bit hash in a sorted table of the points seen so
+    far; new points are numbered in order of first use. Memory: the (n_rows / 3, 3) faces,
+    the points, the table (12 bytes a point) and one chunk's temporaries. A soup three times
+    the welded mesh's size (a binary STL's) is never in memory.
+
+    Raises:
+        WeldCollision: two different points share a 64-bit hash (weld the whole soup instead).
+    """
+    itype = np.int32 if n_rows < 2**31 else np.int64
+    ids: npt.NDArray[np.integer[Any]] = np.empty(n_rows, dtype=itype)  # corner row -> point
+    keys = np.zeros(0, dtype=np.uint64)  # sorted hashes of the points so far
+    key_ids = np.zeros(0, dtype=itype)  # ... and their point numbers
+    pts: npt.NDArray[Any] | None = None
+    k = at = 0
+    for chunk in chunks:
+        inverse, first = _groups(chunk)
+        rows = chunk[first]  # the chunk's distinct points, one row each
+        h = _hashes(rows)
+        pos = np.searchsorted(keys, h)
+        hit = np.zeros(len(h), dtype=bool)
+        inside = pos < len(keys)
+        hit[inside] = keys[pos[inside]] == h[inside]
+        point = np.empty(len(h), dtype=itype)
+        point[hit] = key_ids[pos[hit]]
+        if pts is None:
+            pts = np.empty((max(1024, len(rows)), 3), dtype=chunk.dtype)
+        if not _same_rounded(rows[hit], pts[point[hit]]):
+            raise WeldCollision("two different points share a 64-bit hash")
+        new = np.flatnonzero(~hit)
+        new = new[np.argsort(first[new], kind="stable")]  # numbered in order of first use
+        point[new] = np.arange(k, k + len(new), dtype=itype)
+        if k + len(new) > len(pts):
+            grown = np.empty((max(2 * len(pts), k + len(new)), 3), dtype=pts.dtype)
+            grown[:k] = pts[:k]
+            pts = grown
+        pts[k:k + len(new)] = rows[new]
+        k += len(new)
+        order = np.argsort(h[new], kind="stable")
+        hn = h[new][order]
+        if np.any(hn[1:] == hn[:-1]):
+            raise WeldCollision("two different points share a 64-bit hash")
+        where = np.searchsorted(keys, hn)
+        keys = np.insert(keys, where, hn)
+        key_ids = np.insert(key_ids, where, point[new][order])
+        ids[at:at + len(chunk)] = point[inverse]
+        at += len(chunk)
+    if at != n_rows or n_rows % 3 or pts is None:
+        raise ValueError(f"expected {n_rows} corner rows (a multiple of 3), got {at}")
+    del keys, key_ids
+    # points are numbered by first use, so a stable sort's ties fall as weld()'s do
+    return _along_longest_extent(pts[:k], ids.reshape(-1, 3), None)
+
+
+class WeldCollision(Exception):
+    """:func:`weld_chunks` met two different points with the same 64-bit hash."""
+
+
+def _groups(v: npt.NDArray[np.floating[Any]]) -> tuple[
+        npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]]:
+    """Exact groups of the rows of ``v`` equal to 8 decimals: (group of each row, first row
+    of each group). Hash groups are checked row by row; on a collision of the packed hash
+    the full 64-bit hash is argsorted, and if that collides too the row-wise unique is used."""
+    for packed in (True, False):
+        inverse, first = _hash_groups(v, packed)
+        # exact check: every row's rounded bits equal its group's first row's
+        if all(_same_rounded(v[i:i + _CHUNK], v[first[inverse[i:i + _CHUNK]]])
+               for i in range(0, len(v), _CHUNK)):
+            return inverse, first
+    q = _rounded(v)
+    rows = np.ascontiguousarray(q).view(np.dtype((np.void, 3 * q.itemsize))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return inverse.ravel(), first
+
+
+def _along_longest_extent(pts: npt.NDArray[np.floating[Any]], tri: npt.NDArray[np.integer[Any]],
+                          tie: npt.NDArray[np.integer[Any]] | None) -> tuple[
+        npt.NDArray[np.floating[Any]], npt.NDArray[np.integer[Any]]]:
+    """Renumber points along their longest extent (ties by ``tie``, None: by number);
+    ``tri`` is relabelled in place, in chunks."""
     axis = int(np.argmax(pts.max(axis=0) - pts.min(axis=0)))
-    rank = packed_argsort(_sortable_bits(pts[:, axis]), first)
+    rank = packed_argsort(_sortable_bits(pts[:, axis]), tie)
     relabel = np.empty(len(rank), dtype=tri.dtype)
     relabel[rank] = np.arange(len(rank), dtype=tri.dtype)
-    return pts[rank], relabel[tri]
+    flat = tri.reshape(-1)
+    for i in range(0, len(flat), _CHUNK):
+        flat[i:i + _CHUNK] = relabel[flat[i:i + _CHUNK]]
+    return pts[rank], tri
 
 
 def _same_rounded(a: npt.NDArray[np.floating[Any]], b: npt.NDArray[np.floating[Any]]) -> bool:
@@ -169,9 +247,9 @@ def _sortable_bits(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
 
 
 def packed_argsort(key: npt.NDArray[np.uint64],
-                    tie: npt.NDArray[np.integer[Any]] | None = None) -> npt.NDArray[np.int64]:
+                   tie: npt.NDArray[np.integer[Any]] | None = None) -> npt.NDArray[np.int64]:
     """Indices that sort rows by ``key``, then by ``tie`` (distinct non-negative integers;
-    None: by row, a stable sort).
+    None: by row, a stable sort). ``key`` is overwritten (it becomes the result's buffer).
 
     One ``np.sort`` of ``key`` and ``tie`` packed in a uint64 (SIMD, several times faster
     than a stable ``argsort``); falls back to ``np.lexsort`` when they do not fit in 64 bits.
@@ -183,8 +261,11 @@ def packed_argsort(key: npt.NDArray[np.uint64],
     tbits = max(1, top.bit_length())
     if tbits + max(1, int(key.max()).bit_length()) > 64:
         return np.lexsort((np.arange(n) if tie is None else tie, key)).astype(np.int64)
-    packed = key << np.uint64(tbits)
-    packed |= np.arange(n, dtype=np.uint64) if tie is None else tie.astype(np.uint64)
+    packed = key
+    packed <<= np.uint64(tbits)
+    for i in range(0, n, _CHUNK):  # the row or tie below the key, a chunk at a time
+        packed[i:i + _CHUNK] |= (np.arange(i, min(i + _CHUNK, n), dtype=np.uint64) if tie is None
+                                 else tie[i:i + _CHUNK].astype(np.uint64))
     packed.sort()
     packed &= np.uint64((1 << tbits) - 1)
     order = packed.view(np.int64)
@@ -192,7 +273,8 @@ def packed_argsort(key: npt.NDArray[np.uint64],
         return order
     where = np.empty(top + 1, dtype=np.int32 if n < 2**31 else np.int64)
     where[tie] = np.arange(n, dtype=where.dtype)
-    return where[order].astype(np.int64, copy=False)
+    order[:] = where[order]
+    return order
 
 
 def _rounded(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:

@@ -18,7 +18,6 @@ referenced by ``instanceable`` Xforms, which carry the material binding. Arrays 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,9 @@ from typing import Any
 import numpy as np
 from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
 
-from twin3d.cad import Material, MeshPart, Node, Part
+from twin3d.cad import Material, MeshPart, Part
 
-__all__ = ["GEOM_SUFFIX", "write_asset"]
-
-#: the geometry layer is ``<output stem>.geom.usdc`` beside the interface layer
-GEOM_SUFFIX = ".geom.usdc"
+__all__ = ["AuthoredAsset", "author_asset", "package_usdz"]
 
 Step = Callable[[str], None]
 
@@ -61,25 +57,34 @@ def _bind(prim: Usd.Prim, material: UsdShade.Material) -> None:
     UsdShade.MaterialBindingAPI.Apply(prim).Bind(material)
 
 
-def _author_mesh(stage: Usd.Stage, path: Sdf.Path, mesh: MeshPart,
+def _author_mesh(stage: Usd.Stage, path: Sdf.Path, pending: dict[int, MeshPart], index: int,
                  matrix: np.ndarray | None) -> UsdGeom.Mesh:
+    """Author mesh ``pending[index]``, taking it out of ``pending``: each numpy array is let
+    go as soon as pxr holds its copy, so a big mesh is never held twice."""
+    mesh = pending.pop(index)
     usd_mesh = UsdGeom.Mesh.Define(stage, path)
-    n_faces = len(mesh.faces)
-    usd_mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(mesh.points))
+    n_points, n_faces = len(mesh.points), len(mesh.faces)
+    extent, interpolation, colors = mesh.extent, mesh.interpolation, mesh.colors
+    points, faces, normals = mesh.points, mesh.faces, mesh.normals
+    del mesh
+    usd_mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(points))
+    del points
     usd_mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(n_faces, 3, np.int32)))
-    usd_mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(mesh.faces.reshape(-1)))
-    usd_mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(mesh.normals))
-    usd_mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex if mesh.interpolation == "vertex"
+    usd_mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
+    del faces
+    usd_mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(normals))
+    del normals
+    usd_mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex if interpolation == "vertex"
                                      else UsdGeom.Tokens.faceVarying)
-    usd_mesh.CreateExtentAttr(Vt.Vec3fArray.FromNumpy(mesh.extent))
+    usd_mesh.CreateExtentAttr(Vt.Vec3fArray.FromNumpy(extent))
     usd_mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
     usd_mesh.CreateOrientationAttr(UsdGeom.Tokens.rightHanded)
     usd_mesh.CreateDoubleSidedAttr(False)
-    if mesh.colors is not None:
-        interp = UsdGeom.Tokens.vertex if len(mesh.colors) == len(mesh.points) and \
-            len(mesh.colors) != n_faces else UsdGeom.Tokens.uniform
+    if colors is not None:
+        interp = UsdGeom.Tokens.vertex if len(colors) == n_points and \
+            len(colors) != n_faces else UsdGeom.Tokens.uniform
         pv = usd_mesh.CreateDisplayColorPrimvar(interp)
-        pv.Set(Vt.Vec3fArray.FromNumpy(mesh.colors))
+        pv.Set(Vt.Vec3fArray.FromNumpy(colors))
     if matrix is not None:
         usd_mesh.AddTransformOp().Set(_matrix(matrix))
     return usd_mesh
@@ -94,7 +99,11 @@ def _set_display_name(prim: Usd.Prim, label: str) -> None:
 
 
 def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> None:
-    """Author one part's Geom, Materials and Prototypes under ``root``."""
+    """Author one part's Geom, Materials and Prototypes under ``root``; empties
+    ``part.meshes`` (each mesh is let go once authored)."""
+    pending = dict(enumerate(part.meshes))
+    mesh_material = [m.material for m in part.meshes]
+    part.meshes.clear()
     mats_path = root.AppendChild("Materials")
     UsdGeom.Scope.Define(stage, mats_path)
     materials = [_author_material(stage, mats_path, m) for m in part.materials]
@@ -108,14 +117,14 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> No
         spec = Sdf.CreatePrimInLayer(stage.GetRootLayer(), proto_root)
         spec.specifier = Sdf.SpecifierClass
         for i in instanced:
-            mesh = part.meshes[i]
-            ppath = proto_root.AppendChild(mesh.name)
+            mesh_name = pending[i].name
+            ppath = proto_root.AppendChild(mesh_name)
             pspec = Sdf.CreatePrimInLayer(stage.GetRootLayer(), ppath)
             pspec.specifier = Sdf.SpecifierClass
             pspec.typeName = "Xform"
-            _author_mesh(stage, ppath.AppendChild("Mesh"), mesh, None)
+            _author_mesh(stage, ppath.AppendChild("Mesh"), pending, i, None)
             protos[i] = ppath
-            step(f"{part.name}: mesh {mesh.name}")
+            step(f"{part.name}: mesh {mesh_name}")
 
     def instance(path: Sdf.Path, mesh: int, matrix: np.ndarray | None, label: str) -> None:
         xf = UsdGeom.Xform.Define(stage, path)
@@ -124,21 +133,25 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> No
         prim.SetInstanceable(True)
         if matrix is not None:
             xf.AddTransformOp().Set(_matrix(matrix))
-        _bind(prim, materials[part.meshes[mesh].material])
+        _bind(prim, materials[mesh_material[mesh]])
         _set_display_name(prim, label)
 
-    def add(parent: Sdf.Path, node: Node) -> None:
+    # depth first, in source order; a loop, not a recursive closure: that would be a
+    # reference cycle holding the part's arrays (and the stage) until the garbage collector ran
+    todo = [(geom_path, node) for node in reversed(part.nodes)]
+    while todo:
+        parent, node = todo.pop()
         path = parent.AppendChild(node.name)
         if node.mesh is not None and node.mesh in protos and not node.children:
             instance(path, node.mesh, node.matrix, node.label)
-            return
+            continue
         if node.mesh is not None and not node.children:
-            mesh = part.meshes[node.mesh]
-            um = _author_mesh(stage, path, mesh, node.matrix)
-            _bind(um.GetPrim(), materials[mesh.material])
+            mesh_name = pending[node.mesh].name
+            um = _author_mesh(stage, path, pending, node.mesh, node.matrix)
+            _bind(um.GetPrim(), materials[mesh_material[node.mesh]])
             _set_display_name(um.GetPrim(), node.label)
-            step(f"{part.name}: mesh {mesh.name}")
-            return
+            step(f"{part.name}: mesh {mesh_name}")
+            continue
         xf = UsdGeom.Xform.Define(stage, path)
         if node.matrix is not None:
             xf.AddTransformOp().Set(_matrix(node.matrix))
@@ -146,14 +159,9 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> No
         if node.mesh is not None and node.mesh in protos:
             instance(path.AppendChild("Mesh"), node.mesh, None, "")
         elif node.mesh is not None:
-            mesh = part.meshes[node.mesh]
-            um = _author_mesh(stage, path.AppendChild("Mesh"), mesh, None)
-            _bind(um.GetPrim(), materials[mesh.material])
-        for child in node.children:
-            add(path, child)
-
-    for node in part.nodes:
-        add(geom_path, node)
+            um = _author_mesh(stage, path.AppendChild("Mesh"), pending, node.mesh, None)
+            _bind(um.GetPrim(), materials[mesh_material[node.mesh]])
+        todo.extend((path, child) for child in reversed(node.children))
 
 
 def _provenance(parts: Sequence[Part], meters_per_unit: float, up_axis: str,
@@ -179,20 +187,62 @@ def _provenance(parts: Sequence[Part], meters_per_unit: float, up_axis: str,
     }}
 
 
-def write_asset(parts: Sequence[Part], interface: Path, geometry: Path, *, name: str,
-                meters_per_unit: float, up_axis: str, version: str,
-                geometry_asset_path: str, step: Step | None = None) -> None:
-    """Write the geometry layer and the interface layer (each to the path given).
+class AuthoredAsset:
+    """A converted asset authored in memory: :meth:`save` writes its two layers.
+
+    Authoring and saving are apart so that the caller can hand freed memory back in between:
+    the ``.usdc`` writer needs working memory of its own (``benchmarks/RESULTS.md``,
+    "Conversion").
+    """
+
+    def __init__(self, geometry: Sdf.Layer, root: Sdf.Path, meta: dict[str, Any], axis: str,
+                 meters_per_unit: float, assembly: bool, extent: Gf.Range3d,
+                 geometry_asset_path: str) -> None:
+        self._geometry = geometry
+        self._root = root
+        self._meta = meta
+        self._axis = axis
+        self._mpu = meters_per_unit
+        self._assembly = assembly
+        self._extent = extent
+        self._geometry_asset_path = geometry_asset_path
+
+    def save(self, interface: Path, geometry: Path) -> None:
+        """Write the ``.usdc`` geometry layer to ``geometry`` and the interface layer (any USD
+        suffix), which payloads it through the asset path given when authoring, to
+        ``interface``."""
+        self._geometry.Export(str(geometry))
+        iface = Sdf.Layer.CreateAnonymous(interface.suffix)
+        istage = Usd.Stage.Open(iface, Usd.Stage.LoadNone)
+        UsdGeom.SetStageUpAxis(istage, self._axis)
+        UsdGeom.SetStageMetersPerUnit(istage, self._mpu)
+        itop = UsdGeom.Xform.Define(istage, self._root)
+        istage.SetDefaultPrim(itop.GetPrim())
+        Usd.ModelAPI(itop.GetPrim()).SetKind(Kind.Tokens.assembly if self._assembly
+                                             else Kind.Tokens.component)
+        itop.GetPrim().GetPayloads().AddPayload(self._geometry_asset_path)
+        if not self._extent.IsEmpty():
+            UsdGeom.ModelAPI(itop).SetExtentsHint(Vt.Vec3fArray(
+                [Gf.Vec3f(*self._extent.GetMin()), Gf.Vec3f(*self._extent.GetMax())]))
+        iface.customLayerData = self._meta
+        iface.Export(str(interface))
+
+
+def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up_axis: str,
+                 version: str, geometry_asset_path: str,
+                 step: Step | None = None) -> AuthoredAsset:
+    """Author the parts' geometry layer in memory.
+
+    Consumes the parts' meshes: each ``Part.meshes`` is emptied, and each mesh's arrays are
+    let go as soon as pxr holds its copy of them, so a big mesh is never in memory twice.
 
     Args:
         parts: one or more converted inputs (several make an assembly).
-        interface: where to write the interface layer (any USD suffix).
-        geometry: where to write the ``.usdc`` geometry layer.
         name: the root prim's name.
         meters_per_unit: the stage's metersPerUnit.
         up_axis: ``"Z"`` or ``"Y"``.
         version: converter version for the provenance.
-        geometry_asset_path: how the interface layer refers to the geometry layer
+        geometry_asset_path: how the interface layer will refer to the geometry layer
             (relative, e.g. ``./OUT.geom.usdc``).
         step: called with a label after each mesh (progress).
     """
@@ -220,34 +270,11 @@ def write_asset(parts: Sequence[Part], interface: Path, geometry: Path, *, name:
     extent = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_],
                                useExtentsHint=False).ComputeWorldBound(top.GetPrim()).ComputeAlignedRange()
     geo_layer.customLayerData = meta
-    geo_layer.Export(str(geometry))
-    del stage
-
-    iface = Sdf.Layer.CreateAnonymous(interface.suffix)
-    istage = Usd.Stage.Open(iface, Usd.Stage.LoadNone)
-    UsdGeom.SetStageUpAxis(istage, axis)
-    UsdGeom.SetStageMetersPerUnit(istage, meters_per_unit)
-    itop = UsdGeom.Xform.Define(istage, root)
-    istage.SetDefaultPrim(itop.GetPrim())
-    Usd.ModelAPI(itop.GetPrim()).SetKind(Kind.Tokens.assembly if assembly else Kind.Tokens.component)
-    itop.GetPrim().GetPayloads().AddPayload(geometry_asset_path)
-    if not extent.IsEmpty():
-        UsdGeom.ModelAPI(itop).SetExtentsHint(
-            Vt.Vec3fArray([Gf.Vec3f(*extent.GetMin()), Gf.Vec3f(*extent.GetMax())]))
-    iface.customLayerData = meta
-    iface.Export(str(interface))
+    return AuthoredAsset(geo_layer, root, meta, axis, meters_per_unit, assembly, extent,
+                         geometry_asset_path)
 
 
 def package_usdz(interface: Path, output: Path) -> None:
     """Package ``interface`` (and the layers it references) into the ``.usdz`` ``output``."""
     if not UsdUtils.CreateNewUsdzPackage(Sdf.AssetPath(str(interface)), str(output)):
         raise OSError(f"cannot package {interface} into {output}")
-
-
-def remove_quietly(*paths: Path) -> None:
-    """Remove files that may or may not exist."""
-    for p in paths:
-        try:
-            os.unlink(p)
-        except OSError:
-            pass
