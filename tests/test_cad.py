@@ -213,6 +213,59 @@ def test_fast_obj_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert fast.meshes and load_part(plain, units="in").meshes[0].name == "plate_holes_STL"
 
 
+_TETRA = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"
+_TETRA_F = "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+
+
+@pytest.mark.parametrize(("text", "taken"), [
+    (_TETRA + _TETRA_F, True),
+    ((_TETRA + _TETRA_F).replace("\n", "\r\n"), True),  # CRLF
+    (_TETRA + _TETRA_F.rstrip("\n"), True),  # no newline at the end
+    ("# made by hand\n\nmtl_free 1\n" + _TETRA + _TETRA_F, False),  # an unknown keyword
+    ("# made by hand\n\n" + _TETRA + "o tetra\ng body\ns off\n" + _TETRA_F, True),
+    ("g first\no named\n" + _TETRA + _TETRA_F, True),  # a g line opens the block: file name
+    (_TETRA + "vn 0 0 1\n" + _TETRA_F.replace(" 2", " 2//1"), False),  # some corners only
+    (_TETRA + "vn 0 0 1\n" + "".join(
+        " ".join(f"{c}//1" if c.isdigit() else c for c in ln.split()) + "\n"
+        for ln in _TETRA_F.splitlines()), True),  # a//n everywhere
+    (_TETRA + "vt 0 0\n" + _TETRA_F, False),  # texture coordinates
+    (_TETRA + _TETRA_F.replace("f 1 3 2", "f 1/1 3/1 2/1"), False),
+    (_TETRA + "f 1 2 3 4\n", False),  # a quad
+    (_TETRA + "f -4 -2 -3\n", False),  # relative indices
+    (_TETRA.replace("v 0 0 1", "v 0 0 1 1"), False),  # w
+    (_TETRA.replace("v 0 0 1", "v 0 0 1 0.5 0.5 0.5") + _TETRA_F, False),  # a vertex colour
+    (_TETRA.replace("v 0 0 1", "v 0 0 1 # apex") + _TETRA_F, False),  # a trailing comment
+    (_TETRA.replace("v 0 0 1", "v 0 0 x") + _TETRA_F, False),  # not a number
+    ("  " + _TETRA + _TETRA_F, False),  # an indented line
+])
+def test_fast_obj_parser_takes_simple_files_and_leaves_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, taken: bool) -> None:
+    path = tmp_path / "tetra.obj"
+    path.write_bytes(text.encode())
+    assert _fast_reader_takes(path) is taken
+    if taken:  # (the others go to trimesh either way)
+        fast, general = _both_paths(path, monkeypatch, units="mm")
+        _assert_same_part(fast, general)
+
+
+def test_fast_obj_parser_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of several 4 MiB blocks, whose lines straddle the blocks' edges."""
+    from twin3d import _cad_fast
+
+    monkeypatch.setattr(_cad_fast, "_OBJ_BLOCK", 997)  # a prime: every kind of cut
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    path = tmp_path / "sphere.obj"
+    mesh.export(str(path))
+    scene = _cad_fast.obj_scene(path)
+    assert scene is not None
+    geom = scene.geometry["sphere.obj"] if "sphere.obj" in scene.geometry else \
+        next(iter(scene.geometry.values()))
+    np.testing.assert_allclose(geom.vertices, mesh.vertices, atol=1e-7)
+    np.testing.assert_array_equal(geom.faces, mesh.faces)
+    fast, general = _both_paths(path, monkeypatch, units="mm")
+    _assert_same_part(fast, general)
+
+
 def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hierarchy, matrices and TRS, instancing, factor materials, external buffers."""
     import json

@@ -7,27 +7,28 @@ trimesh, the general path. Both give the same :class:`~twin3d.cad.Part` for the 
 fast path takes (``tests/test_cad.py`` compares them on real and generated files).
 
 Why: importing trimesh (which pulls in scipy and networkx) takes about 1 s, and its OBJ
-parser about 2.5 s for a 1.3M-triangle file; VTK's C++ OBJ reader (VTK is a core dependency)
-takes 0.5 s, and glTF's binary accessors are typed arrays that numpy views directly.
+parser about 2.5 s for a 1.3M-triangle file; memory: VTK's C++ OBJ reader was as fast as
+numpy's text parsing but cost ~140 MiB (its import and its own arrays), and an STL's
+triangle soup or a whole glTF buffer held in memory would be two to three times the
+mesh's arrays (``benchmarks/RESULTS.md``, "Conversion").
 
 * binary STL: chunked ``np.fromfile``, welded chunk by chunk; ASCII or damaged files decline.
-* OBJ: ``vtkOBJReader``, for files of triangles without materials (``mtllib``/``usemtl``),
-  texture coordinates, vertex colours (judged by the first ``v`` line), points or lines,
-  named as trimesh names them.
-* glTF / GLB: the JSON plus numpy views of the accessors, for triangle primitives (one per
-  mesh), factor-only materials (no textures), no extensions, sparse accessors or morph
+* OBJ: numpy parses the text a 4 MiB block at a time, for files of triangles without
+  materials, texture coordinates, vertex colours, points or lines, named as trimesh names
+  them.
+* glTF / GLB: the JSON, then each accessor's bytes read into numpy, for triangle
+  primitives (one per mesh), factor-only materials (no textures), no extensions, sparse accessors or morph
   targets, no cameras, and names that need no de-duplication.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -94,74 +95,122 @@ def _stl_corners(path: Path, count: int) -> Iterator[npt.NDArray[np.float32]]:
 
 # --- OBJ ------------------------------------------------------------------------------------
 
-#: trimesh starts the face block at the first of these; an ``o`` there names the mesh
-_OBJ_STARTERS = (b"\nusemtl ", b"\no ", b"\ng ", b"\ns ")
-
-
 def obj_scene(path: Path) -> SimpleNamespace | None:
-    """A triangle-only OBJ without materials, UVs or colours, read by ``vtkOBJReader``.
+    """A triangle-only OBJ without materials, UVs or colours, parsed by numpy a block at a time.
 
-    The mesh is named as trimesh names it: the ``o`` line that opens the face block, else
-    the file name. Returns None (use trimesh) for anything else, or if VTK reads no
-    triangles or any polygon that is not a triangle.
+    Lines may be ``v x y z``, ``f a b c`` or ``f a//n b//n c//n``, ``vn`` (ignored: normals
+    are recomputed), comments, ``o``/``g``/``s`` and blank lines; anything else (``vt``,
+    ``usemtl``, vertex colours or ``w``, polygons, relative indices, a comment after a
+    value ...) returns None, and trimesh reads the file. The mesh is named as trimesh names
+    it: the ``o`` line that opens the face block, else the file name. Memory: the parsed
+    arrays and one 4 MiB block's temporaries (the whole text is never held).
     """
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if mm.find(b"usemtl") >= 0 or mm.find(b"mtllib", 0, 1 << 16) >= 0:
-            return None  # materials split meshes in trimesh
-        v = mm.find(b"v ", 0, 1 << 20)
-        if v < 0:
-            return None
-        end = mm.find(b"\n", v)
-        if len(mm[v + 2:end if end >= 0 else len(mm)].split(b"#")[0].split()) != 3:
-            return None  # w or vertex colours, which trimesh keeps
-        f_at = mm.find(b"\nf ")
-        if f_at < 0:
-            return None
-        hits = [(pos, tok) for tok in _OBJ_STARTERS if (pos := mm.find(tok, 0, f_at)) >= 0]
-        pos, tok = min(hits, default=(f_at, b"\nf "))
-        name = path.name
-        if tok == b"\no ":
-            end = mm.find(b"\n", pos + 3)
-            label = mm[pos + 3:end if end >= 0 else len(mm)].decode("utf-8", "replace").strip()
-            name = label or name
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkCommonCore import vtkObject
-    from vtkmodules.vtkIOGeometry import vtkOBJReader
-
-    reader = vtkOBJReader()
-    reader.SetFileName(str(path))
-    shown = vtkObject.GetGlobalWarningDisplay()
-    vtkObject.GlobalWarningDisplayOff()  # a bad file goes to trimesh, which says why
-    try:
-        reader.Update()
-    finally:
-        vtkObject.SetGlobalWarningDisplay(shown)
-    poly = reader.GetOutput()
-    if (poly is None or poly.GetNumberOfPolys() == 0 or poly.GetNumberOfLines()
-            or poly.GetNumberOfVerts() or poly.GetNumberOfStrips()
-            or poly.GetFieldData().GetNumberOfArrays()  # materials
-            or _array_names(poly.GetPointData()) - {"Normals"}  # texture coordinates
-            or _array_names(poly.GetCellData()) - {"GroupIds"}):
+    name: str | None = None  # decided by the first o/g/s line, or the first f line
+    vertices: list[npt.NDArray[np.float64]] = []
+    faces: list[npt.NDArray[np.int32]] = []
+    with path.open("rb") as f:
+        rest = b""
+        while True:
+            chunk = f.read(_OBJ_BLOCK)
+            block = rest + chunk if chunk else rest + b"\n"  # the last line may lack one
+            cut = block.rfind(b"\n") + 1
+            block, rest = block[:cut], block[cut:]
+            if block.strip():
+                parsed = _obj_block(block)
+                if parsed is None:
+                    return None
+                vertices.append(parsed.vertices)
+                faces.append(parsed.faces)
+                if name is None and parsed.opener is not None:
+                    label = parsed.opener.decode("utf-8", "replace")
+                    name = label[2:].strip() if label[:2] in ("o ", "o\t") else ""
+                if name is None and len(parsed.faces):
+                    name = ""
+            if not chunk:
+                break
+    points = np.concatenate(vertices)
+    del vertices
+    if not len(points) or not sum(len(x) for x in faces) or len(points) >= 2**31:
         return None
-    cells = poly.GetPolys()
-    to_numpy: Any = vtk_to_numpy
-    offsets = to_numpy(cells.GetOffsetsArray())
-    if np.any(np.diff(offsets) != 3):
-        return None
-    points = np.asarray(to_numpy(poly.GetPoints().GetData()), dtype=np.float64)
-    faces = to_numpy(cells.GetConnectivityArray()).reshape(-1, 3).astype(_index_type(len(points)))
-    del reader, poly, cells
-    geom = SimpleNamespace(vertices=points, faces=faces, visual=None)
+    tri = np.concatenate(faces)
+    del faces
+    tri -= 1  # OBJ counts from 1
+    if tri.max() >= len(points):
+        return None  # missing vertices: trimesh says what is wrong
+    name = name or path.name
+    geom = SimpleNamespace(vertices=points, faces=tri, visual=None)
     return _scene(None, {name: geom}, [("world", name, {"geometry": name})])
+
+
+class _ObjBlock(NamedTuple):
+    vertices: npt.NDArray[np.float64]  # (k, 3), as trimesh reads them
+    faces: npt.NDArray[np.int32]  # (j, 3), counted from 1
+    opener: bytes | None  # the first o/g/s line before the block's first f line
+
+
+_OBJ_BLOCK = 1 << 22  # bytes of text per parse step
+_SPACE, _TAB, _LF, _CR = 32, 9, 10, 13
+
+
+def _obj_block(block: bytes) -> _ObjBlock | None:
+    """The vertices and triangles of whole OBJ lines; None: not a simple file."""
+    a = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(a == _LF)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    first = a[starts]
+    second = a[np.minimum(starts + 1, len(a) - 1)]
+    blank_after = (second == _SPACE) | (second == _TAB)
+    is_v = (first == ord("v")) & blank_after
+    is_f = (first == ord("f")) & blank_after
+    opens = ((first == ord("o")) | (first == ord("g")) | (first == ord("s"))) & (
+        blank_after | (second == _LF) | (second == _CR))
+    skip = (first == ord("#")) | (first == _LF) | (first == _CR) | (
+        (first == ord("v")) & (second == ord("n"))) | opens
+    if not np.all(is_v | is_f | skip):
+        return None  # vt, usemtl, l, p, indented lines ...
+    # trimesh names the mesh after an o line that opens the face block
+    f_lines = np.flatnonzero(is_f)
+    o_lines = np.flatnonzero(opens[:f_lines[0] if len(f_lines) else len(opens)])
+    opener = block[starts[o_lines[0]]:ends[o_lines[0]]] if len(o_lines) else None
+    word = a > _SPACE  # whitespace is space, tab, CR, LF
+    starts_word = word.copy()
+    starts_word[1:] &= ~word[:-1]
+    words = np.add.reduceat(starts_word, starts, dtype=np.int32)
+    del word, starts_word
+    if np.any(words[is_v] != 4) or np.any(words[is_f] != 4):
+        return None  # w or colours, polygons, trailing comments
+    lengths = ends - starts + 1
+    text_v = a[np.repeat(is_v, lengths)]
+    text_f = a[np.repeat(is_f, lengths)]
+    text_v[text_v == ord("v")] = _SPACE
+    text_f[text_f == ord("f")] = _SPACE
+    slash = text_f == ord("/")
+    per_corner = 1
+    if slash.any():  # only "a//n": the position, then the normal's index
+        pairs = slash[:-1] & slash[1:]
+        lines_f = int(is_f.sum())
+        if int(slash.sum()) != 6 * lines_f or int(pairs.sum()) != 3 * lines_f:
+            return None  # texture coordinates (a/t, a/t/n)
+        text_f[slash] = _SPACE
+        per_corner = 2
+    try:
+        v = np.fromstring(text_v.tobytes(), dtype=np.float64, sep=" ")
+        f = np.fromstring(text_f.tobytes(), dtype=np.int64, sep=" ")
+    except ValueError:  # a word that is not a number
+        return None
+    if len(v) != 3 * int(is_v.sum()) or len(f) != 3 * per_corner * int(is_f.sum()):
+        return None
+    f = f[::per_corner]
+    if len(f) and (f.min() < 1 or f.max() >= 2**31):
+        return None  # relative (negative) indices: trimesh resolves them
+    return _ObjBlock(v.reshape(-1, 3), f.astype(np.int32).reshape(-1, 3), opener)
 
 
 def _index_type(n_points: int) -> type[np.signedinteger[Any]]:
     """int32 for face indices below 2**31 points (half int64's memory), else int64."""
     return np.int32 if n_points < 2**31 else np.int64
-
-
-def _array_names(data: Any) -> set[str]:
-    return {data.GetAbstractArray(i).GetName() for i in range(data.GetNumberOfArrays())}
 
 
 # --- glTF -----------------------------------------------------------------------------------
@@ -176,27 +225,38 @@ _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 _PRIM_ATTRIBUTES = ("POSITION", "NORMAL", "TANGENT", "TEXCOORD_")
 
 
-def _gltf_json_and_buffers(path: Path) -> tuple[dict[str, Any], list[memoryview]]:
+class _Buffer(NamedTuple):
+    """A glTF buffer: ``length`` bytes of ``path`` from ``offset`` (read when needed)."""
+
+    path: Path
+    offset: int
+    length: int
+
+
+def _gltf_json_and_buffers(path: Path) -> tuple[dict[str, Any], list[_Buffer]]:
+    """The glTF JSON and where its buffers lie; no buffer is read here."""
     if path.suffix.lower() == ".glb":
-        data = memoryview(path.read_bytes())
-        if len(data) < 20 or bytes(data[:4]) != b"glTF" or \
-                int.from_bytes(data[4:8], "little") != 2:
-            raise _Decline
-        size = int.from_bytes(data[12:16], "little")
-        if bytes(data[16:20]) != b"JSON" or 20 + size > len(data):
-            raise _Decline
-        header = json.loads(bytes(data[20:20 + size]))
-        rest = 20 + size
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(20)
+            if len(head) < 20 or head[:4] != b"glTF" or int.from_bytes(head[4:8], "little") != 2:
+                raise _Decline
+            n = int.from_bytes(head[12:16], "little")
+            if head[16:20] != b"JSON" or 20 + n > size:
+                raise _Decline
+            header = json.loads(f.read(n))
+            rest = 20 + n
+            chunk = f.read(8)
         bin_chunk = None
-        if rest + 8 <= len(data) and bytes(data[rest + 4:rest + 8]) == b"BIN\x00":
-            n = int.from_bytes(data[rest:rest + 4], "little")
-            bin_chunk = data[rest + 8:rest + 8 + n]
+        if len(chunk) == 8 and chunk[4:8] == b"BIN\x00":
+            bin_chunk = _Buffer(path, rest + 8, min(int.from_bytes(chunk[:4], "little"),
+                                                    size - rest - 8))
     else:
         header = json.loads(path.read_bytes())
         bin_chunk = None
     if not isinstance(header, dict):
         raise _Decline
-    buffers: list[memoryview] = []
+    buffers: list[_Buffer] = []
     for i, buf in enumerate(header.get("buffers", [])):
         uri = buf.get("uri")
         if uri is None:
@@ -209,12 +269,12 @@ def _gltf_json_and_buffers(path: Path) -> tuple[dict[str, Any], list[memoryview]
         file = path.parent / uri
         if not file.is_file():
             raise _Decline
-        buffers.append(memoryview(file.read_bytes()))
+        buffers.append(_Buffer(file, 0, file.stat().st_size))
     return header, buffers
 
 
-def _accessor(header: dict[str, Any], buffers: list[memoryview], index: int) -> npt.NDArray[Any]:
-    """(count, width) numpy view of accessor ``index`` (strided views, no copy)."""
+def _accessor(header: dict[str, Any], buffers: list[_Buffer], index: int) -> npt.NDArray[Any]:
+    """(count, width) array of accessor ``index``, read from its file (only its bytes)."""
     acc = header["accessors"][index]
     if "sparse" in acc or acc.get("normalized") or "bufferView" not in acc:
         raise _Decline
@@ -224,12 +284,17 @@ def _accessor(header: dict[str, Any], buffers: list[memoryview], index: int) -> 
     view = header["bufferViews"][acc["bufferView"]]
     buf = buffers[view["buffer"]]
     offset = int(view.get("byteOffset", 0)) + int(acc.get("byteOffset", 0))
-    stride = int(view.get("byteStride") or dtype.itemsize * width)
-    end = offset + stride * (count - 1) + dtype.itemsize * width if count else offset
-    if end > min(len(buf), int(view.get("byteOffset", 0)) + int(view["byteLength"])):
+    row = dtype.itemsize * width
+    stride = int(view.get("byteStride") or row)
+    span = stride * (count - 1) + row if count else 0
+    if offset + span > min(buf.length, int(view.get("byteOffset", 0)) + int(view["byteLength"])):
         raise _Decline  # truncated: trimesh reports it
-    return np.ndarray((count, width), dtype=dtype, buffer=buf, offset=offset,
-                      strides=(stride, dtype.itemsize))
+    with buf.path.open("rb") as f:
+        f.seek(buf.offset + offset)
+        if stride == row:
+            return np.fromfile(f, dtype=dtype, count=count * width).reshape(count, width)
+        raw = np.fromfile(f, dtype=np.uint8, count=span)  # interleaved: pick the rows out
+    return np.ndarray((count, width), dtype=dtype, buffer=raw, strides=(stride, dtype.itemsize)).copy()
 
 
 def _material(mat: dict[str, Any]) -> SimpleNamespace:
@@ -307,7 +372,9 @@ def _gltf_scene(path: Path) -> SimpleNamespace:
             idx = _accessor(header, buffers, p["indices"])
             if idx.shape[1] != 1 or idx.dtype.kind != "u" or len(idx) % 3:
                 raise _Decline
-            faces = idx.reshape(-1, 3).astype(_index_type(len(pos)))  # half int64's memory
+            # uint32 indices as int32 without a copy (>= 2**31 turns negative: rejected later)
+            faces = (idx.view(np.int32) if idx.dtype == np.uint32 else
+                     idx.astype(_index_type(len(pos)))).reshape(-1, 3)
         elif len(pos) % 3 == 0:
             faces = np.arange(len(pos), dtype=_index_type(len(pos))).reshape(-1, 3)
         else:
@@ -315,8 +382,7 @@ def _gltf_scene(path: Path) -> SimpleNamespace:
         visual = None
         if "material" in p:
             visual = SimpleNamespace(kind="texture", material=materials[p["material"]])
-        geometry[name] = SimpleNamespace(vertices=pos.astype(np.float64), faces=faces,
-                                         visual=visual)
+        geometry[name] = SimpleNamespace(vertices=pos, faces=faces, visual=visual)  # float32
         mesh_geom[index] = name
     nodes = header.get("nodes", [])
     names = [n.get("name", str(i)) for i, n in enumerate(nodes)]

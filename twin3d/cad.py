@@ -1,9 +1,8 @@
 """CAD and mesh files -> plain intermediate data (parts, meshes, materials, nodes); pure.
 
 Everything here is numpy and trimesh (with cascadio for STEP); no USD. The simple cases of
-binary STL, OBJ and glTF are read without importing trimesh (:mod:`twin3d._cad_fast`: numpy
-and VTK's OBJ reader), into the same structures, giving the same :class:`Part`. :func:`load_part`
-reads one file into a :class:`Part` already converted to the stage's units and up axis,
+binary STL, OBJ and glTF are read without importing trimesh (:mod:`twin3d._cad_fast`, numpy
+only), into the same structures, giving the same :class:`Part`. :func:`load_part` reads one file into a :class:`Part` already converted to the stage's units and up axis,
 so the USD writer (:mod:`twin3d.usd.asset`) only copies arrays.
 
 Units and axes decided here (the audit trail goes into the stage's layer metadata):
@@ -74,7 +73,7 @@ FORMATS: dict[str, tuple[str, bool, str]] = {
 #: corners whose face normal is further than this from the smooth normal split (hard edge)
 CREASE_ANGLE_DEG = 30.0
 #: rows per step of the chunked array passes (their temporaries stay a few MiB)
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 
 _TRIMESH_UNITS = {"meters": 1.0, "meter": 1.0, "m": 1.0, "millimeters": 0.001, "millimeter": 0.001,
                   "mm": 0.001, "centimeters": 0.01, "centimeter": 0.01, "cm": 0.01,
@@ -273,16 +272,19 @@ def vertex_or_corner_normals(
     """
     pts = np.ascontiguousarray(points.T, dtype=np.float32)  # (3, n): column gathers are fast
     n, m = len(points), len(faces)
-    vn = np.zeros((3, n))
+    vn32 = np.zeros((3, n), dtype=np.float32)
     for i in range(0, m, _CHUNK):  # in chunks of faces: temporaries stay a few MiB
         f = np.ascontiguousarray(faces[i:i + _CHUNK].T)
         c = _face_cross(pts, f)
         corners = f.reshape(-1)  # every corner of the chunk's faces gets its face's normal
+        lo, hi = int(corners.min()), int(corners.max()) + 1  # narrow: faces sorted by point
+        corners -= lo
         for j in range(3):
-            vn[j] += np.bincount(corners, weights=np.tile(c[j], 3), minlength=n)
-    vn /= np.where((ln := np.sqrt((vn * vn).sum(axis=0))) == 0, 1.0, ln)
-    vn32 = vn.astype(np.float32)
-    del vn
+            vn32[j, lo:hi] += np.bincount(corners, weights=np.tile(c[j], 3), minlength=hi - lo)
+    ln = np.sqrt(np.einsum("ij,ij->j", vn32, vn32))
+    ln[ln == 0] = 1.0
+    vn32 /= ln
+    del ln
     limit = np.float32(np.cos(np.radians(crease_deg / 2)))
     smooth = True
     for i in range(0, m, _CHUNK):  # corner k of every face: its face normal vs the smooth one
@@ -339,13 +341,13 @@ def _consistent_winding(faces: npt.NDArray[np.integer[Any]],
     """Return ``faces`` with a consistent winding (each shared edge used once each way).
 
     A consistently wound mesh never uses the same directed edge twice. The check sorts the
-    directed edges in slices of about 1M (edges a -> b with a in one range of points), so
-    its memory stays ~8 MiB however large the mesh. Only when it fails are faces flipped,
+    directed edges in slices of about 512k (edges a -> b with a in one range of points), so
+    its memory stays ~10 MiB however large the mesh. Only when it fails are faces flipped,
     by trimesh's ``fix_winding``.
     """
     m = len(faces)
     edges = ((0, 1), (1, 2), (2, 0))
-    slices = max(1, -(-3 * m // (1 << 20)))
+    slices = max(1, -(-3 * m // (1 << 19)))
     bounds = np.linspace(0, n_points, slices + 1).astype(np.int64)
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         keys = []
@@ -524,8 +526,12 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
     if len(tri) == 0:
         return None
     tri = _consistent_winding(tri, len(points))
-    if not np.array_equal(conv[:3, :3], np.eye(3)):
-        points = points.astype(np.float64) @ conv[:3, :3].T
+    if not np.array_equal(conv[:3, :3], np.eye(3)):  # in float64, a chunk at a time
+        rotated = np.empty(points.shape, dtype=np.float32)
+        for i in range(0, len(points), _CHUNK):
+            rotated[i:i + _CHUNK] = points[i:i + _CHUNK].astype(np.float64) @ conv[:3, :3].T
+        points = rotated
+        del rotated
     lowest = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])  # 5x tri.min(axis=1)
     if np.any(lowest[1:] < lowest[:-1]):
         order = packed_argsort(lowest.astype(np.uint64))  # 7x faster .usdc writes measured
@@ -539,8 +545,8 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
     release_free_memory()
     normals, interp = vertex_or_corner_normals(points, tri)
     release_free_memory()
-    return MeshPart(name, points.astype(np.float32, copy=False), tri.astype(np.int32), normals,
-                    interp, material, colors)
+    return MeshPart(name, points.astype(np.float32, copy=False),
+                    tri.astype(np.int32, copy=False), normals, interp, material, colors)
 
 
 def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
