@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 import trimesh
 
-from twin3d.cad import _conversion, load_part, prim_name, unique_names, vertex_or_corner_normals
-from twin3d.weld import weld as _weld
+from twin3d.cad import (
+    _conversion,
+    load_part,
+    prim_name,
+    unique_names,
+    vertex_or_corner_normals,
+)
 from twin3d.errors import CADImportError
+from twin3d.weld import weld as _weld
 
 DATA = Path(__file__).parent / "data"
 

@@ -28,6 +28,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,30 +341,19 @@ def _consistent_winding(faces: npt.NDArray[np.integer[Any]],
                         n_points: int) -> npt.NDArray[np.integer[Any]]:
     """Return ``faces`` with a consistent winding (each shared edge used once each way).
 
-    A consistently wound mesh never uses the same directed edge twice. The check sorts the
-    directed edges in slices of about 512k (edges a -> b with a in one range of points), so
-    its memory stays ~10 MiB however large the mesh. Only when it fails are faces flipped,
-    by trimesh's ``fix_winding``.
+    A consistently wound mesh never uses the same directed edge twice; that check is one
+    sort of the 3 m directed edges (8 bytes each: at this point the mesh's arrays are all
+    that is alive, and it is faster than sorting in slices). Only when it fails are faces
+    flipped, by trimesh's ``fix_winding``.
     """
     m = len(faces)
-    edges = ((0, 1), (1, 2), (2, 0))
-    slices = max(1, -(-3 * m // (1 << 19)))
-    bounds = np.linspace(0, n_points, slices + 1).astype(np.int64)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        keys = []
-        for a, b in edges:
-            tail = faces[:, a]
-            sel = np.flatnonzero((tail >= lo) & (tail < hi))
-            k = np.multiply(tail[sel], n_points, dtype=np.int64)
-            k += faces[sel, b]
-            keys.append(k)
-            del sel
-        key = np.concatenate(keys)
-        del keys
-        key.sort()
-        if np.any(key[1:] == key[:-1]):
-            break
-    else:
+    key = np.empty(3 * m, dtype=np.int64)
+    for i, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
+        k = key[i * m:(i + 1) * m]
+        np.multiply(faces[:, a], n_points, out=k, dtype=np.int64)
+        k += faces[:, b]
+    key.sort()
+    if not np.any(key[1:] == key[:-1]):
         return faces
     import trimesh
 
@@ -414,6 +404,7 @@ def _load_scene(path: Path, fmt: str) -> Any:
         reader = {"STL": _cad_fast.binary_stl_scene, "OBJ": _cad_fast.obj_scene,
                   "glTF": _cad_fast.gltf_scene}[fmt]
         scene = reader(path)
+        release_free_memory()  # the parser's temporaries
         if scene is not None:
             return scene
     import trimesh
@@ -506,7 +497,7 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
     elif welded and faces is not None:
         points, tri = vertices, faces
     else:
-        points, tri = weld(vertices, faces)
+        points, tri = weld(vertices, faces, overwrite_faces=True)  # ours: source is emptied
     del vertices, faces, raw_faces
     release_free_memory()  # the weld's temporaries: hand them back before the next phase
     # drop faces that collapsed to a line or a point in the weld
@@ -578,6 +569,16 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
     if units is not None and units not in UNITS:
         raise CADImportError(p, f"unknown units {units!r}; use one of {', '.join(UNITS)}")
     warnings: list[str] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="twin3d-sha256") as pool:
+        digest = pool.submit(_sha256, p)  # beside the reading: hashlib releases the GIL
+        return _read_part(p, fmt, declares, src_up, units, up_axis, meters_per_unit, name,
+                          warnings, digest)
+
+
+def _read_part(p: Path, fmt: str, declares: bool, src_up: str, units: str | None,
+               up_axis: str, meters_per_unit: float | None, name: str | None,
+               warnings: list[str], digest: Future[str]) -> Part:
+    """:func:`load_part` once the file is checked; ``digest``: its SHA-256, being computed."""
     scene = _load_scene(p, fmt)
     if declares:
         mpu = _TRIMESH_UNITS.get(str(scene.units).lower()) if scene.units else None
@@ -676,7 +677,7 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
     while len(top) == 1 and top[0].mesh is None and top[0].matrix is None and top[0].children:
         top = list(top[0].children)
     part_name = name or prim_name(p.stem, "Part")
-    return Part(part_name, p, fmt, _sha256(p), meshes, materials, _uniq_children(top), mpu,
+    return Part(part_name, p, fmt, digest.result(), meshes, materials, _uniq_children(top), mpu,
                 src_up, units_note, axis_note, uses, warnings)
 
 
