@@ -207,6 +207,12 @@ def test_hierarchy_transforms_and_instancing(tmp_path: Path) -> None:
     assert node and {"Cylinder", "Plane", "Sphere", "Cube"} <= {c.GetName() for c in node.GetChildren()}
     # no scale anywhere on the way to the root
     assert UsdGeom.Xformable(stage.GetDefaultPrim()).GetLocalTransformation() == Gf.Matrix4d(1)
+    # converting again gives the same prims (bindings refer to prim paths), although trimesh
+    # names the frames of multi-primitive meshes with random suffixes
+    again = Usd.Stage.Open(str(convert(DATA / "TestScene.gltf", tmp_path / "again.usda")))
+    paths = [str(p.GetPath()) for p in stage.Traverse()]
+    assert [str(p.GetPath()) for p in again.Traverse()] == paths
+    assert "/TestScene/Geom/d8/d8_1__1" in paths  # the d8's second primitive, named after it
 
 
 def test_repeated_step_parts_are_instanced(tmp_path: Path) -> None:

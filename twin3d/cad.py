@@ -192,6 +192,8 @@ class Part:
 # --- names ----------------------------------------------------------------------------------
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+#: the frame trimesh gives each primitive of a multi-primitive glTF mesh: "<node>_" + 6 random hex
+_GLTF_PRIMITIVE_FRAME = re.compile(r"_[0-9a-f]{6}")
 #: STEP assembly occurrence ids (NEXT_ASSEMBLY_USAGE_OCCURRENCE) as OpenCASCADE names them
 _STEP_OCCURRENCE = re.compile(r"NAUO\d+")
 
@@ -662,6 +664,11 @@ def _read_part(p: Path, fmt: str, declares: bool, src_up: str, units: str | None
         local = conv @ m @ conv_inv
         matrix = None if np.allclose(local, np.eye(4), atol=1e-12) else local
         label = str(node)
+        if fmt == "glTF" and mesh is not None and not kids and \
+                _GLTF_PRIMITIVE_FRAME.fullmatch(label[len(str(parent)):]):
+            # trimesh names each primitive of a multi-primitive mesh "<node>_<random hex>";
+            # its geometry's name is stable, so converting twice gives the same prim paths
+            label = str(data["geometry"])
         readable = label
         if fmt == "STEP" and mesh is not None and _STEP_OCCURRENCE.fullmatch(label):
             readable = meshes[mesh].name  # "NAUO7" means nothing to people; the part name does
