@@ -91,6 +91,15 @@ def test_weld_chunks_gives_weld_of_the_whole_soup(monkeypatch: pytest.MonkeyPatc
     np.testing.assert_array_equal(got.meshes[0].faces, expected.meshes[0].faces)
 
 
+def test_per_corner_values_follow_flipped_faces() -> None:
+    from twin3d.cad import _follow_corners
+
+    before = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    after = np.array([[0, 1, 2], [5, 4, 3], [7, 8, 6]])  # one flipped, one rotated
+    uv = (before * 10.0)[..., None].repeat(2, axis=2)  # each corner's value names its point
+    np.testing.assert_array_equal(_follow_corners(before, after, uv)[..., 0], after * 10.0)
+
+
 def test_normals_vertex_for_smooth_facevarying_for_hard_edges() -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3)
     n, interp = vertex_or_corner_normals(sphere.vertices, sphere.faces)

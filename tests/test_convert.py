@@ -215,6 +215,37 @@ def test_hierarchy_transforms_and_instancing(tmp_path: Path) -> None:
     assert "/TestScene/Geom/d8/d8_1__1" in paths  # the d8's second primitive, named after it
 
 
+@pytest.mark.parametrize("suffix", [".usda", ".usdz"])
+def test_base_colour_textures_are_carried_over(tmp_path: Path, suffix: str) -> None:
+    """The texture is written beside the layers (or packaged), read by a UsdUVTexture at an
+    indexed faceVarying ``st`` whose every corner is one of the source's (position, uv)."""
+    from scipy.spatial import cKDTree
+
+    out = convert(DATA / "Duck.glb", tmp_path / f"duck{suffix}")
+    if suffix == ".usda":
+        pngs = list((tmp_path / "duck.textures").glob("*.png"))
+        assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["duck.usdz"]  # all packaged
+    stage = Usd.Stage.Open(str(out))
+    mesh_prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    st = UsdGeom.PrimvarsAPI(mesh_prim).GetPrimvar("st")
+    assert st.GetInterpolation() == UsdGeom.Tokens.faceVarying and st.IsIndexed()
+    material = UsdShade.MaterialBindingAPI(mesh_prim).ComputeBoundMaterial()[0]
+    surface = material.ComputeSurfaceSource()[0]
+    texture = surface.GetInput("diffuseColor").GetConnectedSources()[0][0].source
+    assert UsdShade.Shader(texture.GetPrim()).GetIdAttr().Get() == "UsdUVTexture"
+    resolved = UsdShade.Shader(texture.GetPrim()).GetInput("file").Get().resolvedPath
+    assert resolved and "duck.textures" in resolved.replace("\\", "/")
+    (mesh,) = read_meshes(stage)  # world space, metres, Z-up
+    corners = np.hstack([mesh.points[mesh.faces.ravel()], np.asarray(st.ComputeFlattened())])
+    source = trimesh.load_scene(str(DATA / "Duck.glb"), process=False).to_geometry()
+    y_up_to_z_up = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float64)
+    known = np.hstack([source.vertices @ y_up_to_z_up.T, source.visual.uv])
+    distance, _ = cKDTree(known).query(corners)
+    assert len(corners) == 3 * len(source.faces) and distance.max() < 1e-4
+
+
 def test_repeated_step_parts_are_instanced(tmp_path: Path) -> None:
     out = convert(DATA / "box_sides.STEP", tmp_path / "b.usda")
     stage = Usd.Stage.Open(str(out))

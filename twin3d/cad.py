@@ -92,6 +92,7 @@ class Material:
         metallic: 0..1.
         roughness: 0..1.
         emissive: (3,) RGB 0..1.
+        texture: the base colour image as PNG bytes (``color`` then scales it), or None.
     """
 
     name: str
@@ -99,6 +100,7 @@ class Material:
     metallic: float = 0.0
     roughness: float = 0.5
     emissive: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    texture: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +115,8 @@ class MeshPart:
         interpolation: ``"vertex"`` (smooth) or ``"faceVarying"`` (the mesh has hard edges).
         material: index into :attr:`Part.materials`.
         colors: optional per-vertex (n, 3) or per-face (m, 3) float32 display colours.
+        uvs: optional (3 m, 2) float32 texture coordinates, one per face corner (lower-left
+            origin, as USD's ``st``), for a textured material.
     """
 
     name: str
@@ -122,6 +126,7 @@ class MeshPart:
     interpolation: str
     material: int
     colors: npt.NDArray[np.float32] | None = None
+    uvs: npt.NDArray[np.float32] | None = None
 
     @property
     def extent(self) -> npt.NDArray[np.float32]:
@@ -427,15 +432,25 @@ def _load_scene(path: Path, fmt: str) -> Any:
 
 
 def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
-                 materials: list[Material]) -> tuple[int, npt.NDArray[np.float32] | None, str]:
-    """(material index, per-vertex/face colours or None, 'vertex'|'face'|'')."""
+                 materials: list[Material]) -> tuple[int, npt.NDArray[np.float32] | None, str,
+                                                     npt.NDArray[np.float32] | None]:
+    """(material index, per-vertex/face colours or None, 'vertex'|'face'|'', per-vertex
+    texture coordinates or None)."""
     visual = geom.visual
     name, rgba, metallic, roughness, emissive = "Material", None, 0.0, 0.5, (0.0, 0.0, 0.0)
-    colors, kind = None, ""
+    colors, kind, texture, uv = None, "", None, None
     if getattr(visual, "kind", None) == "texture" and getattr(visual, "material", None) is not None:
         mat = visual.material
         name = getattr(mat, "name", None) or name
         bc = getattr(mat, "baseColorFactor", None)
+        image = getattr(mat, "baseColorTexture", None) or getattr(mat, "image", None)
+        uv = getattr(visual, "uv", None)
+        if image is not None and uv is not None and len(uv) == len(geom.vertices):
+            texture, uv = _png(image), np.asarray(uv, dtype=np.float32)[:, :2]
+            if bc is None:  # the image is the colour; a plain material's tint would dim it
+                bc = [255, 255, 255, 255]
+        else:
+            uv = None
         rgba = np.asarray(bc if bc is not None else mat.main_color, dtype=np.float64)
         metallic = float(getattr(mat, "metallicFactor", None) or 0.0)
         rough = getattr(mat, "roughnessFactor", None)
@@ -458,21 +473,36 @@ def _material_of(geom: Any, index: dict[tuple[Any, ...], int],
     c = np.clip(np.append(rgba[:4], [1.0] * (4 - len(rgba[:4]))), 0.0, 1.0)
     color = (float(c[0]), float(c[1]), float(c[2]), float(c[3]))
     key = (round(color[0], 4), round(color[1], 4), round(color[2], 4), round(color[3], 4),
-           round(metallic, 4), round(roughness, 4), *(round(e, 4) for e in emissive))
+           round(metallic, 4), round(roughness, 4), *(round(e, 4) for e in emissive),
+           None if texture is None else hashlib.sha1(texture).hexdigest())
     if key not in index:
         base = prim_name(str(name), "Material")
         taken = [m.name for m in materials]
         index[key] = len(materials)
         materials.append(Material(unique_names([base], taken)[0], color, metallic, roughness,
-                                  emissive))
-    return index[key], colors, kind
+                                  emissive, texture))
+    return index[key], colors, kind, uv
+
+
+def _png(image: Any) -> bytes:
+    """A PIL image (any mode) as PNG bytes, RGB or RGBA."""
+    import io
+
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info
+                              else "RGB")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.float64],
                material: int, colors: npt.NDArray[np.float32] | None,
-               kind: str, welded: bool = False) -> MeshPart | None:
+               kind: str, welded: bool = False,
+               uv: npt.NDArray[np.float32] | None = None) -> MeshPart | None:
     """``source``: [vertices, faces or None]; emptied, so that the caller's arrays are freed
-    after the weld. ``welded``: the reader has welded them already (binary STL)."""
+    after the weld. ``welded``: the reader has welded them already (binary STL). ``uv``:
+    per-vertex texture coordinates, kept per face corner (the weld merges by position)."""
     vertices = np.asarray(source[0])  # float32 sources stay float32 through the weld
     raw_faces = source[1]
     source.clear()
@@ -488,6 +518,7 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
             return None
         if faces.min() < 0 or faces.max() >= len(vertices):
             raise CADImportError(path, f"mesh {name!r} has face indices outside its vertex list")
+    corner_uv = None if uv is None or faces is None else np.asarray(uv, np.float32)[faces]
     if kind == "vertex" and colors is not None:
         faces = np.arange(len(vertices)).reshape(-1, 3) if faces is None else faces
         # keep colours with their vertices through the weld: weld positions+colours
@@ -508,6 +539,8 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
         tri = tri[ok]
         if kind == "face" and colors is not None:
             colors = colors[ok]
+        if corner_uv is not None:
+            corner_uv = corner_uv[ok]
         used = np.unique(tri)
         if len(used) < len(points):
             remap = np.full(len(points), -1, dtype=np.int64)
@@ -518,7 +551,11 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
     del ok
     if len(tri) == 0:
         return None
-    tri = _consistent_winding(tri, len(points))
+    wound = _consistent_winding(tri, len(points))
+    if corner_uv is not None and wound is not tri:  # flipped faces: their corners move
+        corner_uv = _follow_corners(tri, wound, corner_uv)
+    tri = wound
+    del wound
     if not np.array_equal(conv[:3, :3], np.eye(3)):  # in float64, a chunk at a time
         rotated = np.empty(points.shape, dtype=np.float32)
         for i in range(0, len(points), _CHUNK):
@@ -533,13 +570,26 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
             tri[:, c] = tri[order, c]
         if kind == "face" and colors is not None:
             colors = colors[order]
+        if corner_uv is not None:
+            corner_uv = corner_uv[order]
         del order
     del lowest
     release_free_memory()
     normals, interp = vertex_or_corner_normals(points, tri)
     release_free_memory()
     return MeshPart(name, points.astype(np.float32, copy=False),
-                    tri.astype(np.int32, copy=False), normals, interp, material, colors)
+                    tri.astype(np.int32, copy=False), normals, interp, material, colors,
+                    None if corner_uv is None else corner_uv.reshape(-1, 2))
+
+
+def _follow_corners(before: npt.NDArray[np.integer[Any]], after: npt.NDArray[np.integer[Any]],
+                    per_corner: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``per_corner`` (m, 3, ...) reordered as each face's corners were, ``before`` -> ``after``
+    (the same faces, some flipped or rotated; corners of a face are distinct points)."""
+    rows = np.arange(len(before))[:, None]
+    where = np.stack([np.argmax(before == after[:, k:k + 1], axis=1) for k in range(3)], axis=1)
+    moved: npt.NDArray[Any] = per_corner[rows, where]
+    return moved
 
 
 def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
@@ -622,12 +672,12 @@ def _read_part(p: Path, fmt: str, declares: bool, src_up: str, units: str | None
         geom = scene.geometry.pop(geom_name, None)
         idx: int | None = None
         if geom is not None and hasattr(geom, "faces"):
-            mat, colors, kind = _material_of(geom, mat_index, materials)
+            mat, colors, kind, uv = _material_of(geom, mat_index, materials)
             base = prim_name(str(geom_name), "Mesh")
             source = [geom.vertices, geom.faces]
             welded = bool(getattr(geom, "welded", False))
             del geom
-            mp = _mesh_part(p, base, source, conv, mat, colors, kind, welded)
+            mp = _mesh_part(p, base, source, conv, mat, colors, kind, welded, uv)
             if mp is not None:
                 digest = ""
                 if several:  # only then can a mesh repeat another
@@ -641,7 +691,7 @@ def _read_part(p: Path, fmt: str, declares: bool, src_up: str, units: str | None
                     mname = unique_names([base], mesh_names)[0]
                     mesh_names.append(mname)
                     meshes.append(MeshPart(mname, mp.points, mp.faces, mp.normals,
-                                           mp.interpolation, mp.material, mp.colors))
+                                           mp.interpolation, mp.material, mp.colors, mp.uvs))
                     uses.append(0)
                     idx = len(meshes) - 1
                     by_content[digest] = idx

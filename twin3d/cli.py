@@ -54,7 +54,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 def _run_convert(args: argparse.Namespace) -> int:
     import warnings
 
-    from twin3d.convert import convert, geometry_path
+    from twin3d.convert import convert, geometry_path, texture_folder
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -62,7 +62,11 @@ def _run_convert(args: argparse.Namespace) -> int:
                       name=args.name, keep_units=args.keep_units)
     for w in caught:
         print(f"twin3d convert: warning: {w.message}", file=sys.stderr)
-    geom = "" if out.suffix.lower() == ".usdz" else f" (geometry in {geometry_path(out).name})"
+    geom = ""
+    if out.suffix.lower() != ".usdz":
+        textures = texture_folder(out)
+        geom = f" (geometry in {geometry_path(out).name}" + (
+            f", textures in {textures.name}/)" if textures.is_dir() else ")")
     print(f"wrote {out}{geom}")
     return 0
 

@@ -28,7 +28,7 @@ from twin3d.errors import OutputError, UsageError
 if TYPE_CHECKING:
     from twin3d.usd.asset import AuthoredAsset
 
-__all__ = ["OUTPUT_SUFFIXES", "convert", "geometry_path"]
+__all__ = ["OUTPUT_SUFFIXES", "convert", "geometry_path", "texture_folder"]
 
 OUTPUT_SUFFIXES = (".usda", ".usdc", ".usd", ".usdz")
 
@@ -37,6 +37,13 @@ def geometry_path(output: PathLike) -> Path:
     """The geometry layer written beside ``output`` (``OUT.geom.usdc``); none for ``.usdz``."""
     out = Path(output)
     return out.with_name(out.stem + ".geom.usdc")
+
+
+def texture_folder(output: PathLike) -> Path:
+    """The folder of textures written beside ``output`` (``OUT.textures``) when the sources
+    have any; inside the package for ``.usdz``."""
+    out = Path(output)
+    return out.with_name(out.stem + ".textures")
 
 
 class _Progress:
@@ -152,7 +159,8 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
         geom_final = geometry_path(out)
         asset = author_asset(parts, name=root, meters_per_unit=stage_mpu, up_axis=axis,
                              version=__version__, step=lambda label: bar.advance(f"writing {label}"),
-                             geometry_asset_path=f"./{geom_final.name}")
+                             geometry_asset_path=f"./{geom_final.name}",
+                             texture_folder=texture_folder(out).name)
         release_free_memory()  # the meshes' arrays, let go as authored: room for the writer
         _save(asset, out, geom_final)
         bar.advance("done", 1)
@@ -166,14 +174,15 @@ def _renamed(part: Part, name: str) -> Part:
 
 
 def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
-    """Save both layers atomically (``.usdz``: package them) or leave nothing behind."""
+    """Save both layers and the textures atomically (``.usdz``: package them), or leave
+    nothing behind."""
     from twin3d.usd.asset import package_usdz
 
     if out.suffix.lower() == ".usdz":
         tmpdir = Path(tempfile.mkdtemp(prefix=".twin3d-usdz-", dir=out.parent))
         try:
             iface = tmpdir / f"{out.stem}.usdc"
-            asset.save(iface, tmpdir / f"{out.stem}.geom.usdc")
+            asset.save(iface, tmpdir / f"{out.stem}.geom.usdc", tmpdir / texture_folder(out).name)
             with atomic_output(out) as tmp:
                 try:
                     package_usdz(iface, tmp)
@@ -182,14 +191,24 @@ def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return
+    textures = texture_folder(out)
+    tmp_textures = Path(tempfile.mkdtemp(prefix=".twin3d-textures-", dir=out.parent)) \
+        if asset.textures else None
     with atomic_output(out) as tmp_iface, atomic_output(geom_final) as tmp_geom:
         try:
-            asset.save(tmp_iface, tmp_geom)
+            asset.save(tmp_iface, tmp_geom, tmp_textures)
+            if tmp_textures is not None:  # last, just before the layers are renamed
+                if textures.is_dir():
+                    shutil.rmtree(textures)
+                os.replace(tmp_textures, textures)
         except OSError as exc:
             raise OutputError(out, exc.strerror or str(exc)) from None
         except RuntimeError as exc:  # pxr's Tf.ErrorException: a layer that cannot be saved
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             raise OutputError(out, lines[-1] if lines else "USD could not save it") from None
+        finally:
+            if tmp_textures is not None:
+                shutil.rmtree(tmp_textures, ignore_errors=True)
 
 
 class _CallableModule(types.ModuleType):

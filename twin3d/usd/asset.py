@@ -31,17 +31,52 @@ __all__ = ["AuthoredAsset", "author_asset", "package_usdz"]
 
 Step = Callable[[str], None]
 
+#: the texture coordinate primvar, as UsdPreviewSurface materials read it
+ST = "st"
+
+
+class _Textures:
+    """Texture files for one asset: ``add`` returns the asset path a material refers to."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.files: dict[str, bytes] = {}
+
+    def add(self, file: str, data: bytes) -> str:
+        self.files[file] = data
+        return f"./{self.folder}/{file}"
+
 
 def _matrix(m: np.ndarray) -> Gf.Matrix4d:
     # cad uses column vectors (p' = M p); USD uses row vectors (p' = p M)
     return Gf.Matrix4d(m.T.tolist())
 
 
-def _author_material(stage: Usd.Stage, scope: Sdf.Path, mat: Material) -> UsdShade.Material:
+def _author_material(stage: Usd.Stage, scope: Sdf.Path, mat: Material,
+                     texture_file: str | None) -> UsdShade.Material:
+    """A UsdPreviewSurface; with a texture, its diffuse colour reads ``texture_file`` (an asset
+    path) at the mesh's ``st`` primvar, tinted by ``mat.color``."""
     material = UsdShade.Material.Define(stage, scope.AppendChild(mat.name))
     shader = UsdShade.Shader.Define(stage, material.GetPath().AppendChild("PreviewSurface"))
     shader.CreateIdAttr("UsdPreviewSurface")
-    shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(*mat.color[:3]))
+    diffuse = shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f)
+    if texture_file is None:
+        diffuse.Set(Gf.Vec3f(*mat.color[:3]))
+    else:
+        reader = UsdShade.Shader.Define(stage, material.GetPath().AppendChild("TexCoords"))
+        reader.CreateIdAttr("UsdPrimvarReader_float2")
+        reader.CreateInput("varname", Sdf.ValueTypeNames.String).Set(ST)
+        texture = UsdShade.Shader.Define(stage, material.GetPath().AppendChild("BaseColor"))
+        texture.CreateIdAttr("UsdUVTexture")
+        texture.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(Sdf.AssetPath(texture_file))
+        texture.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(
+            reader.CreateOutput("result", Sdf.ValueTypeNames.Float2))
+        texture.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
+        texture.CreateInput("wrapS", Sdf.ValueTypeNames.Token).Set("repeat")
+        texture.CreateInput("wrapT", Sdf.ValueTypeNames.Token).Set("repeat")
+        if mat.color != (1.0, 1.0, 1.0, 1.0):
+            texture.CreateInput("scale", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.color))
+        diffuse.ConnectToSource(texture.CreateOutput("rgb", Sdf.ValueTypeNames.Float3))
     shader.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(float(mat.metallic))
     shader.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(float(mat.roughness))
     if any(mat.emissive):
@@ -64,7 +99,7 @@ def _author_mesh(stage: Usd.Stage, path: Sdf.Path, pending: dict[int, MeshPart],
     mesh = pending.pop(index)
     usd_mesh = UsdGeom.Mesh.Define(stage, path)
     n_points, n_faces = len(mesh.points), len(mesh.faces)
-    extent, interpolation, colors = mesh.extent, mesh.interpolation, mesh.colors
+    extent, interpolation, colors, uvs = mesh.extent, mesh.interpolation, mesh.colors, mesh.uvs
     points, faces, normals = mesh.points, mesh.faces, mesh.normals
     del mesh
     usd_mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(points))
@@ -85,6 +120,13 @@ def _author_mesh(stage: Usd.Stage, path: Sdf.Path, pending: dict[int, MeshPart],
             len(colors) != n_faces else UsdGeom.Tokens.uniform
         pv = usd_mesh.CreateDisplayColorPrimvar(interp)
         pv.Set(Vt.Vec3fArray.FromNumpy(colors))
+    if uvs is not None:  # indexed: corners share coordinates (NVIDIA's IndexedPrimvarChecker)
+        rows = np.ascontiguousarray(uvs, dtype=np.float32).view(np.dtype((np.void, 8))).ravel()
+        _, first_use, of_corner = np.unique(rows, return_index=True, return_inverse=True)
+        st = UsdGeom.PrimvarsAPI(usd_mesh).CreatePrimvar(
+            ST, Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.faceVarying)
+        st.Set(Vt.Vec2fArray.FromNumpy(np.ascontiguousarray(uvs[first_use], dtype=np.float32)))
+        st.SetIndices(Vt.IntArray.FromNumpy(of_corner.astype(np.int32).ravel()))
     if matrix is not None:
         usd_mesh.AddTransformOp().Set(_matrix(matrix))
     return usd_mesh
@@ -98,7 +140,8 @@ def _set_display_name(prim: Usd.Prim, label: str) -> None:
             pass
 
 
-def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> None:
+def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step,
+                 textures: _Textures) -> None:
     """Author one part's Geom, Materials and Prototypes under ``root``; empties
     ``part.meshes`` (each mesh is let go once authored)."""
     pending = dict(enumerate(part.meshes))
@@ -106,7 +149,9 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step) -> No
     part.meshes.clear()
     mats_path = root.AppendChild("Materials")
     UsdGeom.Scope.Define(stage, mats_path)
-    materials = [_author_material(stage, mats_path, m) for m in part.materials]
+    materials = [_author_material(stage, mats_path, m, None if m.texture is None else
+                                  textures.add(f"{part.name}_{m.name}.png", m.texture))
+                 for m in part.materials]
     geom_path = root.AppendChild("Geom")
     geom = UsdGeom.Xform.Define(stage, geom_path)
     Usd.ModelAPI(geom.GetPrim()).SetKind(Kind.Tokens.subcomponent)
@@ -197,7 +242,9 @@ class AuthoredAsset:
 
     def __init__(self, geometry: Sdf.Layer, root: Sdf.Path, meta: dict[str, Any], axis: str,
                  meters_per_unit: float, assembly: bool, extent: Gf.Range3d,
-                 geometry_asset_path: str) -> None:
+                 geometry_asset_path: str, textures: dict[str, bytes]) -> None:
+        #: texture files the geometry layer refers to: name in the texture folder -> PNG bytes
+        self.textures = textures
         self._geometry = geometry
         self._root = root
         self._meta = meta
@@ -207,10 +254,16 @@ class AuthoredAsset:
         self._extent = extent
         self._geometry_asset_path = geometry_asset_path
 
-    def save(self, interface: Path, geometry: Path) -> None:
-        """Write the ``.usdc`` geometry layer to ``geometry`` and the interface layer (any USD
+    def save(self, interface: Path, geometry: Path, textures: Path | None = None) -> None:
+        """Write the ``.usdc`` geometry layer to ``geometry``, the interface layer (any USD
         suffix), which payloads it through the asset path given when authoring, to
-        ``interface``."""
+        ``interface``, and the :attr:`textures` into the folder ``textures`` (created)."""
+        if self.textures:
+            if textures is None:
+                raise ValueError("this asset has textures: give the folder to write them to")
+            textures.mkdir(exist_ok=True)
+            for file, data in self.textures.items():
+                (textures / file).write_bytes(data)
         self._geometry.Export(str(geometry))
         iface = Sdf.Layer.CreateAnonymous(interface.suffix)
         istage = Usd.Stage.Open(iface, Usd.Stage.LoadNone)
@@ -229,7 +282,7 @@ class AuthoredAsset:
 
 
 def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up_axis: str,
-                 version: str, geometry_asset_path: str,
+                 version: str, geometry_asset_path: str, texture_folder: str = "textures",
                  step: Step | None = None) -> AuthoredAsset:
     """Author the parts' geometry layer in memory.
 
@@ -244,9 +297,12 @@ def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up
         version: converter version for the provenance.
         geometry_asset_path: how the interface layer will refer to the geometry layer
             (relative, e.g. ``./OUT.geom.usdc``).
+        texture_folder: the folder beside the layers that textures will be saved in (the
+            materials refer to ``./<texture_folder>/<Part>_<Material>.png``).
         step: called with a label after each mesh (progress).
     """
     step = step or (lambda _label: None)
+    textures = _Textures(texture_folder)
     root = Sdf.Path.absoluteRootPath.AppendChild(name)
     meta = _provenance(parts, meters_per_unit, up_axis, version)
     axis = UsdGeom.Tokens.z if up_axis == "Z" else UsdGeom.Tokens.y
@@ -264,14 +320,14 @@ def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up
             ppath = root.AppendChild(part.name)
             xf = UsdGeom.Xform.Define(stage, ppath)
             Usd.ModelAPI(xf.GetPrim()).SetKind(Kind.Tokens.component)
-            _author_part(stage, ppath, part, step)
+            _author_part(stage, ppath, part, step, textures)
     else:
-        _author_part(stage, root, parts[0], step)
+        _author_part(stage, root, parts[0], step, textures)
     extent = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_],
                                useExtentsHint=False).ComputeWorldBound(top.GetPrim()).ComputeAlignedRange()
     geo_layer.customLayerData = meta
     return AuthoredAsset(geo_layer, root, meta, axis, meters_per_unit, assembly, extent,
-                         geometry_asset_path)
+                         geometry_asset_path, textures.files)
 
 
 def package_usdz(interface: Path, output: Path) -> None:
