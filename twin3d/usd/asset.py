@@ -8,8 +8,9 @@ Layout (``<Name>`` is the root prim, ``<Part>`` one per input when there are sev
     OUT.geom.usdc            /<Name>
                                [/<Part>]                   (assembly only; kind component)
                                  /Geom/...                 source hierarchy: Xform / Mesh prims
-                                 /Materials/<Mat>          UsdPreviewSurface
+                                 /Materials/<Mat>          UsdPreviewSurface (+ UsdUVTexture)
                                  /Prototypes/<Mesh>        class prims, for meshes used twice+
+    OUT.textures/<Part>_<Mat>.png                          base colour images, if any
 
 Repeated meshes are written once under ``Prototypes`` (a ``class``: never drawn itself) and
 referenced by ``instanceable`` Xforms, which carry the material binding. Arrays go in through
