@@ -142,15 +142,28 @@ def test_repeated_meshes_are_counted_once() -> None:
     assert part.triangle_count == 3 * len(part.meshes[0].faces)
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (None, "no such file"), (b"", "empty"), (b"solid x\nendsolid x\n", "no triangles")])
-def test_bad_files(tmp_path: Path, content: bytes | None, problem: str) -> None:
-    path = tmp_path / "bad.stl"
+def _binary_stl(corners: list[list[float]]) -> bytes:
+    records = np.zeros(len(corners) // 3, dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)),
+                                                 ("a", "<u2")])
+    records["v"] = np.asarray(corners, dtype=np.float32).reshape(-1, 3, 3)
+    return bytes(80) + len(records).to_bytes(4, "little") + records.tobytes()
+
+
+_NAN_TRIANGLES = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 1, 0], [float("nan"), 0, 1]]
+
+
+@pytest.mark.parametrize(("content", "problem", "suffix"), [
+    (None, "no such file", ".stl"), (b"", "empty", ".stl"),
+    (b"solid x\nendsolid x\n", "no triangles", ".stl"),
+    (_binary_stl(_NAN_TRIANGLES), "1 point.* not finite", ".stl"),
+    (b"v 0 0 0\nv 1 0 0\nv inf 1 0\nf 1 2 3\n", "1 point.* not finite", ".obj")])
+def test_bad_files(tmp_path: Path, content: bytes | None, problem: str, suffix: str) -> None:
+    path = tmp_path / f"bad{suffix}"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(CADImportError, match=problem) as info:
         load_part(path)
-    assert "bad.stl" in str(info.value) and "\n" not in str(info.value)
+    assert f"bad{suffix}" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(CADImportError, match="unsupported file type"):
         load_part(tmp_path / "x.dwg")
 
@@ -277,6 +290,9 @@ def test_fast_obj_parser_spans_blocks(tmp_path: Path, monkeypatch: pytest.Monkey
     np.testing.assert_array_equal(geom.faces, mesh.faces)
     fast, general = _both_paths(path, monkeypatch, units="mm")
     _assert_same_part(fast, general)
+    long_line = tmp_path / "long.obj"  # one line longer than a block: left to trimesh
+    long_line.write_text("# " + "x" * 3000 + "\n" + _TETRA + _TETRA_F)
+    assert _cad_fast.obj_scene(long_line) is None
 
 
 def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,6 +114,8 @@ def obj_scene(path: Path) -> SimpleNamespace | None:
             chunk = f.read(_OBJ_BLOCK)
             block = rest + chunk if chunk else rest + b"\n"  # the last line may lack one
             cut = block.rfind(b"\n") + 1
+            if cut == 0 and len(block) > _OBJ_BLOCK:
+                return None  # a line of over 4 MiB: not a simple OBJ
             block, rest = block[:cut], block[cut:]
             if block.strip():
                 parsed = _obj_block(block)

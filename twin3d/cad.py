@@ -533,6 +533,10 @@ def _mesh_part(path: Path, name: str, source: list[Any], conv: npt.NDArray[np.fl
         points, tri = weld(vertices, faces, overwrite_faces=True)  # ours: source is emptied
     del vertices, faces, raw_faces
     release_free_memory()  # the weld's temporaries: hand them back before the next phase
+    if not np.isfinite(points).all():
+        bad = int((~np.isfinite(points).all(axis=1)).sum())
+        raise CADImportError(path, f"mesh {name!r} has {bad} point(s) that are not finite "
+                                   "numbers (NaN or infinity): the file is corrupt")
     # drop faces that collapsed to a line or a point in the weld
     ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
     if not ok.all():
