@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from twin3d._types import PathLike
-from twin3d.errors import OutputError
+from twin3d.errors import OutputError, reason
 
 __all__ = ["atomic_output"]
 
@@ -47,7 +47,7 @@ def atomic_output(path: PathLike, *, keep_suffix: bool = True) -> Iterator[Path]
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=folder)
     except OSError as exc:
-        raise OutputError(target, exc.strerror or str(exc)) from None
+        raise OutputError(target, reason(exc)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

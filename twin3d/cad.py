@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from twin3d._memory import release_free_memory
 from twin3d._types import PathLike
-from twin3d.errors import CADImportError
+from twin3d.errors import CADImportError, reason
 from twin3d.weld import packed_argsort, weld
 
 __all__ = [
@@ -427,8 +427,7 @@ def _load_scene(path: Path, fmt: str) -> Any:
     except CADImportError:
         raise
     except Exception as exc:  # trimesh raises many types for corrupt files
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CADImportError(path, f"not a readable {fmt} file ({msg})") from None
+        raise CADImportError(path, f"not a readable {fmt} file ({reason(exc)})") from None
 
 
 def _material_of(geom: Any, index: dict[tuple[Any, ...], int],

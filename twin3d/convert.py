@@ -23,7 +23,7 @@ from twin3d._io import atomic_output
 from twin3d._memory import release_free_memory
 from twin3d._types import PathLike
 from twin3d.cad import UNITS, Part, load_part, prim_name, unique_names
-from twin3d.errors import OutputError, UsageError
+from twin3d.errors import OutputError, UsageError, reason
 
 if TYPE_CHECKING:
     from twin3d.usd.asset import AuthoredAsset
@@ -187,7 +187,7 @@ def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
                 try:
                     package_usdz(iface, tmp)
                 except OSError as exc:
-                    raise OutputError(out, str(exc)) from None
+                    raise OutputError(out, reason(exc)) from None
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return
@@ -201,11 +201,8 @@ def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
                 if textures.is_dir():
                     shutil.rmtree(textures)
                 os.replace(tmp_textures, textures)
-        except OSError as exc:
-            raise OutputError(out, exc.strerror or str(exc)) from None
-        except RuntimeError as exc:  # pxr's Tf.ErrorException: a layer that cannot be saved
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            raise OutputError(out, lines[-1] if lines else "USD could not save it") from None
+        except (OSError, RuntimeError) as exc:  # RuntimeError: pxr's Tf.ErrorException
+            raise OutputError(out, reason(exc)) from None
         finally:
             if tmp_textures is not None:
                 shutil.rmtree(tmp_textures, ignore_errors=True)

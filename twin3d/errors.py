@@ -24,6 +24,9 @@ there is one, the fix. The CLI prints it as ``twin3d CMD: error: ...`` and exits
 
 from __future__ import annotations
 
+import errno
+import os
+
 __all__ = [
     "AdapterError",
     "AuthError",
@@ -40,6 +43,7 @@ __all__ = [
     "Twin3DError",
     "UsageError",
     "ValidationError",
+    "reason",
 ]
 
 
@@ -144,3 +148,39 @@ class AdapterError(Twin3DError):
 
 class RenderError(Twin3DError):
     """Rendering failed: no OpenGL context, or a movie that cannot be written."""
+
+
+_FIXES = {
+    errno.ENOSPC: "free some space on that disk",
+    errno.EDQUOT: "free some space or raise the quota",
+    errno.EACCES: "check the permissions or pick another path",
+    errno.EPERM: "check the permissions or pick another path",
+    errno.EROFS: "the file system is read-only: pick another path",
+    errno.ENOENT: "check that the folder exists",
+    errno.EISDIR: "that is a folder: give a file name",
+}
+
+
+def reason(exc: BaseException) -> str:
+    """One line saying why ``exc`` happened, from whatever a library raised.
+
+    The one place that reads other libraries' exception text: ``OSError`` gives its
+    ``strerror`` plus the fix for the common causes (disk full, permissions, read-only);
+    pxr's ``Tf.ErrorException`` ("Error in 'func' at line N in file F : 'why'", possibly
+    several) gives the last ``why``; anything else its first non-empty line, or its type name.
+
+    Examples:
+        >>> reason(OSError(28, "No space left on device"))
+        'No space left on device (free some space on that disk)'
+    """
+    if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, Twin3DError):
+        text = exc.strerror or os.strerror(exc.errno)
+        fix = _FIXES.get(exc.errno)
+        return f"{text} ({fix})" if fix else text
+    lines = [" ".join(ln.split()) for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln]
+    whys = [ln.split(" : ", 1)[1].strip(" '\"") for ln in lines
+            if ln.startswith("Error in ") and " : " in ln]
+    if whys:
+        return whys[-1]
+    return lines[0] if lines else type(exc).__name__

@@ -18,7 +18,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom
 from twin3d._io import atomic_output
 from twin3d._types import PathLike
 from twin3d.errors import StageError
-from twin3d.usd.mesh import open_stage
+from twin3d.usd.layer import open_stage
 
 __all__ = ["CameraKeys", "export_camera_path", "meters_per_unit", "read_cameras"]
 

@@ -35,11 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
 
-from twin3d._io import atomic_output
 from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, colorize
 from twin3d.errors import BindingError, FieldError, RecordingError, StageError
 from twin3d.model import Limits, Sample, Sensor
+from twin3d.usd.layer import open_layer, save_layer
 from twin3d.usd.mesh import MeshData, read_meshes
 from twin3d.usd.sensors import read_model, read_sensors, sensor_prim_name, sensor_prims
 
@@ -77,17 +77,7 @@ def _role(layer: Sdf.Layer) -> str:
 
 
 def _open_layer(path: Path, what: str) -> Sdf.Layer:
-    reason = ""
-    try:
-        layer = Sdf.Layer.FindOrOpen(str(path))
-    except Exception as exc:  # Tf.ErrorException: "Error in '<func>' at line N in file F : 'why'"
-        layer, text = None, " ".join(str(exc).split())
-        why = text.split(" : ", 1)[1].strip(" '") if " : " in text else text
-        reason = f" ({why})" if why else ""
-    if layer is None:
-        fix = "" if what == "stage" else "; delete it to start afresh"
-        raise StageError(f"{path}: cannot open the {what} as a USD layer{reason}{fix}")
-    return layer
+    return open_layer(path, what, "" if what == "stage" else "delete it to start afresh")
 
 
 def _new_layer(path: Path) -> Sdf.Layer:
@@ -405,9 +395,7 @@ class LiveStage:
         if self.root.dirty and not self._root_saved or not self.root_path.exists():
             todo.append((self.root, self.root_path))
         for layer, path in todo:
-            with atomic_output(path) as tmp:
-                if not layer.Export(str(tmp)):
-                    raise StageError(f"cannot write {path}")
+            save_layer(layer, path)
         self._root_saved = True
 
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
@@ -548,9 +536,7 @@ class Recording:
             codes.extend(self._write_fields(layer, origin))
         layer.startTimeCode = min(codes)
         layer.endTimeCode = max(codes)
-        with atomic_output(self.path) as tmp:  # .usd: crate too (format argument)
-            if not layer.Export(str(tmp), args={"format": "usdc"} if tmp.suffix == ".usd" else {}):
-                raise RecordingError(f"cannot write {self.path}")
+        save_layer(layer, self.path, crate=self.path.suffix == ".usd")
         return self.path
 
     def _prepare(self, layer: Sdf.Layer, origin: float) -> Sdf.Path:

@@ -8,10 +8,8 @@ import numpy as np
 import numpy.typing as npt
 from pxr import Usd, UsdGeom, UsdShade
 
-from twin3d._types import PathLike
-from twin3d.errors import StageError
 
-__all__ = ["MeshData", "open_stage", "read_meshes", "triangulate"]
+__all__ = ["MeshData", "read_meshes", "triangulate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,18 +27,6 @@ class MeshData:
     points: npt.NDArray[np.float64]
     faces: npt.NDArray[np.int64]
     color: tuple[float, float, float]
-
-
-def open_stage(path: PathLike) -> Usd.Stage:
-    """Open a USD stage, raising :class:`StageError` with a one-line reason on failure."""
-    try:
-        stage = Usd.Stage.Open(str(path))
-    except Exception as exc:  # pxr raises Tf.ErrorException with multi-line text
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise StageError(f"{path}: cannot open as a USD stage ({first.strip()})") from None
-    if stage is None:
-        raise StageError(f"{path}: cannot open as a USD stage")
-    return stage
 
 
 def triangulate(counts: npt.ArrayLike, indices: npt.ArrayLike) -> npt.NDArray[np.int64]:

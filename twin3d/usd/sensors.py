@@ -23,13 +23,13 @@ import numpy as np
 import trimesh
 from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdShade, UsdUtils
 
-from twin3d._io import atomic_output
 from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS
 from twin3d.errors import BindingError, StageError
 from twin3d.model import Limits, Sensor
 from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, SensorMap
-from twin3d.usd.mesh import open_stage, triangulate
+from twin3d.usd.layer import open_stage, save_layer
+from twin3d.usd.mesh import triangulate
 from twin3d.usd.schema import SENSOR_API
 
 __all__ = ["MODEL_KEY", "SENSORS_SCOPE", "bind_sensors", "read_model", "read_sensors", "sensor_prim_name",
@@ -263,9 +263,7 @@ def _export(layer: Sdf.Layer, out: Path) -> None:
             return os.path.relpath(src_dir / asset, dst_dir).replace(os.sep, "/")
         UsdUtils.ModifyAssetPaths(copy, reanchor)
     # a temporary file renamed over the target: readers never see a half-written stage
-    with atomic_output(out) as tmp:
-        if not copy.Export(str(tmp)):
-            raise StageError(f"cannot write {out}")
+    save_layer(copy, out)
 
 
 def stage_meters_per_unit(path: PathLike) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 from pxr import Usd, UsdValidation
 
 from twin3d._types import PathLike
-from twin3d.errors import StageError
+from twin3d.usd.layer import open_stage
 
 __all__ = ["OAV_ENV", "Failure", "ValidationReport", "validate_stage"]
 
@@ -171,14 +171,7 @@ def validate_stage(path: PathLike, profile: str | None = None) -> ValidationRepo
         StageError: the file is missing or is not a USD stage.
     """
     p = Path(path)
-    if not p.is_file():
-        raise StageError(f"{p}: no such file")
-    try:
-        stage = Usd.Stage.Open(str(p))
-    except Exception as exc:  # Tf.ErrorException with multi-line text
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise StageError(f"{p}: not a readable USD stage ({lines[-1] if lines else exc})") from None
-    del stage
+    open_stage(p)  # a missing or unreadable file is an error, not a failed rule
     placeable = profile == "placeable"
     report = ValidationReport(str(p))
     _pxr(p, report)

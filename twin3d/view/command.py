@@ -37,7 +37,8 @@ def open_twin(stage: str) -> Any:
     if Twin is not None:
         return Twin.open(stage)
     from twin3d.usd.camera import meters_per_unit
-    from twin3d.usd.mesh import open_stage, read_meshes
+    from twin3d.usd.layer import open_stage
+    from twin3d.usd.mesh import read_meshes
 
     st = open_stage(stage)
     return _StageOnly(stage, read_meshes(st), {}, meters_per_unit(st))
