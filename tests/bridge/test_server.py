@@ -381,3 +381,16 @@ def test_channel_metadata_is_forwarded_kept_and_recorded(tmp_path: Path) -> None
     with sqlite3.connect(rec) as db:
         assert dict(db.execute("SELECT name, meta FROM channel_meta"))["plate/tc1"] == \
             '{"unit": "degC", "quantity": "temperature"}'
+
+
+def test_replay_speed_rules_are_one_rule() -> None:
+    from twin3d.bridge.pacing import Pace
+    from twin3d.errors import UsageError
+
+    assert Pace(0).delay(5.0) == 0.0 and Pace(0).delay(1e9) == 0.0   # 0: as fast as possible
+    pace = Pace(2.0)
+    assert pace.delay(100.0) <= 0.0                                    # the first sample starts the clock
+    assert 4.9 < pace.delay(110.0) <= 5.0                              # 10 recorded s at 2x: 5 s later
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(UsageError, match="--speed must be a number >= 0"):
+            Pace(bad)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import time as clock
 from collections.abc import Iterator
@@ -10,8 +9,9 @@ from pathlib import Path
 
 from twin3d._io import atomic_output
 from twin3d._types import PathLike
+from twin3d.bridge.pacing import Pace
 from twin3d.bridge.recorder import read_recording
-from twin3d.errors import OutputError, RecordingError, UsageError
+from twin3d.errors import OutputError, RecordingError
 from twin3d.model import Sample
 
 __all__ = ["export_csv", "export_usd", "replay"]
@@ -76,8 +76,7 @@ async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: st
     """
     from twin3d.bridge.client import Client
 
-    if speed < 0:
-        raise UsageError("--speed must be >= 0 (0 = as fast as possible)")
+    pace = Pace(speed)
     if Path(recording).suffix.lower() == ".csv":
         from twin3d.bridge.adapters.csv import read_csv
 
@@ -86,15 +85,8 @@ async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: st
         samples = read_recording(recording)
     n = 0
     async with Client(url, token, client_id=f"replay-{Path(recording).name}-{clock.time():.0f}") as c:
-        start_wall = clock.monotonic()
-        t0: float | None = None
         for s in samples:
-            if t0 is None:
-                t0 = s.time
-            if speed > 0:
-                delay = (s.time - t0) / speed - (clock.monotonic() - start_wall)
-                if delay > 0.002:
-                    await asyncio.sleep(delay)
+            await pace.wait(s.time)
             await c.publish(s.channel, s.value, s.time)
             n += 1
         await c.flush()

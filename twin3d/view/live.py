@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from twin3d.bridge.pacing import Pace
 from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
@@ -504,18 +505,14 @@ class View:
 
     async def replay(self, samples: Iterable[Sample], *, speed: float = 1.0,
                      fps: float = 30.0, max_frames: int | None = None) -> None:
-        """Push recorded samples in time order at ``speed`` × real time while rendering."""
+        """Push recorded samples in time order at ``speed`` × real time (0: as fast as possible)
+        while rendering."""
+        pace = Pace(speed)
 
         async def pump() -> None:
             self.connection = "replay"
-            t0 = w0 = None
             for s in samples:
-                if t0 is None:
-                    t0, w0 = s.time, time.monotonic()
-                assert w0 is not None
-                wait = (s.time - t0) / speed - (time.monotonic() - w0)
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await pace.wait(s.time)
                 self.push({s.channel: s.value})
             self.connection = "replay finished"
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from twin3d._types import PathLike
 from twin3d.bridge.adapters._base import Batcher, Ingest, Table, parse_time, to_value
+from twin3d.bridge.pacing import Pace
 from twin3d.errors import AdapterError
 from twin3d.model import Sample
 
@@ -230,8 +231,8 @@ class CsvReplay:
 
     async def _replay_once(self, shift: float) -> float | None:
         """One pass over the file; returns its time span (seconds, recorded clock), None if empty."""
-        loop = asyncio.get_running_loop()
-        start_wall, start_unix = loop.time(), time.time()
+        start_unix = time.time()
+        pace = Pace(self.speed)
         scale = self.speed if self.speed > 0 else 1.0
         t0: float | None = None
         rel = 0.0
@@ -240,11 +241,9 @@ class CsvReplay:
             if t0 is None:
                 t0 = sample.time
             rel = sample.time - t0
-            if self.speed > 0:
-                due = start_wall + rel / self.speed
-                if due > loop.time() + 0.001:
-                    await batcher.flush()
-                    await asyncio.sleep(due - loop.time())
+            if pace.delay(sample.time) > 0.001:
+                await batcher.flush()
+                await pace.wait(sample.time)
             if self.restamp:
                 sample = Sample(sample.channel, sample.value, start_unix + rel / scale, sample.seq)
             elif shift:
