@@ -18,6 +18,7 @@ there is one, the fix. The CLI prints it as ``twin3d CMD: error: ...`` and exits
         * ProtocolViolation          # a message that breaks the wire protocol
         * AuthError                  # missing or wrong token, forbidden channel
     * RecordingError                 # a recording that cannot be read or written
+        * DiskFullError              # the recording's disk is full (retry when space returns)
     * AdapterError                   # MQTT / OPC UA / CSV sources
     * RenderError                    # no OpenGL context, movie export failures
 """
@@ -33,6 +34,7 @@ __all__ = [
     "BindingError",
     "BridgeError",
     "CADImportError",
+    "DiskFullError",
     "FieldError",
     "OutputError",
     "ProtocolViolation",
@@ -139,7 +141,30 @@ class AuthError(BridgeError):
 
 
 class RecordingError(Twin3DError):
-    """A recording that cannot be read or written."""
+    """A recording that cannot be read or written.
+
+    ``code`` is the bridge protocol's error code for it.
+    """
+
+    code = "recording_failed"
+
+
+class DiskFullError(RecordingError):
+    """The disk of the recording is full: nothing more is stored (or acked) until space returns.
+
+    Args:
+        path: the recording.
+        detail: free space and what happens meanwhile.
+    """
+
+    code = "disk_full"
+
+    def __init__(self, path: object, detail: str) -> None:
+        super().__init__(path, detail)
+        self.path, self.detail = str(path), detail
+
+    def __str__(self) -> str:
+        return f"disk full: cannot write the recording {self.path} ({self.detail})"
 
 
 class AdapterError(Twin3DError):

@@ -120,6 +120,7 @@ class Client:
         self._error: BridgeError | None = None
         self._subscribed = asyncio.Event()
         self._send_lock = asyncio.Lock()
+        self._retry_after = 0.0   # grows while the bridge closes with 1013 (its disk is full)
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -249,7 +250,9 @@ class Client:
         """Wait until every published sample is acknowledged (recorded, when the bridge records).
 
         Raises:
-            BridgeError: the bridge rejected a message since the last flush (its code and message).
+            BridgeError: the bridge rejected a message since the last flush (its code and
+                message). After ``disk_full`` or ``recording_failed`` the samples stay buffered
+                and are resent until the bridge records them: flush again to wait for that.
             TimeoutError: not acknowledged within ``timeout`` seconds.
         """
         target = self.seq
@@ -330,7 +333,13 @@ class Client:
                 async with self._changed:
                     self._changed.notify_all()
                 return
-            log.warning("connection to %s lost (%s); reconnecting", self.url, ws.close_code)
+            if ws.close_code == 1013:  # try again later: it could not record; resend after a pause
+                self._retry_after = min(max(2 * self._retry_after, 0.5), 5.0)
+                log.warning("%s could not record (%s); resending in %.1f s", self.url,
+                            ws.close_reason, self._retry_after)
+                await asyncio.sleep(self._retry_after)
+            else:
+                log.warning("connection to %s lost (%s); reconnecting", self.url, ws.close_code)
             try:
                 await self._reconnect()
             except Exception as exc:  # wrong token now, or a bug: never leave flush() hanging
@@ -345,6 +354,7 @@ class Client:
         kind = msg.get("type")
         if kind == "ack":
             self._on_ack(int(msg["seq"]))
+            self._retry_after = 0.0
             async with self._changed:
                 self._changed.notify_all()
         elif kind in ("sample", "samples"):

@@ -18,12 +18,21 @@ Samples from a client that named itself (``hello`` with ``client``) are de-dupli
 ``seq``: a row whose seq is not above the source's committed ``last_seq`` was already recorded
 (it is a resend after a lost ack) and is skipped. That makes "acked => present exactly once"
 hold across reconnects and server restarts.
+
+A commit that fails (disk full, I/O error) changes nothing: the transaction is rolled back, and
+so is everything the writer remembers about it (``last_seq``, new sources, new channels), so
+``last_seq`` is always the last *committed* seq. The waiting publishers' futures fail with
+:class:`~twin3d.errors.DiskFullError` (or :class:`~twin3d.errors.RecordingError`); the writer
+keeps running and the next commit is tried afresh, so acks resume when space returns. Each
+incident is logged once, when it starts and when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import shutil
 import sqlite3
 import threading
 from collections import deque
@@ -35,10 +44,12 @@ from typing import Any
 import numpy as np
 
 from twin3d._types import PathLike
-from twin3d.errors import RecordingError
+from twin3d.errors import DiskFullError, RecordingError
 from twin3d.model import Sample
 
 __all__ = ["Recorder", "read_recording"]
+
+log = logging.getLogger("twin3d.bridge")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -61,7 +72,6 @@ class _Item:
     seq: np.ndarray
     source: str
     dedup: bool
-    channels: list[tuple[int, str]]
     future: asyncio.Future[int] | None = field(repr=False)
 
 
@@ -104,6 +114,7 @@ class Recorder:
         self._last_seq: dict[str, int] = {name: s for name, _, s in rows if s is not None}
         self._queue: deque[_Item | None] = deque()
         self._meta_pending: dict[str, str] = {}
+        self._channels_pending: dict[int, str] = {}   # registered, not yet committed
         self._cv = threading.Condition()
         self._pending = 0
         self._room = asyncio.Event()
@@ -111,7 +122,9 @@ class Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rows_written = 0
         self.commits = 0
-        self.error: BaseException | None = None
+        #: the error of the last commit while commits are failing (``None`` when healthy)
+        self.error: RecordingError | None = None
+        self._failed_commits = 0
         self._thread = threading.Thread(target=self._run, name="twin3d-recorder", daemon=True)
         self._thread.start()
 
@@ -130,17 +143,17 @@ class Recorder:
             source: who published them.
             dedup: skip rows whose seq is not above the source's committed seq.
         """
-        if self.error is not None:
-            raise RecordingError(f"the recorder stopped: {self.error}")
         loop = asyncio.get_running_loop()
         self._loop = loop
         while self._pending >= self.max_pending:
             self._room.clear()
             await self._room.wait()
         fut: asyncio.Future[int] = loop.create_future()
-        item = _Item(gid, time, value, seq, source, dedup, channels or [], fut)
+        item = _Item(gid, time, value, seq, source, dedup, fut)
         self._pending += len(gid)
         with self._cv:
+            if channels:
+                self._channels_pending.update(channels)
             self._queue.append(item)
             self._cv.notify()
         return fut
@@ -151,7 +164,7 @@ class Recorder:
         with self._cv:
             self._meta_pending.update({k: json.dumps(v) for k, v in meta.items()})
             self._queue.append(_Item(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                                     "", False, [], None))
+                                     "", False, None))
             self._cv.notify()
 
     def close(self) -> None:
@@ -185,31 +198,59 @@ class Recorder:
                 continue
             try:
                 self._write(items)
-            except BaseException as exc:  # disk full, I/O error: fail every waiting publisher
-                self.error = exc
-                self._resolve(items, exc)
-                return
+            except Exception as exc:  # disk full, I/O error: nothing of this commit happened
+                error = self._failure(exc)
+                self._resolve(items, error)
+                continue
+            if self.error is not None:
+                log.warning("recording %s: writing again after %d failed commit(s)",
+                            self.path, self._failed_commits)
+                self.error, self._failed_commits = None, 0
             self._resolve(items, None)
 
+    def _failure(self, exc: Exception) -> RecordingError:
+        """The error publishers get for a failed commit; logs once per incident."""
+        free = shutil.disk_usage(self.path.resolve().parent).free
+        full = (isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) == 13
+                or isinstance(exc, OSError) and exc.errno == 28 or free < (1 << 20))
+        if full:
+            error: RecordingError = DiskFullError(
+                self.path, f"{free / 1e6:.1f} MB free; samples are not acked until space is "
+                "freed (resend them: twin3d.bridge.Client does)")
+        else:
+            error = RecordingError(f"cannot write the recording {self.path}: {exc}; samples are "
+                                   "not acked until it can be written again")
+        self._failed_commits += 1
+        if self.error is None:
+            log.error("%s", error)
+        self.error = error
+        return error
+
     def _write(self, items: list[_Item]) -> None:
+        """Write ``items`` in one transaction; the writer's memory changes only if it commits."""
         db = self._db
         with self._cv:
             meta, self._meta_pending = self._meta_pending, {}
-        db.execute("BEGIN")
+            channels = dict(self._channels_pending)
+        new_sources: dict[str, int] = {}
+        last_seq: dict[str, int] = {}
+        rows = 0
         try:
+            db.execute("BEGIN")
             if meta:
                 db.executemany("INSERT OR REPLACE INTO channel_meta(name, meta) VALUES (?, ?)", meta.items())
+            if channels:
+                db.executemany("INSERT OR IGNORE INTO channels(id, name) VALUES (?, ?)", channels.items())
             for it in items:
                 if it.future is None:
                     continue
-                if it.channels:
-                    db.executemany("INSERT OR IGNORE INTO channels(id, name) VALUES (?, ?)", it.channels)
-                sid = self._source_ids.get(it.source)
+                sid = self._source_ids.get(it.source) or new_sources.get(it.source)
                 if sid is None:
                     sid = db.execute("INSERT INTO sources(name) VALUES (?)", (it.source,)).lastrowid
-                    self._source_ids[it.source] = sid
+                    assert sid is not None
+                    new_sources[it.source] = sid
                 gid, time, value, seq = it.gid, it.time, it.value, it.seq
-                last = self._last_seq.get(it.source)
+                last = last_seq.get(it.source, self._last_seq.get(it.source))
                 if it.dedup and last is not None:
                     keep = (seq < 0) | (seq > last)
                     if not keep.all():
@@ -220,20 +261,28 @@ class Recorder:
                     db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)",
                                    zip(gid.tolist(), time.tolist(), value.tolist(), seqs,
                                        [sid] * n, strict=True))
-                    self.rows_written += n
+                    rows += n
                 top = int(it.seq.max()) if len(it.seq) else -1
                 if top >= 0 and (last is None or top > last):
-                    self._last_seq[it.source] = top
-            for name, top in self._last_seq.items():
-                if name in {it.source for it in items}:
-                    db.execute("UPDATE sources SET last_seq = ? WHERE name = ?", (top, name))
+                    last_seq[it.source] = top
+            db.executemany("UPDATE sources SET last_seq = ? WHERE name = ?",
+                           [(top, name) for name, top in last_seq.items()])
             db.execute("COMMIT")
-            self.commits += 1
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (e.g. SQLITE_FULL)
+                db.execute("ROLLBACK")
+            with self._cv:  # keep the metadata for the next commit, unless newer came meanwhile
+                self._meta_pending = meta | self._meta_pending
             raise
+        self._source_ids.update(new_sources)
+        self._last_seq.update(last_seq)
+        with self._cv:
+            for cid in channels:
+                self._channels_pending.pop(cid, None)
+        self.rows_written += rows
+        self.commits += 1
 
-    def _resolve(self, items: list[_Item], exc: BaseException | None) -> None:
+    def _resolve(self, items: list[_Item], exc: RecordingError | None) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -245,7 +294,7 @@ class Recorder:
                     if exc is None:
                         it.future.set_result(len(it.gid))
                     else:
-                        it.future.set_exception(RecordingError(f"recording failed: {exc}"))
+                        it.future.set_exception(exc)
             if self._pending < self.max_pending:
                 self._room.set()
 

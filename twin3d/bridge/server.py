@@ -6,7 +6,13 @@ Fan-out rules (see DESIGN.md: ``broadcast`` has no backpressure):
   collapses to the latest value per channel and the viewer is told so with a ``gap`` frame;
   publishers and other subscribers never wait for it;
 * the recorder gets a bounded queue that pushes back: a publisher's read loop waits for room,
-  so TCP slows the publisher down and nothing is skipped; acks are sent after the commit.
+  so TCP slows the publisher down and nothing is skipped; acks are sent after the commit;
+* live subscribers are offered samples before the recorder sees them, so a slow or failing
+  recording never holds up the live view; a resend after a reconnect is not offered twice;
+* a commit that fails (disk full) is never acked: the publisher gets one ``disk_full`` (or
+  ``recording_failed``) error and the connection is closed with 1013 (try again later), so its
+  acks cannot cover what was lost; a reconnecting client resumes from ``resume.seq``, the last
+  committed seq, and resends the rest.
 
 Examples:
     >>> async def main():  # doctest: +SKIP
@@ -164,6 +170,7 @@ class _Connection:
         self.ack_wake = asyncio.Event()
         self.ack_task = asyncio.ensure_future(self._acks())
         self.accepted = 0
+        self.recording_failed = False   # set once a commit of this connection failed: no more acks
         self._send_lock = asyncio.Lock()
 
     async def flush(self) -> None:
@@ -172,9 +179,24 @@ class _Connection:
                 await self.ws.send(frame)
 
     def committed(self, seq: int | None) -> None:
-        if seq is not None and seq > self.ack_target:
+        if seq is not None and seq > self.ack_target and not self.recording_failed:
             self.ack_target = seq
             self.ack_wake.set()
+
+    def not_recorded(self, exc: BaseException) -> None:
+        """A commit with samples of this connection failed: tell the peer once, ack nothing
+        more, and close with 1013 so that a client resumes from the last committed seq."""
+        if self.recording_failed:
+            return
+        self.recording_failed = True
+        code = exc.code if isinstance(exc, RecordingError) else "recording_failed"
+        self.proto.send_error(code, str(exc))
+        asyncio.ensure_future(self._close_after_error(code))
+
+    async def _close_after_error(self, reason: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.flush()
+            await self.ws.close(1013, reason)
 
     async def _acks(self) -> None:
         with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
@@ -219,6 +241,7 @@ class Bridge:
         self._conns: set[_Connection] = set()
         self._header_roles: dict[ServerConnection, Role] = {}
         self._mem_seq: dict[str, int] = {}
+        self._offered_seq: dict[str, int] = {}   # per de-duplicated source: highest seq fanned out
         #: channel metadata announced by publishers (``meta`` messages), kept in the recording
         self.meta: dict[str, dict[str, Any]] = {}
         self._last = np.zeros(0, dtype=[("time", "f8"), ("value", "f8"), ("seq", "i8"), ("seen", "?")])
@@ -353,14 +376,22 @@ class Bridge:
 
     async def _accept(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray,
                       source: str, dedup: bool) -> asyncio.Future[int] | None:
-        fut = None
-        if self.recorder is not None:
-            fut = await self.recorder.submit(gid, time, value, seq, source, dedup=dedup,
-                                             channels=self._reg.take_new())
-        for sub in self._subs:
-            sub.offer(gid, time, value, seq)
-        self._remember(gid, time, value, seq)
-        return fut
+        fresh = (gid, time, value, seq)
+        if dedup:  # a resend after a reconnect: subscribers saw these already
+            top = self._offered_seq.get(source, -1)
+            keep = (seq < 0) | (seq > top)
+            if not keep.all():
+                fresh = (gid[keep], time[keep], value[keep], seq[keep])
+            if len(seq):
+                self._offered_seq[source] = max(top, int(seq.max()))
+        if len(fresh[0]):
+            for sub in self._subs:
+                sub.offer(*fresh)
+            self._remember(*fresh)
+        if self.recorder is None:
+            return None
+        return await self.recorder.submit(gid, time, value, seq, source, dedup=dedup,
+                                          channels=self._reg.take_new())
 
     def _remember(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray) -> None:
         """Keep the latest sample per channel, for subscribers that join later."""
@@ -490,24 +521,21 @@ class Bridge:
     async def _publish(self, conn: _Connection, batch: Batch) -> None:
         gid = conn.global_ids(batch)
         last = batch.last_seq
-        try:
-            fut = await self._accept(gid, batch.time, batch.value, batch.seq, conn.source, conn.dedup)
-        except RecordingError as exc:
-            conn.proto.send_error("recording_failed", str(exc))
-            return
+        fut = await self._accept(gid, batch.time, batch.value, batch.seq, conn.source, conn.dedup)
         conn.accepted += len(batch)
         if fut is None:
             if last is not None and conn.dedup:
                 self._mem_seq[conn.source] = max(last, self._mem_seq.get(conn.source, -1))
             conn.committed(last)
-        elif last is not None:
-            def done(f: asyncio.Future[int], last: int = last) -> None:
-                if f.exception() is None:
-                    conn.committed(last)
-                else:
-                    conn.proto.send_error("recording_failed", str(f.exception()))
-                    conn.ack_wake.set()
-            fut.add_done_callback(done)
+            return
+
+        def done(f: asyncio.Future[int], last: int | None = last) -> None:
+            exc = f.exception()
+            if exc is None:
+                conn.committed(last)
+            else:
+                conn.not_recorded(exc)
+        fut.add_done_callback(done)
 
 
 def _is_loopback(host: str) -> bool:
