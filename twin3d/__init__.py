@@ -7,8 +7,8 @@ bridge) are imported lazily, so ``import twin3d`` stays cheap.
 from __future__ import annotations
 
 import os
-from typing import Any
 
+from twin3d._lazy import lazy_exports
 from twin3d.errors import Twin3DError
 from twin3d.model import Limits, Sample, Sensor
 
@@ -41,17 +41,4 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'twin3d' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

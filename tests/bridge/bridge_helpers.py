@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from twin3d.model import Sample
 
 _LISTEN = re.compile(r"listening on (wss?://[\d.]+:\d+)")
 
@@ -51,3 +54,49 @@ def serve_process(tmp: Path, *args: str, name: str = "serve",
 
 def server_log(tmp: Path, name: str = "serve") -> str:
     return (tmp / f"{name}.log").read_text(errors="replace")
+
+
+class Collector:
+    """A real ingest callable for adapter tests: keeps every batch it is handed.
+
+    Args:
+        delay: seconds each call takes (a slow bridge).
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[tuple[list[Sample], str]] = []
+        self.arrival: list[float] = []   # time.monotonic() of each sample's hand-over
+        self.delay = delay
+
+    async def __call__(self, samples: Sequence[Sample], source: str) -> int:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.batches.append((list(samples), source))
+        self.arrival.extend(time.monotonic() for _ in samples)
+        return len(samples)
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [s for batch, _ in self.batches for s in batch]
+
+    async def wait_for(self, until: int | Callable[[list[Sample]], bool],
+                       timeout: float = 10.0) -> list[Sample]:
+        """The samples once there are ``until`` of them (or ``until(samples)`` holds), or at the
+        timeout (the caller's assertions then say what is missing)."""
+        done = until if callable(until) else (lambda s, n=until: len(s) >= n)
+        deadline = time.monotonic() + timeout
+        while not done(self.samples) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.samples
+
+
+async def receive_samples(ws: Any, until: Callable[[list[dict[str, Any]]], bool],
+                          got: list[dict[str, Any]] | None = None,
+                          timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Read a subscriber's frames into ``got`` (sample dicts) until ``until(got)`` holds."""
+    got = [] if got is None else got
+    while not until(got):
+        msg = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if msg["type"] in ("sample", "samples"):
+            got += msg["samples"] if msg["type"] == "samples" else [msg]
+    return got

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
+from bridge_helpers import Collector, receive_samples
 from twin3d.bridge.adapters import build_adapters, start_adapters
 from twin3d.bridge.adapters.csv import read_csv
 from twin3d.errors import AdapterError
 from twin3d.model import Sample
 
-
-class Collector:
-    def __init__(self) -> None:
-        self.batches: list[tuple[list[Sample], str]] = []
-        self.arrival: list[float] = []
-
-    async def __call__(self, samples: Sequence[Sample], source: str) -> int:
-        self.batches.append((list(samples), source))
-        self.arrival.extend(time.monotonic() for _ in samples)
-        return len(samples)
-
-    @property
-    def samples(self) -> list[Sample]:
-        return [s for batch, _ in self.batches for s in batch]
 
 
 def _write(tmp_path: Path, text: str, name: str = "run.csv") -> Path:
@@ -182,10 +167,7 @@ def test_end_to_end_replay_through_a_real_bridge(tmp_path: Path) -> None:
             async with websockets.connect(bridge.url) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "channels": ["plate/*"]}))
                 # rows 2-4 are replayed 1 s after the first one, so this subscriber sees them live
-                while not any(g["value"] == 27 for g in got):
-                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                    if msg["type"] in ("sample", "samples"):
-                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+                await receive_samples(ws, lambda got: any(g["value"] == 27 for g in got), got)
         finally:
             await bridge.stop()
         return got

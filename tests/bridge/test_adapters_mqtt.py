@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-
+from bridge_helpers import Collector, receive_samples
 from conftest import require_binary
 from twin3d.bridge.adapters import build_adapters, open_adapters, start_adapters
 from twin3d.bridge.adapters._base import Table
@@ -79,29 +79,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     yield b
     b.stop()
 
-
-class Collector:
-    """A real ingest callable: keeps every batch it is handed."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.batches: list[tuple[list[Sample], str]] = []
-        self.delay = delay
-
-    async def __call__(self, samples: Sequence[Sample], source: str) -> int:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        self.batches.append((list(samples), source))
-        return len(samples)
-
-    @property
-    def samples(self) -> list[Sample]:
-        return [s for batch, _ in self.batches for s in batch]
-
-    async def wait_for(self, n: int, timeout: float = 10.0) -> list[Sample]:
-        deadline = time.monotonic() + timeout
-        while len(self.samples) < n and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        return self.samples
 
 
 def _rule(**entry: object):  # type: ignore[no-untyped-def]
@@ -312,10 +289,8 @@ def test_end_to_end_through_a_real_bridge(broker: Broker, tmp_path: Path) -> Non
                     got += msg["samples"] if msg["type"] == "samples" else [msg]
                 await broker.publish("plant/line2/temp", [json.dumps({"t": 30.0 + i, "ts": 1763800001.0 + i})
                                                           for i in range(3)])
-                while len([g for g in got if g["channel"] == "line2/temp"]) < 3:
-                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                    if msg["type"] in ("sample", "samples"):
-                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+                await receive_samples(ws, 
+                                      lambda got: sum(g["channel"] == "line2/temp" for g in got) >= 3, got)
         finally:
             await bridge.stop()
         return got

@@ -6,18 +6,17 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-
+from bridge_helpers import Collector, receive_samples
 from twin3d.bridge.adapters import build_adapters
 from twin3d.bridge.adapters.opcua import OpcUaAdapter
 from twin3d.errors import AdapterError
-from twin3d.model import Sample
 
 asyncua = pytest.importorskip("asyncua")
 ua = asyncua.ua
@@ -94,28 +93,6 @@ def server() -> Iterator[UaServer]:
     s.close()
 
 
-class Collector:
-    """A real ingest callable: keeps every batch it is handed."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[list[Sample], str]] = []
-
-    async def __call__(self, samples: Sequence[Sample], source: str) -> int:
-        self.batches.append((list(samples), source))
-        return len(samples)
-
-    @property
-    def samples(self) -> list[Sample]:
-        return [s for batch, _ in self.batches for s in batch]
-
-    async def wait_for(self, pred: Any, timeout: float = 10.0) -> list[Sample]:
-        deadline = time.monotonic() + timeout
-        while not pred(self.samples) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        return self.samples
-
-
-# --- config (pure) --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("table", "needle"), [
     ({"nodes": {"ns=2;i=1": "a"}}, "missing key 'url': add url = \"opc.tcp://"),
@@ -250,15 +227,9 @@ def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> N
                 await ws.send(json.dumps({"type": "subscribe", "channels": ["press/*"]}))
                 assert json.loads(await ws.recv())["type"] == "subscribed"
                 # the initial value arrives once the adapter has subscribed; then write a change
-                while not got:
-                    msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
-                    if msg["type"] in ("sample", "samples"):
-                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+                await receive_samples(ws, bool, got, timeout=15)
                 await asyncio.to_thread(server.write, server.force, 4321, ua.VariantType.Int32, stamp)
-                while got[-1]["value"] != 4321:
-                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                    if msg["type"] in ("sample", "samples"):
-                        got += msg["samples"] if msg["type"] == "samples" else [msg]
+                await receive_samples(ws, lambda got: got[-1]["value"] == 4321, got)
         finally:
             await bridge.stop()
         return got

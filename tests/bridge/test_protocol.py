@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin3d.bridge.config import BridgeConfig, Limits, Role, parse_config
+from twin3d.bridge.config import BridgeConfig, BridgeLimits, Role, parse_config
 from twin3d.bridge.protocol import (
     BadMessage, BridgeProtocol, Fatal, Hello, Publish, Subscribe, encode_alias, encode_binary,
 )
@@ -94,7 +94,7 @@ def test_one_bad_sample_rejects_the_whole_message() -> None:
 
 
 def test_channel_length_limit() -> None:
-    p = BridgeProtocol(BridgeConfig(limits=Limits(max_channel_length=8)))
+    p = BridgeProtocol(BridgeConfig(limits=BridgeLimits(max_channel_length=8)))
     p.receive_text('{"type":"sample","channel":"abcdefghi","value":1}', now=0.0)
     assert frames(p)[0]["code"] == "bad_channel"
 
@@ -126,7 +126,7 @@ def test_lone_surrogates_never_crash_the_parser() -> None:
 
 
 def test_channel_count_limit_per_connection() -> None:
-    p = BridgeProtocol(BridgeConfig(limits=Limits(max_channels=2)))
+    p = BridgeProtocol(BridgeConfig(limits=BridgeLimits(max_channels=2)))
     for name in ("a", "b", "c", "a"):
         p.receive_text(json.dumps({"type": "sample", "channel": name, "value": 1}), now=0.0)
     assert [f.get("code") for f in frames(p)] == ["too_many_channels"]
@@ -176,7 +176,7 @@ def test_role_globs_for_publish_and_subscribe() -> None:
 
 
 def test_rate_limit_token_bucket() -> None:
-    p = BridgeProtocol(BridgeConfig(limits=Limits(max_messages_per_second=10, burst=5)))
+    p = BridgeProtocol(BridgeConfig(limits=BridgeLimits(max_messages_per_second=10, burst=5)))
     for _ in range(8):
         p.receive_text('{"type":"ping"}', now=100.0)
     codes = [f.get("code") for f in frames(p)]

@@ -150,6 +150,38 @@ def test_ingest_validates_records_and_fans_out(tmp_path: Path) -> None:
                                          Sample("mqtt/u", 6.0, 2.0, 3, "mqtt:broker")]
 
 
+@pytest.mark.parametrize(("channel", "value", "time", "code"), [
+    ("a\u2003b", 1.0, 1.0, "bad_channel"),     # a space that is not " " or tab
+    ("a\nb", 1.0, 1.0, "bad_channel"),
+    ("x" * 129, 1.0, 1.0, "bad_channel"),
+    ("p/q", True, 1.0, "bad_value"),            # a bool is not a number
+    ("p/q", "81.5", 1.0, "bad_value"),
+    ("p/q", 1.0, float("inf"), "bad_time"),
+    ("p/q", 1.0, True, "bad_time"),             # nor is it a time
+])
+def test_ingest_and_the_wire_apply_one_rule(channel: str, value: object, time: float, code: str) -> None:
+    """An adapter (in-process) and a WebSocket publisher are refused the same samples, alike."""
+    from twin3d.bridge.protocol import BridgeProtocol, Publish
+
+    proto = BridgeProtocol()
+    proto.receive_text(json.dumps({"type": "sample", "channel": channel, "value": value,
+                                   "time": time if time != float("inf") else 1e999}), now=0.0)
+    wire = [e for e in proto.events_received() if not isinstance(e, Publish)]
+
+    async def go() -> ProtocolViolation:
+        bridge = Bridge()
+        await bridge.start()
+        try:
+            with pytest.raises(ProtocolViolation) as info:
+                await bridge.ingest([Sample(channel, value, time)], "mqtt:x")  # type: ignore[arg-type]
+        finally:
+            await bridge.stop()
+        return info.value
+
+    refused = run(go())
+    assert [(e.code, e.message) for e in wire] == [(code, refused.message)]  # type: ignore[union-attr]
+
+
 def test_sync_client_round_trip() -> None:
     async def server(ready: asyncio.Future[str], done: asyncio.Event) -> None:
         bridge = Bridge()

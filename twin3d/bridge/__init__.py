@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from twin3d._lazy import lazy_exports
 
 __all__ = ["Bridge", "BridgeConfig", "Client", "SyncClient", "load_config", "read_recording"]
 
@@ -19,17 +19,4 @@ _LAZY = {
     "read_recording": "twin3d.bridge.recorder",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'twin3d.bridge' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

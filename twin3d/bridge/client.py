@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import json
 import logging
 import queue
 import threading
@@ -31,7 +30,10 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from twin3d.bridge.protocol import PROTOCOL_VERSION, _loads, encode_alias, encode_binary, encode_samples
+from twin3d._tasks import cancel_and_wait
+from twin3d.bridge.protocol import (
+    decode, encode_alias, encode_binary, encode_hello, encode_meta, encode_samples, encode_subscribe,
+)
 from twin3d.errors import AuthError, BridgeError
 from twin3d.model import Sample
 
@@ -155,11 +157,10 @@ class Client:
             raise BridgeError(f"{self.url!r} is not a ws:// or wss:// URL") from None
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
             raise BridgeError(f"cannot reach the bridge at {self.url}: {exc}") from None
-        await ws.send(json.dumps({"type": "hello", "version": PROTOCOL_VERSION,
-                                  "client": self.client_id}))
+        await ws.send(encode_hello(self.client_id))
         while True:
             try:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                msg = decode(await asyncio.wait_for(ws.recv(), 10))
             except (ConnectionClosed, TimeoutError):
                 await ws.close()
                 raise BridgeError(f"{self.url} closed or did not answer during the hello") from None
@@ -181,7 +182,7 @@ class Client:
             self._ws = ws
         if self._subs:
             self._subscribed.clear()
-            await ws.send(json.dumps({"type": "subscribe", "channels": self._patterns()}))
+            await ws.send(encode_subscribe(self._patterns()))
 
     def _patterns(self) -> list[str]:
         return sorted({p for s in self._subs for p in s.patterns})
@@ -192,11 +193,7 @@ class Client:
         if self._ws is not None and self._buf:
             with contextlib.suppress(ConnectionClosed):
                 await self._drain_buffer()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks)
         if self._ws is not None:
             await self._ws.close()
 
@@ -244,7 +241,7 @@ class Client:
         """Announce channel metadata, e.g. ``await c.describe("plate/tc1", unit="degC")``."""
         if self._ws is None:
             raise BridgeError("not connected; use 'async with Client(...)' or await connect()")
-        await self._ws.send(json.dumps({"type": "meta", "channels": {channel: meta}}))
+        await self._ws.send(encode_meta({channel: meta}))
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every published sample is acknowledged (recorded, when the bridge records).
@@ -324,7 +321,7 @@ class Client:
             try:
                 async for raw in ws:
                     if isinstance(raw, str):
-                        await self._dispatch(_loads(raw))
+                        await self._dispatch(decode(raw))
             except ConnectionClosed:
                 pass
             if self._closing or ws.close_code == 1008 or not self.reconnect:
@@ -404,7 +401,7 @@ class Client:
         if self._ws is None:
             raise BridgeError("not connected; use 'async with Client(...)' or await connect()")
         self._subscribed.clear()
-        await self._ws.send(json.dumps({"type": "subscribe", "channels": self._patterns()}))
+        await self._ws.send(encode_subscribe(self._patterns()))
         await self._subscribed.wait()
         if self._error is not None:
             err, self._error = self._error, None
@@ -490,9 +487,7 @@ class SyncClient:
     def close(self) -> None:
         """Flush the buffer, close the connection and stop the background thread."""
         async def shutdown() -> None:
-            for task in self._pumps:
-                task.cancel()
-            await asyncio.gather(*self._pumps, return_exceptions=True)
+            await cancel_and_wait(self._pumps)
             await self._client.close()
 
         if self._loop.is_running():

@@ -15,6 +15,9 @@ Shape (every table and key optional)::
     max_channel_length = 128
     max_batch = 100000            # samples in one message
     max_channels = 100000         # distinct channels one connection may publish
+    max_client_id_length = 128    # hello's "client"
+    max_meta_key_length = 32      # keys of a channel's meta object
+    max_meta_bytes = 1024         # one channel's meta object, as JSON
 
     [server]
     origins = ["https://hmi.example.com"]   # Origin allowlist (absent = any origin)
@@ -36,7 +39,7 @@ from typing import Any
 from twin3d._types import PathLike
 from twin3d.errors import BridgeError
 
-__all__ = ["BridgeConfig", "Limits", "Role", "load_config"]
+__all__ = ["BridgeConfig", "BridgeLimits", "Role", "load_config"]
 
 ADAPTER_KINDS = ("mqtt", "opcua", "csv")
 
@@ -69,8 +72,8 @@ OPEN_ROLE = Role("anonymous", ("*",), ("*",))
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-connection limits (see the module docstring for the TOML keys)."""
+class BridgeLimits:
+    """The ``[limits]`` table: what one connection may send (see the module docstring)."""
 
     max_frame_bytes: int = 1 << 20
     max_messages_per_second: float = 50_000.0
@@ -78,6 +81,9 @@ class Limits:
     max_channel_length: int = 128
     max_batch: int = 100_000
     max_channels: int = 100_000
+    max_client_id_length: int = 128
+    max_meta_key_length: int = 32
+    max_meta_bytes: int = 1024
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ class BridgeConfig:
 
     Args:
         tokens: token string -> role; empty means an open bridge (anyone may do anything).
-        limits: per-connection limits.
+        limits: what one connection may send.
         origins: allowed ``Origin`` headers; ``None`` allows any (and clients sending none).
         compression: permessage-deflate (off by default: it costs throughput and latency).
         auth_timeout: seconds an unauthenticated connection may wait before its first message.
@@ -95,7 +101,7 @@ class BridgeConfig:
     """
 
     tokens: dict[str, Role] = field(default_factory=dict)
-    limits: Limits = field(default_factory=Limits)
+    limits: BridgeLimits = field(default_factory=BridgeLimits)
     origins: tuple[str, ...] | None = None
     compression: bool = False
     auth_timeout: float = 10.0
@@ -159,12 +165,12 @@ def parse_config(data: dict[str, Any], where: str = "bridge.toml",
             raise BridgeError(f"{at}: 'name' must be a non-empty string")
         tokens[token] = Role(name, _globs(entry, "publish", at), _globs(entry, "subscribe", at))
     lim = data.get("limits", {})
-    defaults = Limits()
+    defaults = BridgeLimits()
     kwargs: dict[str, Any] = {}
     for key, value in lim.items():
         if not hasattr(defaults, key):
             raise BridgeError(f"{where}: [limits] has no key {key!r} "
-                              f"(known: {', '.join(Limits.__slots__)})")
+                              f"(known: {', '.join(BridgeLimits.__slots__)})")
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise BridgeError(f"{where}: [limits] {key} must be a positive number")
         kwargs[key] = type(getattr(defaults, key))(value)
@@ -180,7 +186,7 @@ def parse_config(data: dict[str, Any], where: str = "bridge.toml",
         raise BridgeError(f"{where}: [server] compression must be true or false")
     auth_timeout = float(server.get("auth_timeout", 10.0))
     adapters = {kind: list(data[kind]) for kind in ADAPTER_KINDS if kind in data}
-    return BridgeConfig(tokens, Limits(**kwargs), origins, compression, auth_timeout, adapters, base_dir)
+    return BridgeConfig(tokens, BridgeLimits(**kwargs), origins, compression, auth_timeout, adapters, base_dir)
 
 
 def load_config(path: PathLike) -> BridgeConfig:

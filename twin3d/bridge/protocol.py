@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from twin3d.bridge.config import BridgeConfig, Role
+from twin3d.errors import ProtocolViolation
 from twin3d.model import Sample
 
 __all__ = [
@@ -42,10 +43,17 @@ __all__ = [
     "Meta",
     "Publish",
     "Subscribe",
+    "check_channel",
+    "check_time",
+    "check_value",
+    "decode",
     "encode_alias",
     "encode_binary",
+    "encode_hello",
+    "encode_meta",
     "encode_sample",
     "encode_samples",
+    "encode_subscribe",
 ]
 
 PROTOCOL_VERSION = 1
@@ -153,18 +161,13 @@ class Fatal:
 Event = Authenticated | Hello | Publish | Subscribe | Meta | BadMessage | Fatal
 
 
-class _Reject(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        self.code, self.message = code, message
-
-
 try:  # orjson parses ~3x faster; the stdlib stays the reference (and names NaN/Infinity)
     import orjson as _orjson
 except ImportError:  # pragma: no cover
     _orjson = None  # type: ignore[assignment]
 
 
-def _loads(text: str) -> Any:
+def decode(text: str | bytes) -> Any:
     if _orjson is not None:
         try:
             return _orjson.loads(text)
@@ -228,23 +231,23 @@ class BridgeProtocol:
         try:
             self._check_rate(now)
             try:
-                msg = _loads(text)
+                msg = decode(text)
             except (ValueError, RecursionError) as exc:
-                raise _Reject("bad_json", f"not valid JSON ({exc}); send one JSON object per frame") from None
+                raise ProtocolViolation("bad_json", f"not valid JSON ({exc}); send one JSON object per frame") from None
             if not isinstance(msg, dict):
-                raise _Reject("bad_message", "a message must be a JSON object with a \"type\"")
+                raise ProtocolViolation("bad_message", "a message must be a JSON object with a \"type\"")
             kind = msg.get("type")
             if self.role is None:
                 if kind != "auth":
-                    self._fatal("auth_required", "send {\"type\":\"auth\",\"token\":...} first "
+                    self.fail("auth_required", "send {\"type\":\"auth\",\"token\":...} first "
                                 "(or an Authorization: Bearer header)")
                     return
             handler = self._HANDLERS.get(kind) if isinstance(kind, str) else None
             if handler is None:
-                raise _Reject("unknown_type", f"unknown message type {kind!r} (known: "
+                raise ProtocolViolation("unknown_type", f"unknown message type {kind!r} (known: "
                               f"{', '.join(sorted(self._HANDLERS))})")
             handler(self, msg, now)
-        except _Reject as rej:
+        except ProtocolViolation as rej:
             self._reject(rej.code, rej.message)
 
     def receive_bytes(self, data: bytes, now: float) -> None:
@@ -252,12 +255,12 @@ class BridgeProtocol:
         if self.closed:
             return
         if self.role is None:
-            self._fatal("auth_required", "authenticate before sending binary frames")
+            self.fail("auth_required", "authenticate before sending binary frames")
             return
         try:
             self._check_rate(now)
             self._binary(data)
-        except _Reject as rej:
+        except ProtocolViolation as rej:
             self._reject(rej.code, rej.message)
 
     # --- replies the server asks for -----------------------------------------------------
@@ -283,7 +286,7 @@ class BridgeProtocol:
 
     def send_meta(self, channels: Mapping[str, Mapping[str, Any]]) -> None:
         """Queue a ``meta`` frame (channel metadata) for a subscriber."""
-        self._writes.append(_dumps({"type": "meta", "channels": {k: dict(v) for k, v in channels.items()}}))
+        self._writes.append(encode_meta(channels))
 
     def send_gap(self, skipped: Mapping[str, int]) -> None:
         """Tell a live subscriber how many values per channel it skipped (it got the latest)."""
@@ -301,7 +304,8 @@ class BridgeProtocol:
         self._events.append(BadMessage(code, message))
         self.send_error(code, message)
 
-    def _fatal(self, code: str, message: str) -> None:
+    def fail(self, code: str, message: str) -> None:
+        """Queue one ``error`` frame, emit :class:`Fatal` and stop reading: close with 1008."""
         self._events.append(Fatal(code, message))
         self.send_error(code, message)
         self.closed = True
@@ -311,7 +315,7 @@ class BridgeProtocol:
             self._tokens = min(self._burst, self._tokens + max(0.0, now - self._last) * self._rate)
         self._last = now
         if self._tokens < 1.0:
-            raise _Reject("rate_limited", f"more than {self._rate:g} messages/s (burst "
+            raise ProtocolViolation("rate_limited", f"more than {self._rate:g} messages/s (burst "
                           f"{self._burst:g}); message dropped: batch samples or slow down")
         self._tokens -= 1.0
 
@@ -321,20 +325,14 @@ class BridgeProtocol:
             cid = self._ids.get(name)
             if cid is not None:
                 return cid
-        if not isinstance(name, str) or not name:
-            raise _Reject("bad_channel", f"channel must be a non-empty string, got {name!r}")
-        if len(name) > self._max_len:
-            raise _Reject("bad_channel", f"channel name longer than {self._max_len} characters")
-        if not name.isprintable() or any(c in _GLOB_CHARS or c.isspace() for c in name):
-            raise _Reject("bad_channel", f"channel {name!r} has spaces, control or glob "
-                          "characters (*?[]); use letters, digits and / . _ - :")
+        name = check_channel(name, self._max_len)
         assert self.role is not None
         if not self.role.may_publish(name):
-            raise _Reject("forbidden", f"token {self.role.name!r} may not publish {name!r} "
+            raise ProtocolViolation("forbidden", f"token {self.role.name!r} may not publish {name!r} "
                           f"(publish globs: {list(self.role.publish)})")
         cid = len(self.channels)
         if cid >= self._max_channels:
-            raise _Reject("too_many_channels", f"this connection already published {cid} channels "
+            raise ProtocolViolation("too_many_channels", f"this connection already published {cid} channels "
                           "(limit max_channels); reconnect or raise the limit in bridge.toml")
         self.channels.append(name)
         self._ids[name] = cid
@@ -344,7 +342,7 @@ class BridgeProtocol:
         token = msg.get("token")
         role = self.config.role_for(token if isinstance(token, str) else None)
         if role is None:
-            self._fatal("auth_failed", "unknown token; check the token in bridge.toml")
+            self.fail("auth_failed", "unknown token; check the token in bridge.toml")
             return
         self.role = role
         self._writes.append(_dumps({"type": "authenticated", "role": role.name}))
@@ -353,13 +351,15 @@ class BridgeProtocol:
     def _hello(self, msg: dict[str, Any], now: float) -> None:
         client = msg.get("client")
         version = msg.get("version", PROTOCOL_VERSION)
-        if client is not None and (not isinstance(client, str) or not 0 < len(client) <= 128
+        top = self.config.limits.max_client_id_length
+        if client is not None and (not isinstance(client, str) or not 0 < len(client) <= top
                                    or not client.isprintable()):
-            raise _Reject("bad_message", "hello: 'client' must be a printable string of 1-128 characters")
+            raise ProtocolViolation("bad_message", f"hello: 'client' must be a printable string of "
+                                    f"1-{top} characters")
         if not isinstance(version, int) or isinstance(version, bool):
-            raise _Reject("bad_message", "hello: 'version' must be an integer")
+            raise ProtocolViolation("bad_message", "hello: 'version' must be an integer")
         if version > PROTOCOL_VERSION:
-            raise _Reject("bad_version", f"this bridge speaks protocol version {PROTOCOL_VERSION}, "
+            raise ProtocolViolation("bad_version", f"this bridge speaks protocol version {PROTOCOL_VERSION}, "
                           f"not {version}")
         self._events.append(Hello(client, version))
 
@@ -369,15 +369,15 @@ class BridgeProtocol:
     def _subscribe(self, msg: dict[str, Any], now: float) -> None:
         pats = msg.get("channels")
         if not isinstance(pats, list) or not pats or not all(isinstance(p, str) and p for p in pats):
-            raise _Reject("bad_message", "subscribe: 'channels' must be a non-empty list of globs")
+            raise ProtocolViolation("bad_message", "subscribe: 'channels' must be a non-empty list of globs")
         assert self.role is not None
         if not self.role.subscribe:
-            raise _Reject("forbidden", f"token {self.role.name!r} may not subscribe")
+            raise ProtocolViolation("forbidden", f"token {self.role.name!r} may not subscribe")
         for p in pats:
             if len(p) > 2 * self._max_len:
-                raise _Reject("bad_channel", f"subscribe pattern longer than {2 * self._max_len}")
+                raise ProtocolViolation("bad_channel", f"subscribe pattern longer than {2 * self._max_len}")
             if not _GLOB_CHARS & set(p) and not self.role.may_subscribe(p):
-                raise _Reject("forbidden", f"token {self.role.name!r} may not subscribe to {p!r} "
+                raise ProtocolViolation("forbidden", f"token {self.role.name!r} may not subscribe to {p!r} "
                               f"(subscribe globs: {list(self.role.subscribe)})")
         self._writes.append(_dumps({"type": "subscribed", "channels": pats}))
         self._events.append(Subscribe(tuple(pats)))
@@ -388,9 +388,9 @@ class BridgeProtocol:
     def _samples(self, msg: dict[str, Any], now: float) -> None:
         items = msg.get("samples")
         if not isinstance(items, list) or not items:
-            raise _Reject("bad_message", "samples: 'samples' must be a non-empty list")
+            raise ProtocolViolation("bad_message", "samples: 'samples' must be a non-empty list")
         if len(items) > self._max_batch:
-            raise _Reject("too_many", f"{len(items)} samples in one message; the limit is {self._max_batch}")
+            raise ProtocolViolation("too_many", f"{len(items)} samples in one message; the limit is {self._max_batch}")
         self._publish(items, now)
 
     def _publish(self, items: list[Any], now: float) -> None:
@@ -431,30 +431,17 @@ class BridgeProtocol:
         times: list[float] = []
         values: list[float] = []
         seqs: list[int] = []
-        channel, isfinite = self._channel, math.isfinite
+        channel = self._channel
         for k, it in enumerate(items):
             if not isinstance(it, dict):
-                raise _Reject("bad_message", f"sample #{k} is not a JSON object")
+                raise ProtocolViolation("bad_message", f"sample #{k} is not a JSON object")
             cid = channel(it.get("channel"))
-            v = it.get("value")
-            if type(v) not in _NUMBER:
-                raise _Reject("bad_value", f"value of {self.channels[cid]!r} must be a number, "
-                              f"got {type(v).__name__} {v!r:.40}")
-            try:
-                v = float(v)  # type: ignore[arg-type]
-            except OverflowError:
-                v = math.inf
-            if not isfinite(v):
-                raise _Reject("bad_value", f"value of {self.channels[cid]!r} must be finite, got {v}")
+            v = check_value(self.channels[cid], it.get("value"))
             t = it.get("time")
-            if t is None:
-                t = now
-            elif type(t) not in _NUMBER or not isfinite(t):
-                raise _Reject("bad_time", f"time of {self.channels[cid]!r} must be finite Unix "
-                              f"seconds, got {t!r:.40}")
+            t = now if t is None else check_time(self.channels[cid], t)
             s = it.get("seq", -1)
             if s != -1 and (type(s) is not int or not 0 <= s < 1 << 63):
-                raise _Reject("bad_seq", f"seq must be an integer in [0, 2^63), got {s!r:.40}")
+                raise ProtocolViolation("bad_seq", f"seq must be an integer in [0, 2^63), got {s!r:.40}")
             index.append(cid)
             times.append(t)
             values.append(v)
@@ -465,28 +452,32 @@ class BridgeProtocol:
     def _meta(self, msg: dict[str, Any], now: float) -> None:
         table = msg.get("channels")
         if not isinstance(table, dict) or not table:
-            raise _Reject("bad_message", "meta: 'channels' must be an object {channel: {key: value}}")
+            raise ProtocolViolation("bad_message", "meta: 'channels' must be an object {channel: {key: value}}")
         out: dict[str, dict[str, Any]] = {}
+        lim = self.config.limits
         for name, meta in table.items():
             self._channel(name)
             if not isinstance(meta, dict) or not all(
-                    isinstance(k, str) and 0 < len(k) <= 32 and (v is None or type(v) in (str, int, float, bool))
+                    isinstance(k, str) and 0 < len(k) <= lim.max_meta_key_length
+                    and (v is None or type(v) in (str, int, float, bool))
                     and not (type(v) is float and not math.isfinite(v)) for k, v in meta.items()):
-                raise _Reject("bad_meta", f"meta of {name!r} must map short names to strings, numbers "
-                              "or booleans, e.g. {\"unit\": \"degC\"}")
-            if len(_dumps(meta)) > 1024:
-                raise _Reject("bad_meta", f"meta of {name!r} is larger than 1024 bytes")
+                raise ProtocolViolation("bad_meta", f"meta of {name!r} must map names of up to "
+                                        f"{lim.max_meta_key_length} characters to strings, numbers "
+                                        "or booleans, e.g. {\"unit\": \"degC\"}")
+            if len(_dumps(meta)) > lim.max_meta_bytes:
+                raise ProtocolViolation("bad_meta", f"meta of {name!r} is larger than "
+                                        f"{lim.max_meta_bytes} bytes")
             out[name] = meta
         self._events.append(Meta(out))
 
     def _alias_msg(self, msg: dict[str, Any], now: float) -> None:
         table = msg.get("channels")
         if not isinstance(table, dict) or not table:
-            raise _Reject("bad_message", "alias: 'channels' must be an object {channel: alias}")
+            raise ProtocolViolation("bad_message", "alias: 'channels' must be an object {channel: alias}")
         pairs = []
         for name, alias in table.items():
             if type(alias) is not int or not 0 <= alias < _MAX_ALIAS:
-                raise _Reject("bad_alias", f"alias of {name!r} must be an integer in [0, {_MAX_ALIAS})")
+                raise ProtocolViolation("bad_alias", f"alias of {name!r} must be an integer in [0, {_MAX_ALIAS})")
             pairs.append((alias, self._channel(name)))
         top = max(a for a, _ in pairs) + 1
         if top > self._alias.shape[0]:
@@ -498,33 +489,33 @@ class BridgeProtocol:
 
     def _binary(self, data: bytes) -> None:
         if len(data) < _HEADER.size:
-            raise _Reject("bad_frame", f"binary frame of {len(data)} bytes is shorter than the "
+            raise ProtocolViolation("bad_frame", f"binary frame of {len(data)} bytes is shorter than the "
                           f"{_HEADER.size}-byte header")
         magic, version, _flags, count, seq = _HEADER.unpack_from(data)
         if magic != _MAGIC or version != 1:
-            raise _Reject("bad_frame", "binary frame must start with b'T3' and version 1")
+            raise ProtocolViolation("bad_frame", "binary frame must start with b'T3' and version 1")
         if len(data) != _HEADER.size + count * BINARY_DTYPE.itemsize:
-            raise _Reject("bad_frame", f"binary frame says {count} records but has "
+            raise ProtocolViolation("bad_frame", f"binary frame says {count} records but has "
                           f"{len(data) - _HEADER.size} bytes after the header (20 per record)")
         if not 0 < count <= self._max_batch:
-            raise _Reject("too_many", f"{count} samples in one frame; allowed 1..{self._max_batch}")
+            raise ProtocolViolation("too_many", f"{count} samples in one frame; allowed 1..{self._max_batch}")
         rec = np.frombuffer(data, dtype=BINARY_DTYPE, count=count, offset=_HEADER.size)
         alias = rec["alias"]
         if int(alias.max()) >= self._alias.shape[0]:
-            raise _Reject("unknown_alias", f"alias {int(alias.max())} was never announced; "
+            raise ProtocolViolation("unknown_alias", f"alias {int(alias.max())} was never announced; "
                           "send {\"type\":\"alias\",...} first")
         index = self._alias[alias]
         if (index < 0).any():
             bad = int(alias[index < 0][0])
-            raise _Reject("unknown_alias", f"alias {bad} was never announced")
+            raise ProtocolViolation("unknown_alias", f"alias {bad} was never announced")
         value = rec["value"].astype(np.float64)
         time = rec["time"].astype(np.float64)
         if not np.isfinite(value).all():
-            raise _Reject("bad_value", "binary frame holds a NaN or infinite value")
+            raise ProtocolViolation("bad_value", "binary frame holds a NaN or infinite value")
         if not np.isfinite(time).all():
-            raise _Reject("bad_time", "binary frame holds a NaN or infinite time")
+            raise ProtocolViolation("bad_time", "binary frame holds a NaN or infinite time")
         if seq < -1:
-            raise _Reject("bad_seq", "binary frame seq must be >= 0 (or -1 for none)")
+            raise ProtocolViolation("bad_seq", "binary frame seq must be >= 0 (or -1 for none)")
         self._events.append(Publish(Batch(self.channels, index, time, value,
                                           np.full(count, seq, dtype=np.int64))))
 
@@ -534,7 +525,62 @@ class BridgeProtocol:
     }
 
 
+# --- the rules for one sample (also used by Bridge.ingest for in-process sources) -----------
+
+
+def check_channel(name: Any, max_length: int) -> str:
+    """``name`` if it is a valid channel name, else :class:`ProtocolViolation` ``bad_channel``."""
+    if not isinstance(name, str) or not name:
+        raise ProtocolViolation("bad_channel", f"channel must be a non-empty string, got {name!r:.60}")
+    if len(name) > max_length:
+        raise ProtocolViolation("bad_channel", f"channel name longer than {max_length} characters")
+    if not name.isprintable() or any(c in _GLOB_CHARS or c.isspace() for c in name):
+        raise ProtocolViolation("bad_channel", f"channel {name!r} has spaces, control or glob "
+                                "characters (*?[]); use letters, digits and / . _ - :")
+    return name
+
+
+def check_value(channel: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number (not a bool or string), else ``bad_value``."""
+    if type(value) not in _NUMBER:
+        raise ProtocolViolation("bad_value", f"value of {channel!r} must be a number, "
+                                f"got {type(value).__name__} {value!r:.40}")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v):
+        raise ProtocolViolation("bad_value", f"value of {channel!r} must be finite, got {v}")
+    return v
+
+
+def check_time(channel: str, time: Any) -> float:
+    """``time`` if it is finite Unix seconds, else ``bad_time``."""
+    if type(time) not in _NUMBER or not math.isfinite(time):
+        raise ProtocolViolation("bad_time", f"time of {channel!r} must be finite Unix seconds, "
+                                f"got {time!r:.40}")
+    return float(time)
+
+
 # --- encoders for publishers and clients ---------------------------------------------------
+
+
+def encode_hello(client: str | None) -> str:
+    """A ``hello`` frame naming this publisher (enables resume and de-duplication)."""
+    msg: dict[str, Any] = {"type": "hello", "version": PROTOCOL_VERSION}
+    if client is not None:
+        msg["client"] = client
+    return _dumps(msg)
+
+
+def encode_subscribe(patterns: Sequence[str]) -> str:
+    """A ``subscribe`` frame for channel globs."""
+    return _dumps({"type": "subscribe", "channels": list(patterns)})
+
+
+def encode_meta(channels: Mapping[str, Mapping[str, Any]]) -> str:
+    """A ``meta`` frame: ``{channel: {"unit": "degC", ...}}``."""
+    return _dumps({"type": "meta", "channels": {k: dict(v) for k, v in channels.items()}})
 
 
 def encode_sample(channel: str, value: float, time: float | None = None, seq: int | None = None) -> str:

@@ -27,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import inspect
 import ipaddress
 import logging
-import math
 import signal
 import ssl as ssl_module
 import time as clock
@@ -45,13 +43,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from twin3d import __version__
+from twin3d._tasks import cancel_and_wait
 from twin3d._types import PathLike
 from twin3d.bridge.config import BridgeConfig, Role
 from twin3d.bridge.protocol import (
     Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Publish, Subscribe,
+    check_channel, check_time, check_value,
 )
 from twin3d.bridge.recorder import Recorder
-from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
+from twin3d.errors import BridgeError, RecordingError
 from twin3d.model import Sample
 
 __all__ = ["Bridge", "serve"]
@@ -60,8 +60,8 @@ log = logging.getLogger("twin3d.bridge")
 _SUB_BUFFER = 10_000  # values a live subscriber may lag before collapsing to latest-per-channel
 
 
-class _Registry:
-    """Global channel table: name <-> id (shared with the recording)."""
+class ChannelTable:
+    """The bridge's channel table: name <-> id (shared with the recording)."""
 
     def __init__(self, known: dict[str, int] | None = None) -> None:
         self.ids: dict[str, int] = dict(known or {})
@@ -88,7 +88,7 @@ class _Registry:
 class _Subscriber:
     """Bounded latest-value buffer and sender task of one live subscriber."""
 
-    def __init__(self, conn: _Connection, patterns: tuple[str, ...], role: Role, reg: _Registry) -> None:
+    def __init__(self, conn: _Connection, patterns: tuple[str, ...], role: Role, reg: ChannelTable) -> None:
         self.conn, self.patterns, self.role, self.reg = conn, patterns, role, reg
         self.match_all = patterns == ("*",) and role.subscribe == ("*",)
         self.lut = np.zeros(0, dtype=bool)
@@ -211,7 +211,7 @@ class _Connection:
     def global_ids(self, batch: Batch) -> np.ndarray:
         n = len(batch.channels)
         if n > self.gmap.shape[0]:
-            reg = self.bridge._reg
+            reg = self.bridge.channels
             extra = np.array([reg.id(name) for name in batch.channels[self.gmap.shape[0]:n]],
                              dtype=np.int64)
             self.gmap = np.concatenate([self.gmap, extra])
@@ -235,7 +235,8 @@ class Bridge:
         self._record = record
         self._synchronous = synchronous
         self.recorder: Recorder | None = None
-        self._reg = _Registry()
+        #: every channel seen (name <-> id), shared with the recording
+        self.channels = ChannelTable()
         self._server: Server | None = None
         self._subs: list[_Subscriber] = []
         self._conns: set[_Connection] = set()
@@ -245,7 +246,7 @@ class Bridge:
         #: channel metadata announced by publishers (``meta`` messages), kept in the recording
         self.meta: dict[str, dict[str, Any]] = {}
         self._last = np.zeros(0, dtype=[("time", "f8"), ("value", "f8"), ("seq", "i8"), ("seen", "?")])
-        self._adapters: Any = None
+        self._adapters: list[asyncio.Task[None]] = []
         self._tls = False
         self.port = 0
         self.host = "127.0.0.1"
@@ -265,7 +266,7 @@ class Bridge:
         """
         if self._record is not None:
             self.recorder = Recorder(self._record, synchronous=self._synchronous)
-            self._reg = _Registry(self.recorder.channels)
+            self.channels = ChannelTable(self.recorder.channels)
             self.meta = dict(self.recorder.meta)
         ssl_ctx = None
         if certfile is not None:
@@ -302,28 +303,12 @@ class Bridge:
         except ImportError as exc:
             raise BridgeError(f"bridge.toml has {sorted(self.config.adapters)} tables but the "
                               f"adapters cannot be loaded ({exc}); pip install 'twin3d[adapters]'") from None
-        kwargs = {"base_dir": self.config.base_dir} if self.config.base_dir is not None else {}
-        started = start_adapters(self.config.adapters, self.ingest, **kwargs)
-        self._adapters = await started if inspect.isawaitable(started) else started
+        self._adapters = start_adapters(self.config.adapters, self.ingest, base_dir=self.config.base_dir)
 
     async def stop(self) -> None:
         """Stop adapters, close every connection (1001), commit the queue, close the recording."""
-        ad = self._adapters
-        if ad is not None:
-            for name in ("aclose", "stop", "close"):
-                fn = getattr(ad, name, None)
-                if fn is not None:
-                    res = fn()
-                    if inspect.isawaitable(res):
-                        await res
-                    break
-            else:
-                tasks = [t for t in (ad if isinstance(ad, list | tuple | set) else [])
-                         if isinstance(t, asyncio.Task)]
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)  # they flush into ingest
-            self._adapters = None
+        adapters, self._adapters = self._adapters, []
+        await cancel_and_wait(adapters)  # they flush what they hold into ingest
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -351,19 +336,10 @@ class Bridge:
         if not samples:
             return 0
         max_len = self.config.limits.max_channel_length
-        for s in samples:
-            ch = s.channel
-            if not isinstance(ch, str) or not 0 < len(ch) <= max_len or not ch.isprintable() \
-                    or any(c in "*?[] \t" for c in ch):
-                raise ProtocolViolation("bad_channel", f"channel {ch!r} is empty, too long or has "
-                                        "spaces/glob characters")
-            if isinstance(s.value, bool) or not isinstance(s.value, int | float) \
-                    or not math.isfinite(s.value):
-                raise ProtocolViolation("bad_value", f"value of {ch!r} must be a finite number, "
-                                        f"got {s.value!r}")
-            if not isinstance(s.time, int | float) or not math.isfinite(s.time):
-                raise ProtocolViolation("bad_time", f"time of {ch!r} must be finite Unix seconds")
-        reg = self._reg
+        for s in samples:  # the protocol's rules: an in-process source is a publisher too
+            check_time(s.channel, s.time)
+            check_value(check_channel(s.channel, max_len), s.value)
+        reg = self.channels
         gid = np.fromiter((reg.id(s.channel) for s in samples), dtype=np.int64, count=len(samples))
         time = np.fromiter((s.time for s in samples), dtype=np.float64, count=len(samples))
         value = np.fromiter((s.value for s in samples), dtype=np.float64, count=len(samples))
@@ -391,11 +367,11 @@ class Bridge:
         if self.recorder is None:
             return None
         return await self.recorder.submit(gid, time, value, seq, source, dedup=dedup,
-                                          channels=self._reg.take_new())
+                                          channels=self.channels.take_new())
 
     def _remember(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray) -> None:
         """Keep the latest sample per channel, for subscribers that join later."""
-        size = len(self._reg.names)
+        size = len(self.channels.names)
         if size > self._last.shape[0]:
             grown = np.zeros(size, dtype=self._last.dtype)
             grown[: self._last.shape[0]] = self._last
@@ -446,7 +422,7 @@ class Bridge:
                 try:
                     first = await asyncio.wait_for(ws.recv(), self.config.auth_timeout)
                 except TimeoutError:
-                    proto._fatal("auth_timeout", f"no auth message within {self.config.auth_timeout:g} s")
+                    proto.fail("auth_timeout", f"no auth message within {self.config.auth_timeout:g} s")
                     await conn.flush()
                     await ws.close(1008, "auth_timeout")
                     reason = "auth timeout"
@@ -482,7 +458,7 @@ class Bridge:
                     conn.sub.task.cancel()
                     self._subs.remove(conn.sub)
                 assert proto.role is not None
-                conn.sub = _Subscriber(conn, ev.patterns, proto.role, self._reg)
+                conn.sub = _Subscriber(conn, ev.patterns, proto.role, self.channels)
                 self._subs.append(conn.sub)
                 meta = {k: v for k, v in self.meta.items() if conn.sub.wants(k)}
                 if meta:

@@ -14,11 +14,11 @@ and fan-out as a WebSocket publisher), with the source name ``mqtt:<name>``, ``o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from twin3d._tasks import cancel_and_wait
 from twin3d._types import PathLike
 from twin3d.bridge.adapters._base import Ingest
 from twin3d.errors import AdapterError
@@ -141,11 +141,7 @@ async def open_adapters(tables: Mapping[str, Any], ingest: Ingest, *, base_dir: 
                 raise AdapterError(f"{adapter.label}: not connected after {timeout:g} s: "
                                    "check that the broker/server is reachable")
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait(tasks)
         raise
     for task in tasks:
         task.add_done_callback(_report)

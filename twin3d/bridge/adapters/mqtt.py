@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from twin3d._tasks import cancel_and_wait
 from twin3d.bridge.adapters._base import (
     Batcher,
     Ingest,
@@ -441,8 +442,4 @@ class MqttAdapter:
             self.connected.clear()
             if self._client is not None:
                 await self._close(self._client)
-            flusher.cancel()
-            try:
-                await flusher
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait([flusher])

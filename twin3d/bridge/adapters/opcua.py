@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from twin3d._tasks import cancel_and_wait
 from twin3d.bridge.adapters._base import Batcher, Ingest, Table, Throttled, backoff_delays, parse_time, to_value
 from twin3d.errors import AdapterError
 from twin3d.model import Sample
@@ -220,8 +221,4 @@ class OpcUaAdapter:
             self.connected.clear()
             if client is not None:
                 await self._close(client)
-            flusher.cancel()
-            try:
-                await flusher
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait([flusher])
