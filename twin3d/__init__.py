@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from twin3d._lazy import lazy_exports
+from twin3d._lazy import lazy_exports as _lazy_exports
 from twin3d.errors import Twin3DError
 from twin3d.model import Limits, Sample, Sensor
 
@@ -41,4 +41,4 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from twin3d import __version__
 from twin3d.errors import Twin3DError, UsageError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 Runner = Callable[[argparse.Namespace], int]
 

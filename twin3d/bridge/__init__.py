@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from twin3d._lazy import lazy_exports
+from twin3d._lazy import lazy_exports as _lazy_exports
 
 __all__ = ["Bridge", "BridgeConfig", "Client", "SyncClient", "load_config", "read_recording"]
 
@@ -19,4 +19,4 @@ _LAZY = {
     "read_recording": "twin3d.bridge.recorder",
 }
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)

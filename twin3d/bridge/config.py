@@ -39,7 +39,7 @@ from typing import Any
 from twin3d._types import PathLike
 from twin3d.errors import BridgeError
 
-__all__ = ["BridgeConfig", "BridgeLimits", "Role", "load_config"]
+__all__ = ["BridgeConfig", "BridgeLimits", "Role", "load_config", "parse_config"]
 
 ADAPTER_KINDS = ("mqtt", "opcua", "csv")
 

@@ -14,7 +14,7 @@ from twin3d.bridge.recorder import read_recording
 from twin3d.errors import OutputError, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["export_csv", "export_usd", "replay"]
+__all__ = ["check_output_suffix", "export_csv", "export_usd", "replay"]
 
 CSV_HEADER = ("channel", "time", "value", "seq", "source")
 

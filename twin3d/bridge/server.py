@@ -54,7 +54,7 @@ from twin3d.bridge.recorder import Recorder
 from twin3d.errors import BridgeError, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["Bridge", "serve"]
+__all__ = ["Bridge", "ChannelTable", "serve"]
 
 log = logging.getLogger("twin3d.bridge")
 _SUB_BUFFER = 10_000  # values a live subscriber may lag before collapsing to latest-per-channel

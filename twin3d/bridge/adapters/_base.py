@@ -18,7 +18,8 @@ from typing import Any
 from twin3d.errors import AdapterError, Twin3DError
 from twin3d.model import Sample
 
-__all__ = ["Batcher", "Ingest", "Table", "backoff_delays", "parse_path", "parse_time", "to_value"]
+__all__ = ["Batcher", "Ingest", "Table", "Throttled", "backoff_delays", "lookup", "parse_path",
+           "parse_time", "time_scale", "to_value"]
 
 #: ``await ingest(samples, source)``: the bridge's ``Bridge.ingest``.
 Ingest = Callable[[Sequence[Sample], str], Awaitable[object]]
