@@ -190,7 +190,7 @@ def machine() -> str:
 
 
 def _software() -> bool:
-    from twin3d.view.live import software_gl
+    from twin3d.view.renderer import software_gl
 
     return software_gl()
 
