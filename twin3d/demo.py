@@ -149,7 +149,7 @@ def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     from twin3d.fields import build_field_models
     from twin3d.sensors import load_sensor_map
     from twin3d.twin import Twin
-    from twin3d.usd.sensors import bind_sensors
+    from twin3d.usd.bind import bind_sensors
 
     if not PLATE_CAD.is_file() or not SENSOR_MAP.is_file():
         raise Twin3DError(f"demo files not found ({PLATE_CAD.relative_to(REPO)}, "

@@ -55,7 +55,7 @@ class TwinLike(Protocol):
     def sensors(self) -> Mapping[str, Sensor]: ...
 
     @property
-    def meshes(self) -> Sequence[Any]: ...  # twin3d.usd.mesh.MeshData
+    def meshes(self) -> Sequence[Any]: ...  # twin3d.usd.geometry.MeshData
 
     @property
     def meters_per_unit(self) -> float: ...
