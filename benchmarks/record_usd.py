@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import twin3d
-from twin3d.usd.live import Recording
+from twin3d.usd.timesamples import Recording
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ if not os.environ.get("DISPLAY"):
 
 import pyvista as pv  # noqa: E402
 
-from twin3d.usd.mesh import MeshData  # noqa: E402
+from twin3d.usd.geometry import MeshData  # noqa: E402
 from twin3d.view import View  # noqa: E402
 
 SIZE = (800, 600)
@@ -190,7 +190,7 @@ def machine() -> str:
 
 
 def _software() -> bool:
-    from twin3d.view.live import software_gl
+    from twin3d.view.renderer import software_gl
 
     return software_gl()
 

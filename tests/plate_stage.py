@@ -24,7 +24,7 @@ def plate_templates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     """(converted plate.usda, the same bound to the example sensor map), made once."""
     from twin3d.convert import convert
     from twin3d.sensors import load_sensor_map
-    from twin3d.usd.sensors import bind_sensors
+    from twin3d.usd.bind import bind_sensors
 
     raw = tmp_path_factory.mktemp("plate_raw") / "plate.usda"
     convert([STL], raw, units="mm", name="Plate", progress=False)

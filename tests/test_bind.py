@@ -20,7 +20,8 @@ from twin3d.cli import main
 from twin3d.colormap import ALARM_COLORS
 from twin3d.errors import BindingError
 from twin3d.sensors import load_sensor_map, parse_sensor_map
-from twin3d.usd.sensors import bind_sensors, read_sensors
+from twin3d.usd.bind import bind_sensors
+from twin3d.usd.bindings import read_sensors
 
 MAP = load_sensor_map(SENSORS)
 

@@ -15,7 +15,8 @@ from twin3d.colormap import ALARM_COLORS, colorize
 from twin3d.errors import BindingError, FieldError, RecordingError
 from twin3d.model import Sample
 from twin3d.twin import Twin
-from twin3d.usd.live import FIELD_MATERIAL, record_samples
+from twin3d.usd.overlay import FIELD_MATERIAL
+from twin3d.usd.timesamples import record_samples
 
 
 def _sha(*paths: Path) -> list[str]:
@@ -128,7 +129,7 @@ def test_bad_updates_change_nothing(bound_plate: Path) -> None:
     with pytest.raises(FieldError, match="vmin <= vmax"):
         twin.set_field("Plate", "temperature", np.zeros(n), vmin=5, vmax=1)
     assert twin.values == {}
-    assert not twin._live.live.GetPrimAtPath(MESH)
+    assert not twin.stage.GetEditTarget().GetLayer().GetPrimAtPath(MESH)  # the live layer
 
 
 def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:

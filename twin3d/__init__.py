@@ -25,12 +25,12 @@ if _SCHEMA_DIR not in os.environ.get("PXR_PLUGINPATH_NAME", "").split(os.pathsep
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {
     "View": "twin3d.view",
-    "Recording": "twin3d.usd.live",
+    "Recording": "twin3d.usd.timesamples",
     "SensorMap": "twin3d.sensors",
     "Twin": "twin3d.twin",
-    "bind_sensors": "twin3d.usd.sensors",
+    "bind_sensors": "twin3d.usd.bind",
     "load_sensor_map": "twin3d.sensors",
-    "record_samples": "twin3d.usd.live",
+    "record_samples": "twin3d.usd.timesamples",
     "convert": "twin3d.convert",
     "Bridge": "twin3d.bridge.server",
     "Client": "twin3d.bridge.client",

@@ -113,7 +113,8 @@ def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 def _run_bind(args: argparse.Namespace) -> int:
     from twin3d.sensors import load_sensor_map
-    from twin3d.usd.sensors import bind_sensors, stage_meters_per_unit
+    from twin3d.usd.bind import bind_sensors
+    from twin3d.usd.info import stage_meters_per_unit
 
     smap = load_sensor_map(args.sensors)
     bound = bind_sensors(args.stage, smap, args.output, tolerance_m=args.tolerance)
@@ -133,7 +134,7 @@ def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from twin3d.usd.sensors import stage_info
+    from twin3d.usd.info import stage_info
 
     print(stage_info(args.stage))
     return 0

@@ -149,7 +149,7 @@ def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     from twin3d.fields import build_field_models
     from twin3d.sensors import load_sensor_map
     from twin3d.twin import Twin
-    from twin3d.usd.sensors import bind_sensors
+    from twin3d.usd.bind import bind_sensors
 
     if not PLATE_CAD.is_file() or not SENSOR_MAP.is_file():
         raise Twin3DError(f"demo files not found ({PLATE_CAD.relative_to(REPO)}, "
@@ -221,6 +221,7 @@ async def _stream(twin: Any, models: dict[str, Any], mesh_path: str, scenario: P
                   result: DemoResult, headless: bool, window_size: tuple[int, int]) -> None:
     from twin3d.bridge import Bridge, Client
     from twin3d.view import View
+    from twin3d.view.feed import background
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -280,10 +281,9 @@ async def _stream(twin: Any, models: dict[str, Any], mesh_path: str, scenario: P
                         ranges={"temperature": TEMP_RANGE}) as rec:
         async with Client(bridge.url, client_id="demo-sensors") as pub, \
                 Client(bridge.url, client_id="demo-viewer") as sub:
-            viewer = asyncio.create_task(viewer_task(sub, rec))
-            await asyncio.sleep(0.2)  # let the subscription start before the first sample
-            sensors = asyncio.create_task(sensors_task(pub))
-            try:
+            async with background(viewer_task(sub, rec)):
+                await asyncio.sleep(0.2)  # let the subscription start before the first sample
+                sensors = asyncio.create_task(sensors_task(pub))
                 await _frames(view, twin, heat, stress, mesh_path, rec, latest, result,
                               sensors, stop, headless, scenario.duration)
                 if stop.is_set():
@@ -292,10 +292,6 @@ async def _stream(twin: Any, models: dict[str, Any], mesh_path: str, scenario: P
                 with contextlib.suppress(asyncio.CancelledError):
                     await sensors
                 await asyncio.sleep(0.3)  # the last values reach the viewer
-            finally:
-                viewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await viewer
         _write_fields(twin, heat, stress, mesh_path, rec, latest, time.time(), live=True)
     view.close()
     await bridge.stop()

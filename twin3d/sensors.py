@@ -15,7 +15,7 @@ for the field models (its schema belongs to :mod:`twin3d.fields`)::
     description = "near the heater"
 
 :func:`parse_sensor_map` checks everything that can be checked without a stage (types,
-quantities, unique channels, limit order); :func:`twin3d.usd.sensors.bind_sensors` checks
+quantities, unique channels, limit order); :func:`twin3d.usd.bind.bind_sensors` checks
 targets and positions against the stage.
 """
 

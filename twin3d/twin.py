@@ -15,7 +15,8 @@ Example (``scenes/plate/update.py`` is the runnable version)::
             rec.write(time=t * 0.5, values={"plate/tc3": 60.0 + t})
     twin.save()                               # writes plate.live.usdc and plate.twin.usda
 
-All USD work happens in :mod:`twin3d.usd.live`; this module imports no ``pxr`` itself.
+All USD work happens in :mod:`twin3d.usd` (the live layer in :mod:`twin3d.usd.live`, recordings
+in :mod:`twin3d.usd.timesamples`); this module imports no ``pxr`` itself.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from twin3d._types import PathLike
 from twin3d.model import Sensor
 
 if TYPE_CHECKING:
-    from twin3d.usd.live import LiveStage, Recording
-    from twin3d.usd.mesh import MeshData
+    from twin3d.usd.geometry import MeshData
+    from twin3d.usd.live import LiveStage
+    from twin3d.usd.timesamples import Recording
 
 __all__ = ["Twin"]
 
@@ -173,8 +175,10 @@ class Twin:
             ranges: fixed colour ranges ``{quantity: (vmin, vmax)}`` for recorded fields
                 (default: the range :meth:`set_field` fixed, else the recording's min..max).
         """
-        return self._live.recording(path, fps=fps, origin=origin, skip_unknown=skip_unknown,
-                                    ranges=ranges)
+        from twin3d.usd.timesamples import Recording
+
+        return Recording(path, stage=self._live, fps=fps, origin=origin,
+                         skip_unknown=skip_unknown, ranges=ranges)
 
     def save(self) -> None:
         """Write the live layer and the root layer to disk (each replaced atomically)."""

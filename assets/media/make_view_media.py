@@ -18,8 +18,8 @@ import numpy as np
 from twin3d.convert import convert
 from twin3d.fields import build_models
 from twin3d.model import Limits, Sensor
+from twin3d.usd.geometry import read_meshes
 from twin3d.usd.layer import open_stage
-from twin3d.usd.mesh import read_meshes
 from twin3d.view import CameraPath, View, export_movie
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.render
 if not pv.system_supports_plotting():  # pragma: no cover - CI runs with EGL or xvfb
     pytest.skip("no OpenGL context (EGL/OSMesa/X)", allow_module_level=True)
 
-from twin3d.view import View  # noqa: E402
+from twin3d.view import View, feed_bridge, feed_recording  # noqa: E402
 
 SIZE = (480, 360)
 TOP = dict(position=(0.2, 0.15, 0.75), focal_point=(0.2, 0.15, 0.0), up=(0.0, 1.0, 0.0))
@@ -141,7 +141,7 @@ def test_frames_write_in_place(plate) -> None:  # type: ignore[no-untyped-def]
             view.render()
         img = view.screenshot()
         assert view.actor_ids() == actors
-        from twin3d.view.live import software_gl
+        from twin3d.view.renderer import software_gl
 
         if software_gl():  # MSAA makes llvmpipe frames ~3.5x slower: off there
             assert view.plotter.ren_win.GetMultiSamples() == 0
@@ -205,13 +205,15 @@ def test_bridge_stream_into_view(plate) -> None:  # type: ignore[no-untyped-def]
                     field_range=(0.0, 100.0), show_sensors=False)
         view.set_camera(**TOP)
         first: set[int] = set()
+        subscribed = asyncio.Event()
         try:
-            task = asyncio.create_task(view.run_bridge(bridge.url, max_frames=None, fps=60))
+            task = asyncio.create_task(feed_bridge(view, bridge.url, max_frames=None, fps=60,
+                                                   subscribed=subscribed))
             for _ in range(200):
-                if view.subscribed is not None and view.subscribed.is_set():
+                if subscribed.is_set():
                     break
                 await asyncio.sleep(0.02)
-            assert view.subscribed is not None and view.subscribed.is_set()
+            assert subscribed.is_set()
             first = view.actor_ids()
             async with Client(bridge.url) as pub:
                 for b in batches:
@@ -269,7 +271,7 @@ def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no
     with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
               field_range=(0.0, 100.0), show_sensors=False) as view:
         view.set_camera(**TOP)
-        asyncio.run(view.replay(samples, speed=50.0, fps=60.0))
+        asyncio.run(feed_recording(view, samples, speed=50.0, fps=60.0))
         assert view.connection == "replay finished"
         last = {ch: 40.0 + i for i, ch in enumerate(twin.sensors)}
         assert view.values == last
@@ -309,13 +311,13 @@ sys.path.insert(0, sys.argv[1])
 import view_scene as c
 from twin3d.colormap import colorize
 from twin3d.model import Sample
-from twin3d.view import View
+from twin3d.view import View, feed_recording
 twin, model = c.make_plate(Path(tempfile.mkdtemp()))
 view = View(twin, model, off_screen=False, window_size=(320, 240), field_range=(0.0, 100.0),
             lighting=False, show_sensors=False)
 view.set_camera((0.2, 0.15, 0.75), (0.2, 0.15, 0.0), (0.0, 1.0, 0.0))
 samples = [Sample(ch, 20.0 * (i + 1), 0.001 * i) for i, ch in enumerate(twin.sensors)]
-asyncio.run(view.replay(samples, fps=30, max_frames=8))
+asyncio.run(feed_recording(view, samples, fps=30, max_frames=8))
 img = view.screenshot()
 err = max(abs(img[r, c_].astype(float) - colorize([view.values[ch]], 0, 100)[0] * 255).max()
           for ch, s in twin.sensors.items() for r, c_ in [view.screen_position(s.position)])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from twin3d.errors import RenderError
-from twin3d.view.camera import CameraPath, load_path, orbit_path
+from twin3d.view.camerapath import CameraPath, load_path, orbit_path
 
 from view_scene import plate  # noqa: F401  (the fixture)
 
@@ -288,3 +288,28 @@ def test_cli_view_records_a_live_bridge_off_screen(tmp_path: Path, capsys) -> No
                  "--size", "160x120"]) == 0
     # the live field coloured the plate (same camera path, same size)
     assert np.abs(frames.astype(float) - iio.imread(plain, index=None).astype(float)).mean() > 5
+
+
+@pytest.mark.render
+def test_cli_view_says_when_no_subscription_comes(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``twin3d view --bridge URL -o shot.png`` with no bridge there: one line with the real wait."""
+    import socket
+
+    from view_scene import bind_plate
+
+    pytest.importorskip("twin3d.twin")
+    from twin3d.cli import main
+    from twin3d.view import command
+
+    stage = bind_plate(tmp_path)
+    monkeypatch.setattr(command, "SUBSCRIBE_TIMEOUT_S", 0.5)
+    with socket.socket() as closed:  # a bound port that does not listen: connections refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{closed.getsockname()[1]}"
+        out = tmp_path / "shot.png"
+        rc = main(["view", str(stage), "--bridge", url, "-o", str(out), "--size", "64x48"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert err.strip().splitlines() == [
+        f"twin3d view: error: {url}: no subscription after 0.5 s; is the bridge up?"]
+    assert not out.exists()

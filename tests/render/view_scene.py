@@ -105,8 +105,8 @@ def plate(tmp_path: Path) -> tuple[PlateTwin, IdwModel]:
 
 def make_plate(tmp_path: Path) -> tuple[PlateTwin, IdwModel]:
     """Write the plate stage under ``tmp_path``; return its twin and an IDW field model."""
+    from twin3d.usd.geometry import read_meshes
     from twin3d.usd.layer import open_stage
-    from twin3d.usd.mesh import read_meshes
 
     path = write_plate_stage(tmp_path / "plate.usda")
     meshes = read_meshes(open_stage(path))

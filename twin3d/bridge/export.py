@@ -56,7 +56,7 @@ def export_usd(recording: PathLike, output: PathLike, stage: PathLike | None = N
     Returns:
         the number of samples written.
     """
-    from twin3d.usd.live import record_samples
+    from twin3d.usd.timesamples import record_samples
 
     samples = list(read_recording(recording))
     if not samples:

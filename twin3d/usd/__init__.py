@@ -1,4 +1,19 @@
-"""The only room of twin3d that imports ``pxr``: writing, reading and validating USD."""
+"""The only room of twin3d that imports ``pxr``: writing, reading and validating USD.
+
+Modules, by job:
+
+* ``layer``: open and save stages and layers (one-line errors, atomic saves).
+* ``asset``: CAD parts -> a USD asset (``twin3d convert``).
+* ``geometry``: a stage's meshes as numpy arrays in world space.
+* ``bind``: ``twin3d bind``, sensors checked against the stage and authored into it;
+  ``bindings``: the bindings of a stage read back; ``info``: ``twin3d info``'s text.
+* ``live``: the live layer, a twin's current state; ``timesamples``: recordings of values
+  and fields as USD time samples.
+* ``spec``, ``overlay``, ``material``: what the live layer and recordings both write
+  (``Sdf`` specs, field overlays on meshes, the display-colour preview material).
+* ``camera``: USD cameras read as keyframes, camera paths written as cameras.
+* ``validate``: every USD validator we can reach; ``schema``: the codeless ``Twin3DSensorAPI``.
+"""
 
 from twin3d.usd.schema import register as _register_schema
 

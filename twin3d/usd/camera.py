@@ -20,7 +20,7 @@ from twin3d._types import PathLike
 from twin3d.errors import StageError
 from twin3d.usd.layer import open_stage
 
-__all__ = ["CameraKeys", "export_camera_path", "meters_per_unit", "read_cameras"]
+__all__ = ["CameraKeys", "export_camera_path", "read_cameras"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -44,11 +44,6 @@ class CameraKeys:
     focal_points: F64
     up: tuple[float, float, float]
     fov: float
-
-
-def meters_per_unit(stage: Usd.Stage) -> float:
-    """Return the stage's ``metersPerUnit`` (0.01 when not authored, as USD says)."""
-    return float(UsdGeom.GetStageMetersPerUnit(stage))
 
 
 def _frame(cam: UsdGeom.Camera, tc: Usd.TimeCode, cache: UsdGeom.XformCache,

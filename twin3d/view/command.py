@@ -4,44 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 from twin3d.errors import RenderError, UsageError
-from twin3d.model import Sample, Sensor
+from twin3d.model import Sample
 
-__all__ = ["open_twin", "run_view"]
+__all__ = ["SUBSCRIBE_TIMEOUT_S", "run_view"]
 
-
-@dataclass
-class _StageOnly:
-    """A stage's meshes without sensors (used until ``twin3d.Twin`` can open the stage)."""
-
-    stage_path: str
-    meshes: list[Any]
-    sensors: Mapping[str, Sensor] = field(default_factory=dict)
-    meters_per_unit: float = 1.0
-
-
-def open_twin(stage: str) -> Any:
-    """Open ``stage`` as a ``twin3d.Twin``; without the bindings room, its meshes only."""
-    try:
-        from twin3d import Twin
-    except (ImportError, AttributeError):
-        Twin = None
-    if Twin is not None:
-        return Twin.open(stage)
-    from twin3d.usd.camera import meters_per_unit
-    from twin3d.usd.layer import open_stage
-    from twin3d.usd.mesh import read_meshes
-
-    st = open_stage(stage)
-    return _StageOnly(stage, read_meshes(st), {}, meters_per_unit(st))
+#: Seconds ``twin3d view --bridge ... -o OUT`` waits for its subscription before giving up.
+SUBSCRIBE_TIMEOUT_S = 5.0
 
 
 def _field_models(twin: Any, name: str) -> dict[str, Any]:
@@ -66,28 +40,13 @@ def _recording(path: str) -> list[Sample]:
     return samples
 
 
-def _spread(samples: Sequence[Sample], frames: int, push: Callable[[list[Sample]], None]
-            ) -> Callable[[int], None]:
-    """Frame i shows the recording up to t0 + (i + 1) / frames of its duration."""
-    times = [s.time for s in samples]
-    t0, t1 = times[0], times[-1]
-    done = [0]
-
-    def before(i: int) -> None:
-        t = t0 + (t1 - t0) * (i + 1) / frames
-        k = bisect.bisect_right(times, t)
-        if k > done[0]:
-            push(list(samples[done[0]:k]))
-            done[0] = k
-
-    return before
-
-
 def run_view(args: argparse.Namespace) -> int:
     """Run ``twin3d view`` from parsed arguments; return the exit code."""
-    from twin3d.view.camera import load_path, orbit_path
-    from twin3d.view.live import View
+    from twin3d.twin import Twin
+    from twin3d.view.camerapath import load_path, orbit_path
+    from twin3d.view.feed import feed_bridge, feed_recording, spread_recording
     from twin3d.view.movie import MOVIE_SUFFIXES, export_movie
+    from twin3d.view.renderer import View
 
     out = Path(args.output) if args.output else None
     movie = out is not None and out.suffix.lower() in MOVIE_SUFFIXES
@@ -97,7 +56,7 @@ def run_view(args: argparse.Namespace) -> int:
         raise UsageError("--bridge and --recording both given; pick one source of values")
     if args.frames < 1:
         raise UsageError(f"--frames must be at least 1, got {args.frames}")
-    twin = open_twin(args.stage)
+    twin = Twin.open(args.stage)
     models = _field_models(twin, args.field) if args.field else None
     off = bool(args.off_screen or out is not None)
     size = tuple(int(x) for x in args.size.lower().split("x")) if args.size else (1024, 768)
@@ -109,9 +68,9 @@ def run_view(args: argparse.Namespace) -> int:
             view.plotter.center, 1.6 * view.diagonal, elevation=30.0)
         if not off:
             if args.bridge:
-                asyncio.run(view.run_bridge(args.bridge, args.token))
+                asyncio.run(feed_bridge(view, args.bridge, args.token))
             elif samples is not None:
-                asyncio.run(view.replay(samples, speed=args.speed))
+                asyncio.run(feed_recording(view, samples, speed=args.speed))
             else:
                 view.show()
             return 0
@@ -126,8 +85,8 @@ def run_view(args: argparse.Namespace) -> int:
             return 0
         if samples is not None:
             view.connection = f"replay {Path(args.recording).name}"
-            before: Callable[[int], None] | None = _spread(samples, args.frames if movie else 1,
-                                                           view.push)
+            before: Callable[[int], None] | None = spread_recording(
+                samples, args.frames if movie else 1, view.push)
         else:
             before = None
         if args.bridge:
@@ -148,21 +107,15 @@ def run_view(args: argparse.Namespace) -> int:
 def _bridge_offscreen(view: Any, cam_path: Any, out: Path, args: argparse.Namespace,
                       movie: bool) -> int:
     """Write a walk-through (or one screenshot) of live values from a bridge."""
+    from twin3d.view.feed import background, feed_bridge
     from twin3d.view.movie import export_movie_live
 
     async def main() -> None:
-        # the render loop of run_bridge idles (1 fps); the movie renders its own frames
-        task = asyncio.create_task(view.run_bridge(args.bridge, args.token, fps=1.0))
-        try:
-            for _ in range(100):
-                if view.subscribed is not None and view.subscribed.is_set():
-                    break
-                if task.done():
-                    task.result()
-                    raise RenderError(f"{args.bridge}: the subscription ended at once")
-                await asyncio.sleep(0.05)
-            else:
-                raise RenderError(f"{args.bridge}: no subscription after 5 s; is the bridge up?")
+        subscribed = asyncio.Event()
+        # the render loop of feed_bridge idles (1 fps); the movie renders its own frames
+        async with background(feed_bridge(view, args.bridge, args.token, fps=1.0,
+                                          subscribed=subscribed)) as task:
+            await _until_subscribed(subscribed, task, args.bridge)
             if movie:
                 await export_movie_live(view, cam_path, out, frames=args.frames, fps=args.fps,
                                         progress=sys.stderr.isatty())
@@ -171,13 +124,25 @@ def _bridge_offscreen(view: Any, cam_path: Any, out: Path, args: argparse.Namesp
                 p, f = cam_path.sample(1)
                 view.set_camera(p[0], f[0], cam_path.up, cam_path.fov)
                 view.screenshot(out)
-        finally:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     asyncio.run(main())
     print(f"wrote {out}")
     return 0
+
+
+async def _until_subscribed(subscribed: asyncio.Event, task: asyncio.Task[None],
+                            url: str) -> None:
+    """Wait until ``subscribed`` is set, or fail when ``task`` ends or the timeout passes."""
+    waiter = asyncio.ensure_future(subscribed.wait())
+    try:
+        await asyncio.wait({waiter, task}, timeout=SUBSCRIBE_TIMEOUT_S,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if subscribed.is_set():
+        return
+    if task.done():
+        task.result()
+        raise RenderError(f"{url}: the subscription ended at once")
+    raise RenderError(f"{url}: no subscription after {SUBSCRIBE_TIMEOUT_S:g} s; "
+                      "is the bridge up?")

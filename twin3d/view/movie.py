@@ -12,8 +12,8 @@ from twin3d._types import PathLike
 from twin3d.errors import RenderError, Twin3DError
 
 if TYPE_CHECKING:
-    from twin3d.view.camera import CameraPath
-    from twin3d.view.live import View
+    from twin3d.view.camerapath import CameraPath
+    from twin3d.view.renderer import View
 
 __all__ = ["MOVIE_SUFFIXES", "export_movie", "export_movie_live", "movie_writer"]
 
@@ -118,8 +118,8 @@ async def export_movie_live(view: View, path: CameraPath, output: PathLike, *,
                             progress: bool = True) -> Path:
     """Like :func:`export_movie`, yielding to the event loop between frames.
 
-    Use it while :meth:`View.run_bridge` (or any task calling ``push``) runs on the same
-    loop: each frame shows the latest values received by then.
+    Use it while :func:`~twin3d.view.feed.feed_bridge` (or any task calling ``push``) runs on
+    the same loop: each frame shows the latest values received by then.
     """
     import asyncio
 

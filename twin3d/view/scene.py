@@ -23,7 +23,7 @@ from vtkmodules.util.numpy_support import numpy_to_vtk
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, lookup_table
 
 if TYPE_CHECKING:
-    from twin3d.usd.mesh import MeshData
+    from twin3d.usd.geometry import MeshData
 
 __all__ = ["FIELD_ARRAY", "MeshActor", "SensorGlyphs", "build_mesh_actor", "colormap_texture"]
 
@@ -177,7 +177,7 @@ def build_mesh_actor(
     """Make the actor of one mesh with a zero field array ready for in-place updates.
 
     Args:
-        mesh: world-space triangles from :func:`twin3d.usd.mesh.read_meshes`.
+        mesh: world-space triangles from :func:`twin3d.usd.geometry.read_meshes`.
         cmap: matplotlib colour map name of the field overlay.
         gpu: map colours in a shader (one float per vertex uploaded); else VTK's CPU mapping.
         lighting: light the surface (off gives exact colour-map colours, for tests).

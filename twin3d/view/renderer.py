@@ -1,14 +1,16 @@
-"""The live view: a PyVista window (or off-screen plotter) fed by pushed sensor values.
+"""The renderer: a PyVista window (or off-screen plotter) showing the values pushed into it.
 
 ``View.push`` may be called from any thread or task: values are coalesced (latest per channel
 wins) under a lock and applied on the next :meth:`View.render`, which writes the new field
 into the mesh arrays in place, recolours the sensor glyphs and renders. Actors are made once,
 in the constructor; no frame adds or removes one.
+
+The view knows no data source, as pyvista's plotter does not: a bridge subscription or a
+recorded replay pushes into it from :mod:`twin3d.view.feed`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import math
 import os
@@ -22,7 +24,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from twin3d.bridge.pacing import Pace
 from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
@@ -54,7 +55,7 @@ class TwinLike(Protocol):
     def sensors(self) -> Mapping[str, Sensor]: ...
 
     @property
-    def meshes(self) -> Sequence[Any]: ...  # twin3d.usd.mesh.MeshData
+    def meshes(self) -> Sequence[Any]: ...  # twin3d.usd.geometry.MeshData
 
     @property
     def meters_per_unit(self) -> float: ...
@@ -131,12 +132,16 @@ class View:
         import pyvista as pv
         import vtk
 
-        from twin3d.view.scene import build_mesh_actor, build_sensor_glyphs, lookup_table_vtk
+        from twin3d.view.scene import (
+            build_mesh_actor,
+            build_sensor_glyphs,
+            lookup_table_vtk,
+        )
 
         self._clock = clock
         self.stale_after = float(stale_after)
         self.field_range = field_range
-        self.connection = "no bridge"
+        self.connection = "no bridge"  # the source's state in the status line; feeders set it
         self.sensors: dict[str, Sensor] = dict(twin.sensors)
         meshes = list(twin.meshes)
         # live state
@@ -150,7 +155,6 @@ class View:
         self.frame_ms = 0.0
         self.frames = 0
         self._closed = False
-        self.subscribed: asyncio.Event | None = None  # set once a bridge subscription is live
         if not meshes:
             raise RenderError("the stage has no meshes to show; convert a CAD file first "
                               "(twin3d convert)")
@@ -445,112 +449,29 @@ class View:
     # --- loops ------------------------------------------------------------------------------
 
     def show(self, *, fly: bool = True) -> None:
-        """Open the interactive window (first-person fly navigation with ``fly``)."""
-        self._interactive(fly)
-        self.plotter.show(interactive_update=True, auto_close=False)
+        """Open the interactive window and render until it is closed (blocks)."""
+        self.open_window(fly=fly)
         while not self.window_closed():
             self.render()
             self.plotter.update(1)
             time.sleep(1 / 60)
 
-    def _interactive(self, fly: bool) -> None:
+    def open_window(self, *, fly: bool = True) -> None:
+        """Open the interactive window without blocking; call ``plotter.update()`` between frames.
+
+        Args:
+            fly: first-person fly navigation (else pyvista's default trackball).
+        """
         if fly and self.plotter.iren is not None:
             import vtk
 
             self.plotter.iren.interactor.SetInteractorStyle(vtk.vtkInteractorStyleFlight())
+        self.plotter.show(interactive_update=True, auto_close=False)
 
     def window_closed(self) -> bool:
         """True once the window was closed (or :meth:`close` was called)."""
         return self._closed or self.plotter.render_window is None or \
             getattr(self.plotter, "_closed", False)
-
-    async def run_bridge(self, url: str, token: str | None = None, *,
-                         patterns: Sequence[str] = ("*",), fps: float = 30.0,
-                         max_frames: int | None = None) -> None:
-        """Subscribe to a bridge and render while values stream in.
-
-        The subscription only calls :meth:`push`; a render loop at ``fps`` applies the
-        latest values, so a fast stream never makes the view fall behind and a slow frame
-        never blocks the connection.
-
-        Args:
-            url: ``ws://HOST:PORT`` of a twin3d bridge.
-            token: a token with subscribe rights, if the bridge wants one.
-            patterns: channel globs to subscribe to.
-            fps: frames per second of the render loop.
-            max_frames: stop after this many frames (None: until the window closes).
-        """
-        from twin3d.bridge import Client
-
-        subscribed = self.subscribed = asyncio.Event()
-        async def pump() -> None:
-            self.connection = f"connecting {url}"
-            async with Client(url, token=token) as client:
-                sub = await client.subscribe(list(patterns))
-                self.connection = f"connected {url}"
-                subscribed.set()
-                async for batch in sub:
-                    self.push({s.channel: s.value for s in batch})
-
-        task = asyncio.create_task(pump())
-        try:
-            await self._render_loop(fps, max_frames, task)
-        finally:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self.connection = "disconnected"
-
-    async def replay(self, samples: Iterable[Sample], *, speed: float = 1.0,
-                     fps: float = 30.0, max_frames: int | None = None) -> None:
-        """Push recorded samples in time order at ``speed`` × real time (0: as fast as possible)
-        while rendering."""
-        pace = Pace(speed)
-
-        async def pump() -> None:
-            self.connection = "replay"
-            for s in samples:
-                await pace.wait(s.time)
-                self.push({s.channel: s.value})
-            self.connection = "replay finished"
-
-        task = asyncio.create_task(pump())
-        try:
-            await self._render_loop(fps, max_frames, task, stop_when_done=max_frames is None
-                                    and self.plotter.off_screen)
-        finally:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-
-    async def _render_loop(self, fps: float, max_frames: int | None, task: asyncio.Task[None],
-                           stop_when_done: bool = False) -> None:
-        interactive = not self.plotter.off_screen
-        if interactive:
-            self._interactive(True)
-            self.plotter.show(interactive_update=True, auto_close=False)
-        period = 1.0 / fps
-        n = 0
-        while max_frames is None or n < max_frames:
-            t0 = time.perf_counter()
-            self.render()
-            n += 1
-            if interactive:
-                self.plotter.update(1)
-                if self.window_closed():
-                    break
-            if task.done():
-                exc = task.exception()
-                if exc is not None and not isinstance(exc, asyncio.CancelledError):
-                    self.connection = f"disconnected ({exc})"
-                if stop_when_done:
-                    self.render()
-                    break
-            await asyncio.sleep(max(0.0, period - (time.perf_counter() - t0)))
 
 
 def _n_vertices(model: Any) -> int | None:

@@ -8,7 +8,6 @@ import numpy as np
 import numpy.typing as npt
 from pxr import Usd, UsdGeom, UsdShade
 
-
 __all__ = ["MeshData", "read_meshes", "triangulate"]
 
 

@@ -1,10 +1,11 @@
-"""Sensors in the stage: authoring the ``Sensors`` scope (``twin3d bind``) and reading it back.
+"""``twin3d bind``: check a sensor map against a stage and author its sensors into the stage.
 
 Each sensor becomes a small ``Sphere`` marker at ``/<Root>/Sensors/<channel as identifier>``
 in the stage's root (interface) layer, with the ``Twin3DSensorAPI`` applied: ``twin:``
 attributes (channel, quantity, unit, limits, snap distance, nearest vertex), a ``twin:target``
 relationship to the mesh it sits on, and ``primvars:displayColor`` (grey until a value
-arrives) read by a small preview material, so the marker's colour shows in every renderer.
+arrives) read by the display-colour preview material, so the marker's colour shows in every
+renderer. :mod:`twin3d.usd.bindings` reads them back.
 
 Positions are snapped to the nearest surface point of the target (``trimesh.proximity``);
 a position farther than the tolerance is an error, as are unknown targets. Every check
@@ -21,37 +22,22 @@ from typing import Any
 
 import numpy as np
 import trimesh
-from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdShade, UsdUtils
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdUtils
 
 from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS
 from twin3d.errors import BindingError, StageError
-from twin3d.model import Limits, Sensor
+from twin3d.model import Sensor
 from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, SensorMap
+from twin3d.usd.bindings import LIMIT_ATTRS, MODEL_KEY, SENSORS_SCOPE, sensor_prim_name
+from twin3d.usd.geometry import triangulate
 from twin3d.usd.layer import open_stage, save_layer
-from twin3d.usd.mesh import triangulate
+from twin3d.usd.material import define_display_color_material
 from twin3d.usd.schema import SENSOR_API
 
-__all__ = ["MODEL_KEY", "SENSORS_SCOPE", "bind_sensors", "read_model", "read_sensors", "sensor_prim_name",
-           "sensor_prims", "stage_info", "stage_meters_per_unit"]
+__all__ = ["bind_sensors"]
 
-#: Name of the scope under the default prim that holds the sensor markers.
-SENSORS_SCOPE = "Sensors"
-#: customData key on the Sensors scope holding the sensor map's [model] table (JSON).
-MODEL_KEY = "twin3d:model"
 _MARKER_MATERIAL = "Materials/Marker"
-_LIMIT_ATTRS = {"alarm_low": "twin:limits:alarmLow", "warn_low": "twin:limits:warnLow",
-                "warn_high": "twin:limits:warnHigh", "alarm_high": "twin:limits:alarmHigh"}
-
-
-def sensor_prim_name(channel: str) -> str:
-    """Return the prim name of a channel's marker (a valid USD identifier).
-
-    Examples:
-        >>> sensor_prim_name("plate/tc3")
-        'plate_tc3'
-    """
-    return str(Tf.MakeValidIdentifier(channel))
 
 
 def _root_prim(stage: Usd.Stage, where: str) -> Usd.Prim:
@@ -143,25 +129,6 @@ def _marker_radius(stage: Usd.Stage, targets: set[str]) -> float:
     return 0.01 * diag if diag > 0 else 0.005 / UsdGeom.GetStageMetersPerUnit(stage)
 
 
-def _author_marker_material(stage: Usd.Stage, scope: Sdf.Path) -> UsdShade.Material:
-    """A preview material whose colour is the prim's displayColor (shown by every renderer)."""
-    path = scope.AppendPath(_MARKER_MATERIAL)
-    UsdGeom.Scope.Define(stage, path.GetParentPath())
-    material = UsdShade.Material.Define(stage, path)
-    surface = UsdShade.Shader.Define(stage, path.AppendChild("PreviewSurface"))
-    surface.CreateIdAttr("UsdPreviewSurface")
-    reader = UsdShade.Shader.Define(stage, path.AppendChild("DisplayColor"))
-    reader.CreateIdAttr("UsdPrimvarReader_float3")
-    reader.CreateInput("varname", Sdf.ValueTypeNames.String).Set("displayColor")
-    reader.CreateInput("fallback", Sdf.ValueTypeNames.Float3).Set(Gf.Vec3f(*ALARM_COLORS["stale"]))
-    out = reader.CreateOutput("result", Sdf.ValueTypeNames.Float3)
-    surface.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(out)
-    surface.CreateInput("emissiveColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(out)
-    surface.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.6)
-    material.CreateSurfaceOutput().ConnectToSource(surface.ConnectableAPI(), "surface")
-    return material
-
-
 def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
             requested: Sequence[Sensor], model: Mapping[str, Any] | None = None) -> None:
     scope_path = root.GetPath().AppendChild(SENSORS_SCOPE)
@@ -173,7 +140,9 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
     scope.GetPrim().SetDocumentation("Sensors bound by twin3d bind (Twin3DSensorAPI markers).")
     if model:  # the field models' [model] table travels with the binding
         scope.GetPrim().SetCustomDataByKey(MODEL_KEY, json.dumps(model, sort_keys=True))
-    material = _author_marker_material(stage, scope_path)
+    material_path = scope_path.AppendPath(_MARKER_MATERIAL)
+    UsdGeom.Scope.Define(stage, material_path.GetParentPath())
+    material = define_display_color_material(stage, material_path, roughness=0.6, emissive=True)
     radius = _marker_radius(stage, {s.target for s in sensors})
     to_local = np.asarray(UsdGeom.Xformable(root).ComputeLocalToWorldTransform(
         Usd.TimeCode.Default()).GetInverse(), dtype=np.float64)
@@ -200,7 +169,7 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
                   Gf.Vec3d(*req.position))
         _attr(prim, "twin:snapDistance", Sdf.ValueTypeNames.Double, s.snap_distance)
         _attr(prim, "twin:vertex", Sdf.ValueTypeNames.Int, int(s.vertex if s.vertex is not None else -1))
-        for key, name in _LIMIT_ATTRS.items():
+        for key, name in LIMIT_ATTRS.items():
             value = getattr(s.limits, key)
             if value is not None:
                 _attr(prim, name, Sdf.ValueTypeNames.Double, float(value))
@@ -264,122 +233,3 @@ def _export(layer: Sdf.Layer, out: Path) -> None:
         UsdUtils.ModifyAssetPaths(copy, reanchor)
     # a temporary file renamed over the target: readers never see a half-written stage
     save_layer(copy, out)
-
-
-def stage_meters_per_unit(path: PathLike) -> float:
-    """The metersPerUnit of the stage at ``path``."""
-    return float(UsdGeom.GetStageMetersPerUnit(open_stage(path)))
-
-
-def sensor_prims(stage: Usd.Stage) -> dict[str, Usd.Prim]:
-    """Return ``{channel: marker prim}`` for the sensors bound on ``stage``.
-
-    Works with or without the schema plugin: a sensor prim is any child of the ``Sensors``
-    scope with a ``twin:channel`` attribute.
-    """
-    root = stage.GetDefaultPrim()
-    if not root:
-        return {}
-    scope = root.GetChild(SENSORS_SCOPE)
-    out: dict[str, Usd.Prim] = {}
-    if not scope:
-        return out
-    for prim in scope.GetChildren():
-        attr = prim.GetAttribute("twin:channel")
-        channel = attr.Get() if attr else None
-        if channel:
-            out[str(channel)] = prim
-    return out
-
-
-def _get(prim: Usd.Prim, name: str) -> object:
-    attr = prim.GetAttribute(name)
-    return attr.Get() if attr and attr.HasAuthoredValue() else None
-
-
-def read_model(stage: Usd.Stage) -> dict[str, Any]:
-    """The sensor map's ``[model]`` table that ``bind`` stored on the stage (``{}`` if none)."""
-    root = stage.GetDefaultPrim()
-    scope = root.GetChild(SENSORS_SCOPE) if root else None
-    text = scope.GetCustomDataByKey(MODEL_KEY) if scope else None
-    if not text or scope is None:
-        return {}
-    try:
-        model = json.loads(str(text))
-    except ValueError:
-        raise StageError(f"the {MODEL_KEY} custom data of {scope.GetPath()} is not valid JSON; "
-                         "bind the sensor map again") from None
-    return model if isinstance(model, dict) else {}
-
-
-def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:
-    """Return ``{channel: Sensor}`` for the sensors bound on ``stage``.
-
-    Positions are the markers' world positions (stage units), i.e. after snapping.
-    """
-    cache = UsdGeom.XformCache(Usd.TimeCode.Default())
-    out: dict[str, Sensor] = {}
-    for channel, prim in sensor_prims(stage).items():
-        m = cache.GetLocalToWorldTransform(prim)
-        t = m.ExtractTranslation()
-        targets = prim.GetRelationship("twin:target").GetTargets() if prim.GetRelationship(
-            "twin:target") else []
-        limits = Limits(**{k: (None if (v := _get(prim, a)) is None else float(v))  # type: ignore[arg-type]
-                           for k, a in _LIMIT_ATTRS.items()})
-        vertex = _get(prim, "twin:vertex")
-        out[channel] = Sensor(
-            channel=channel,
-            quantity=str(_get(prim, "twin:quantity") or "generic"),
-            unit=str(_get(prim, "twin:unit") or ""),
-            target=str(targets[0]) if targets else "",
-            position=(float(t[0]), float(t[1]), float(t[2])),
-            vertex=None if vertex is None or int(vertex) < 0 else int(vertex),  # type: ignore[call-overload]
-            limits=limits,
-            description=str(_get(prim, "twin:description") or ""),
-            snap_distance=float(_get(prim, "twin:snapDistance") or 0.0),  # type: ignore[arg-type]
-        )
-    return out
-
-
-def stage_info(path: PathLike, *, max_prims: int = 60) -> str:
-    """Return a text summary of a stage: layers, units, hierarchy and bound sensors."""
-    stage = open_stage(path)
-    mpu = float(UsdGeom.GetStageMetersPerUnit(stage))
-    root = stage.GetDefaultPrim()
-    lines = [f"stage: {path}",
-             f"  upAxis {UsdGeom.GetStageUpAxis(stage)}, metersPerUnit {mpu:g}, "
-             f"defaultPrim {root.GetPath() if root else '(none)'}"]
-    if stage.HasAuthoredTimeCodeRange():
-        lines.append(f"  time codes {stage.GetStartTimeCode():g}..{stage.GetEndTimeCode():g} at "
-                     f"{stage.GetTimeCodesPerSecond():g}/s")
-    lines.append("layers:")
-    for layer in dict.fromkeys(stage.GetLayerStack(includeSessionLayers=False)):
-        lines.append(f"  {layer.identifier}")
-    lines.append("hierarchy:")
-    n = 0
-    for prim in Usd.PrimRange(stage.GetPseudoRoot()):
-        if prim.IsPseudoRoot():
-            continue
-        depth = len(prim.GetPath().GetPrefixes())
-        n += 1
-        if n > max_prims:
-            continue
-        extra = ""
-        if prim.IsA(UsdGeom.Mesh):
-            mesh = UsdGeom.Mesh(prim)
-            pts = mesh.GetPointsAttr().Get()
-            counts = mesh.GetFaceVertexCountsAttr().Get()
-            extra = f"  ({len(pts or [])} points, {len(counts or [])} faces)"
-        kind = Usd.ModelAPI(prim).GetKind()
-        lines.append(f"  {'  ' * (depth - 1)}{prim.GetName()} [{prim.GetTypeName() or '-'}]"
-                     f"{f' kind={kind}' if kind else ''}{extra}")
-    if n > max_prims:
-        lines.append(f"  ... {n - max_prims} more prims")
-    sensors = read_sensors(stage)
-    lines.append(f"sensors: {len(sensors)}")
-    for s in sensors.values():
-        lim = ", ".join(f"{k}={v:g}" for k in _LIMIT_ATTRS if (v := getattr(s.limits, k)) is not None)
-        lines.append(f"  {s.channel:<16} {s.quantity:<12} [{s.unit}] -> {s.target} at "
-                     f"{_fmt(s.position or (0, 0, 0))} (snapped {s.snap_distance * mpu * 1000:.2f} mm"
-                     f", vertex {s.vertex}){f'  limits: {lim}' if lim else ''}")
-    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""The bindings stored in a stage, read back: which sensor sits where, and the field models' table.
+
+``twin3d bind`` (:mod:`twin3d.usd.bind`) writes them; everything that opens a twin reads them
+here. A sensor is a marker prim under the default prim's ``Sensors`` scope with the
+``Twin3DSensorAPI`` applied (``twin:channel``, ``twin:quantity``, ``twin:unit``, limits,
+snap distance, nearest vertex, a ``twin:target`` relationship to its mesh); the sensor map's
+``[model]`` table is JSON in that scope's ``customData``. Reading works with or without the
+schema plugin: a sensor prim is any child of the scope with a ``twin:channel`` attribute.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pxr import Tf, Usd, UsdGeom
+
+from twin3d.errors import BindingError, StageError
+from twin3d.model import Limits, Sensor
+
+__all__ = ["LIMIT_ATTRS", "MODEL_KEY", "SENSORS_SCOPE", "read_model", "read_sensors",
+           "sensor_prim_name", "sensor_prims", "sensor_value"]
+
+#: Name of the scope under the default prim that holds the sensor markers.
+SENSORS_SCOPE = "Sensors"
+#: customData key on the Sensors scope holding the sensor map's [model] table (JSON).
+MODEL_KEY = "twin3d:model"
+#: :class:`~twin3d.model.Limits` field -> the sensor prim's attribute.
+LIMIT_ATTRS = {"alarm_low": "twin:limits:alarmLow", "warn_low": "twin:limits:warnLow",
+               "warn_high": "twin:limits:warnHigh", "alarm_high": "twin:limits:alarmHigh"}
+
+
+def sensor_prim_name(channel: str) -> str:
+    """Return the prim name of a channel's marker (a valid USD identifier).
+
+    Examples:
+        >>> sensor_prim_name("plate/tc3")
+        'plate_tc3'
+    """
+    return str(Tf.MakeValidIdentifier(channel))
+
+
+def sensor_prims(stage: Usd.Stage) -> dict[str, Usd.Prim]:
+    """Return ``{channel: marker prim}`` for the sensors bound on ``stage``.
+
+    Works with or without the schema plugin: a sensor prim is any child of the ``Sensors``
+    scope with a ``twin:channel`` attribute.
+    """
+    root = stage.GetDefaultPrim()
+    if not root:
+        return {}
+    scope = root.GetChild(SENSORS_SCOPE)
+    out: dict[str, Usd.Prim] = {}
+    if not scope:
+        return out
+    for prim in scope.GetChildren():
+        attr = prim.GetAttribute("twin:channel")
+        channel = attr.Get() if attr else None
+        if channel:
+            out[str(channel)] = prim
+    return out
+
+
+def _get(prim: Usd.Prim, name: str) -> object:
+    attr = prim.GetAttribute(name)
+    return attr.Get() if attr and attr.HasAuthoredValue() else None
+
+
+def read_model(stage: Usd.Stage) -> dict[str, Any]:
+    """The sensor map's ``[model]`` table that ``bind`` stored on the stage (``{}`` if none)."""
+    root = stage.GetDefaultPrim()
+    scope = root.GetChild(SENSORS_SCOPE) if root else None
+    text = scope.GetCustomDataByKey(MODEL_KEY) if scope else None
+    if not text or scope is None:
+        return {}
+    try:
+        model = json.loads(str(text))
+    except ValueError:
+        raise StageError(f"the {MODEL_KEY} custom data of {scope.GetPath()} is not valid JSON; "
+                         "bind the sensor map again") from None
+    return model if isinstance(model, dict) else {}
+
+
+def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:
+    """Return ``{channel: Sensor}`` for the sensors bound on ``stage``.
+
+    Positions are the markers' world positions (stage units), i.e. after snapping.
+    """
+    cache = UsdGeom.XformCache(Usd.TimeCode.Default())
+    out: dict[str, Sensor] = {}
+    for channel, prim in sensor_prims(stage).items():
+        m = cache.GetLocalToWorldTransform(prim)
+        t = m.ExtractTranslation()
+        targets = prim.GetRelationship("twin:target").GetTargets() if prim.GetRelationship(
+            "twin:target") else []
+        limits = Limits(**{k: (None if (v := _get(prim, a)) is None else float(v))  # type: ignore[arg-type]
+                           for k, a in LIMIT_ATTRS.items()})
+        vertex = _get(prim, "twin:vertex")
+        out[channel] = Sensor(
+            channel=channel,
+            quantity=str(_get(prim, "twin:quantity") or "generic"),
+            unit=str(_get(prim, "twin:unit") or ""),
+            target=str(targets[0]) if targets else "",
+            position=(float(t[0]), float(t[1]), float(t[2])),
+            vertex=None if vertex is None or int(vertex) < 0 else int(vertex),  # type: ignore[call-overload]
+            limits=limits,
+            description=str(_get(prim, "twin:description") or ""),
+            snap_distance=float(_get(prim, "twin:snapDistance") or 0.0),  # type: ignore[arg-type]
+        )
+    return out
+
+
+def sensor_value(channel: str, raw: object) -> float:
+    """Return a reading of ``channel`` as a float: the one check of values the stage takes.
+
+    Raises:
+        BindingError: ``raw`` is not a number.
+
+    Examples:
+        >>> sensor_value("plate/tc1", 71.5)
+        71.5
+    """
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BindingError(channel, f"value {raw!r} is not a number") from None
