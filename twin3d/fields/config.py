@@ -303,6 +303,6 @@ def check_model(model: Mapping[str, Any]) -> None:
 
 
 def mesh_quality(table: Mapping[str, Any]) -> tuple[float, float]:
-    """TetGen's ``(radius_edge_ratio, min_angle_deg)`` from a checked ``thermal``/``stress`` table."""
+    """TetGen's ``(radius_edge_ratio, min_angle_deg)`` of a checked thermal or stress table."""
     ratio, angle = table.get("mesh_quality", DEFAULT_MESH_QUALITY)
     return float(ratio), float(angle)

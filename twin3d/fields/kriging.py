@@ -12,8 +12,9 @@ and the nugget by maximum (profile) likelihood from one or more snapshots of rea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,8 @@ from scipy.sparse.linalg import splu
 from twin3d.errors import FieldError
 from twin3d.fields.base import LinearFieldModel
 
-__all__ = ["Kriging", "KrigingSolution", "cotangent_matrices", "krige"]
+__all__ = ["MAX_WORK_BYTES", "Kriging", "KrigingSolution", "cotangent_matrices", "fit_range",
+           "krige"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -97,6 +99,22 @@ class KrigingSolution:
     beta: float
     range_m: float
     nugget: float
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The solution as plain arrays (``W``, ``var``, ``Rinv``, ``meta``)."""
+        return {"W": self.W, "var": self.var, "Rinv": self.Rinv,
+                "meta": np.asarray([self.beta, self.range_m, self.nugget])}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> Self:
+        """The inverse of :meth:`to_arrays`.
+
+        Raises:
+            KeyError: an array is missing.
+        """
+        beta, range_m, nugget = (float(x) for x in arrays["meta"])
+        return cls(W=np.asarray(arrays["W"]), var=np.asarray(arrays["var"]),
+                   Rinv=np.asarray(arrays["Rinv"]), beta=beta, range_m=range_m, nugget=nugget)
 
     def scale2(self, v: FloatArray) -> float:
         """Prior variance estimated from readings ``v`` (m,) (generalised least squares)."""
@@ -216,7 +234,9 @@ class Kriging(LinearFieldModel):
         unit: the sensors' unit.
         range: Matérn range, stage units (default: a fifth of the part's diagonal).
         nugget: noise variance as a share of the field's variance.
-        noise: sensor standard deviation in ``unit``, used by :meth:`fit`.
+        noise: sensor standard deviation in ``unit``. The part of its variance the nugget
+            does not already hold is carried through the weights into sigma
+            (``noise² Σⱼ Wᵢⱼ²``), and :meth:`fit` keeps the nugget from going below it.
 
     Examples:
         >>> import trimesh
@@ -233,7 +253,7 @@ class Kriging(LinearFieldModel):
         self._points_m = np.asarray(points, dtype=np.float64) * meters_per_unit
         self._faces = np.asarray(faces, dtype=np.int64)
         self._obs = np.asarray(sensor_vertices, dtype=np.int64)
-        self._noise = noise
+        self.noise = noise
         self.meters_per_unit = meters_per_unit
         self.quantity = quantity
         if len(self._obs) != len(channels) or len(channels) < 2:
@@ -242,6 +262,7 @@ class Kriging(LinearFieldModel):
         range_m = size / 5 if range is None else float(range) * meters_per_unit
         self._solution = krige(self._points_m, self._faces, self._obs, range_m, nugget)
         super().__init__(channels, self._solution.W, unit)
+        self._w2 = np.einsum("ij,ij->i", self._solution.W, self._solution.W)  # (n,) Σ W²
 
     @property
     def range(self) -> float:
@@ -250,11 +271,15 @@ class Kriging(LinearFieldModel):
 
     def fit(self, values: npt.ArrayLike) -> Kriging:
         """Re-fit range and nugget to readings (m,) or snapshots (t, m); rebuilds ``W``."""
-        rng, nug = fit_range(self._points_m, self._faces, self._obs, values, noise=self._noise)
+        rng, nug = fit_range(self._points_m, self._faces, self._obs, values, noise=self.noise)
         self._solution = krige(self._points_m, self._faces, self._obs, rng, nug)
         self.W = np.asfortranarray(self._solution.W.astype(np.float32))
+        self._w2 = np.einsum("ij,ij->i", self._solution.W, self._solution.W)
         return self
 
     def _after_update(self, v: FloatArray, field: npt.NDArray[np.float32]) -> None:
         s2 = self._solution.scale2(v)
-        self._sigma = np.sqrt(s2 * self._solution.var).astype(np.float32)
+        var = s2 * self._solution.var
+        if self.noise:  # sensor noise the nugget does not cover, through the weights
+            var = var + max(self.noise**2 - self._solution.nugget * s2, 0.0) * self._w2
+        self._sigma = np.sqrt(var).astype(np.float32)
