@@ -583,3 +583,11 @@ def test_models_save_and_load_themselves_through_plain_arrays(tmp_path: Path) ->
     np.testing.assert_allclose(back.sigma, model.sigma, rtol=1e-5)
     assert back.fitted_inputs() == model.fitted_inputs()
     assert back.readings({"ambient": 20.0}) == model.readings({"ambient": 20.0})
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    kriged = Kriging(sphere.vertices * 1000.0, sphere.faces, 0.001, ["a", "b", "c", "d"],
+                     [0, 40, 80, 120], "temperature", "degC", noise=0.3).fit([20.0, 25, 21, 23])
+    again = Kriging.from_arrays(kriged.to_arrays())
+    assert again.range == pytest.approx(kriged.range) and again.noise == 0.3
+    readings = [22.0, 24.0, 20.0, 21.0]
+    np.testing.assert_array_equal(again.update(readings), kriged.update(readings))
+    np.testing.assert_allclose(again.sigma, kriged.sigma, rtol=1e-6)
