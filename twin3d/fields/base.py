@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -80,8 +81,6 @@ def warn_regions(reports: Sequence[RegionReport], stacklevel: int = 2) -> None:
 
     ``"rest"`` (convection from every other facet) is exempt: it is patchy by nature.
     """
-    import warnings
-
     for r in reports:
         if r.patches > 1 and r.name != "rest":
             warnings.warn(RegionWarning(
@@ -105,7 +104,6 @@ class LinearFieldModel:
         quantity: what the field is, e.g. ``"temperature"``.
         unit: unit of the field, e.g. ``"degC"``.
         values: (n_channels,) float64, the latest value of each channel (NaN until received).
-
         ignored_channels: channels an update may carry that are not this model's (the twin's
             other sensors, so a view may push every channel); they are skipped. Any other
             channel in an update is a mistake and raises.
