@@ -34,10 +34,13 @@ import numpy as np
 
 from twin3d.bridge.protocol import encode_gap, encode_meta, encode_samples
 
-__all__ = ["BUFFER_VALUES", "Chunk", "Matcher", "Subscriber"]
+__all__ = ["BUFFER_VALUES", "FRAME_VALUES", "Chunk", "Matcher", "Subscriber"]
 
 #: values a subscriber may have waiting before they collapse to the latest per channel
 BUFFER_VALUES = 10_000
+#: values per frame sent to a subscriber (a snapshot of many channels is split: ~350 KB frames
+#: stay under websockets' default 1 MiB max_size)
+FRAME_VALUES = 5_000
 _SLICE = 4096  # channels matched per turn of the event loop
 
 
@@ -52,25 +55,28 @@ class Chunk:
         accepted: ``time.monotonic()`` when the bridge accepted them.
     """
 
-    __slots__ = ("accepted", "gid", "names", "seq", "time", "value", "_parts", "_text")
+    __slots__ = ("accepted", "gid", "names", "seq", "time", "value", "_frames", "_parts")
 
     def __init__(self, names: Sequence[str], gid: np.ndarray, time: np.ndarray, value: np.ndarray,
                  seq: np.ndarray, accepted: float) -> None:
         self.names, self.gid, self.time, self.value, self.seq = names, gid, time, value, seq
         self.accepted = accepted
-        self._text: str | None = None
+        self._frames: list[str] | None = None
         self._parts: dict[str, Chunk | None] = {}
 
     def __len__(self) -> int:
         return int(self.gid.shape[0])
 
-    def text(self) -> str:
-        """The ``sample``/``samples`` frame of this chunk, encoded once."""
-        if self._text is None:
+    def frames(self) -> list[str]:
+        """The ``sample``/``samples`` frames of this chunk (at most :data:`FRAME_VALUES` values
+        each), encoded once."""
+        if self._frames is None:
             names = self.names
-            self._text = encode_samples(zip([names[g] for g in self.gid.tolist()], self.value.tolist(),
-                                            self.time.tolist(), self.seq.tolist(), strict=True))
-        return self._text
+            rows = list(zip([names[g] for g in self.gid.tolist()], self.value.tolist(),
+                            self.time.tolist(), self.seq.tolist(), strict=True))
+            self._frames = [encode_samples(rows[k:k + FRAME_VALUES])
+                            for k in range(0, len(rows), FRAME_VALUES)]
+        return self._frames
 
     def part(self, key: str, keep: Callable[[np.ndarray], np.ndarray]) -> Chunk | None:
         """The rows ``keep(gid)`` selects (``None``: none), computed once per subscription ``key``."""
@@ -221,6 +227,7 @@ class Subscriber:
                     break
                 chunk = self._chunks.pop(0)
                 self._count -= len(chunk)
-                self._queue_frame(chunk.text())
-                await self._flush()
+                for frame in chunk.frames():
+                    self._queue_frame(frame)
+                    await self._flush()
             await self._flush()

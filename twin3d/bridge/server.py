@@ -67,7 +67,7 @@ from twin3d.model import Sample
 __all__ = ["Bridge", "ChannelTable", "serve"]
 
 log = logging.getLogger("twin3d.bridge")
-_SEND_BUFFER = 256 * 1024   # kernel send buffer per connection: bounds what is in flight
+_SEND_BUFFER = 64 * 1024   # kernel send buffer per connection: bounds what is in flight
 
 
 class ChannelTable:
