@@ -340,3 +340,10 @@ def test_a_heavy_publisher_does_not_starve_a_light_one(tmp_path: Path) -> None:
     light, heavy = run(go(), timeout=120)
     assert heavy == 60
     assert light == 5    # every light ack came while the flood was still being recorded
+
+
+def test_an_open_bridge_beyond_loopback_says_so_loudly(tmp_path: Path) -> None:
+    with serve_process(tmp_path, "--host", "0.0.0.0"):
+        pass
+    log = server_log(tmp_path)
+    assert "without tokens" in log and "without TLS" in log and "any Origin" in log

@@ -553,6 +553,9 @@ async def serve(config: BridgeConfig, host: str, port: int, *, record: PathLike 
         if certfile is None:
             log.warning("listening on %s without TLS: tokens and values travel in clear; "
                         "use --cert/--key", host)
+        if config.origins is None:
+            log.warning("listening on %s for any Origin: any web page a user opens may connect "
+                        "through their browser; set [server] origins in bridge.toml", host)
     try:
         await stop.wait()
     finally:
