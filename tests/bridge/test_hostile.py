@@ -220,7 +220,7 @@ def test_a_viewer_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     with serve_process(tmp_path, "--config", str(config)) as (_, url):
         code = run(go(url), timeout=60)
     log = server_log(tmp_path)
-    assert "read nothing for 1 s" in log, log
+    assert "in 1 s (send_timeout): it does not read" in log, log
     assert code in (1008, 1006)
 
 

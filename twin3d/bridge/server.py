@@ -67,7 +67,7 @@ from twin3d.model import Sample
 __all__ = ["Bridge", "ChannelTable", "serve"]
 
 log = logging.getLogger("twin3d.bridge")
-_SEND_BUFFER = 64 * 1024   # kernel send buffer per connection: bounds what is in flight
+_SEND_BUFFER = 16 * 1024   # kernel send buffer per connection (Linux doubles it): bounds what is in flight
 
 
 class ChannelTable:
@@ -200,7 +200,8 @@ class _Connection:
         try:
             await sub.run()
         except TimeoutError:
-            log.warning("dropping %s: it read nothing for %g s (send_timeout)", self.peer,
+            log.warning("dropping %s: it took less than %d KiB in %g s (send_timeout): it does "
+                        "not read, or too slowly to follow", self.peer, 3 * _SEND_BUFFER // 1024,
                         self.bridge.config.limits.send_timeout)
             await self.ws.close(1008, "not reading")
         except (ConnectionClosed, asyncio.CancelledError):
@@ -271,7 +272,7 @@ class Bridge:
             self._server = await ws_serve(
                 self._handle, host, port, ssl=ssl_ctx, max_size=lim.max_frame_bytes,
                 compression="deflate" if self.config.compression else None,
-                process_request=self._check_request, max_queue=4, close_timeout=2,
+                process_request=self._check_request, max_queue=4, write_limit=_SEND_BUFFER, close_timeout=2,
                 server_header=f"twin3d/{__version__}")
         except OSError as exc:
             if self.recorder:
