@@ -203,12 +203,19 @@ def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--fps", type=float, default=10.0, help="USD output: timeCodesPerSecond (default 10)")
     p.add_argument("--skip-unknown", action="store_true",
                    help="USD output: drop channels that are not bound on --stage instead of failing")
+    p.add_argument("--alarms", action="store_true",
+                   help="write the recording's alarms (one row each, latest state) as CSV instead")
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from twin3d.bridge.export import check_output_suffix, export_csv, export_usd
+    from twin3d.bridge.export import check_output_suffix, export_alarms, export_csv, export_usd
 
+    if args.alarms:
+        if check_output_suffix(args.output) != "csv":
+            raise UsageError("--alarms writes CSV: give -o alarms.csv")
+        print(f"wrote {args.output}: {export_alarms(args.recording, args.output)} alarms")
+        return 0
     if check_output_suffix(args.output) == "csv":
         n = export_csv(args.recording, args.output)
         print(f"wrote {args.output}: {n} samples")

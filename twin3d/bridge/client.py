@@ -32,7 +32,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from twin3d._tasks import cancel_and_wait
 from twin3d.bridge.protocol import (
-    decode, encode_alias, encode_binary, encode_hello, encode_meta, encode_samples, encode_subscribe,
+    decode, encode_ack_alarm, encode_alarm_report, encode_alias, encode_binary, encode_hello, encode_meta,
+    encode_samples, encode_subscribe,
 )
 from twin3d.errors import AuthError, BridgeError
 from twin3d.model import Sample
@@ -109,6 +110,8 @@ class Client:
         self.resent = 0           # samples sent again after a reconnect (not acked before)
         self.errors: list[tuple[str, str]] = []
         self.meta: dict[str, dict[str, Any]] = {}   # channel metadata received as a subscriber
+        self.alarms: dict[int, dict[str, Any]] = {}  # latest state of each alarm, as a subscriber
+        self._alarm_seen = asyncio.Condition()
         self._ws: ClientConnection | None = None
         self._buf: list[_Row] = []
         self._unacked: deque[tuple[int, list[_Row]]] = deque()
@@ -239,9 +242,33 @@ class Client:
 
     async def describe(self, channel: str, **meta: str | float | bool) -> None:
         """Announce channel metadata, e.g. ``await c.describe("plate/tc1", unit="degC")``."""
+        await self._send_control(encode_meta({channel: meta}))
+
+    async def raise_alarm(self, channel: str, kind: str, active: bool = True, *, value: float | None = None,
+                          limit: float | None = None, message: str = "") -> None:
+        """Raise (``active=True``) or clear an alarm condition (the token needs ``alarms = ["raise"]``)."""
+        await self._send_control(encode_alarm_report(channel, kind, active, value, limit, message))
+
+    async def ack_alarm(self, alarm_id: int) -> None:
+        """Acknowledge alarm ``alarm_id`` (the token needs ``alarms = ["acknowledge"]``)."""
+        await self._send_control(encode_ack_alarm(alarm_id))
+
+    async def wait_alarm(self, predicate: Any, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until an alarm event satisfying ``predicate(alarm_dict)`` has arrived; return it."""
+        async def wait() -> dict[str, Any]:
+            async with self._alarm_seen:
+                await self._alarm_seen.wait_for(lambda: any(predicate(a) for a in self.alarms.values())
+                                                or self._error is not None)
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            return next(a for a in self.alarms.values() if predicate(a))
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def _send_control(self, frame: str) -> None:
         if self._ws is None:
             raise BridgeError("not connected; use 'async with Client(...)' or await connect()")
-        await self._ws.send(encode_meta({channel: meta}))
+        await self._ws.send(frame)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every published sample is acknowledged (recorded, when the bridge records).
@@ -363,6 +390,10 @@ class Client:
                     sub.queue.put_nowait(mine)
         elif kind == "meta":
             self.meta.update(msg.get("channels") or {})
+        elif kind == "alarm":
+            self.alarms[int(msg["id"])] = msg
+            async with self._alarm_seen:
+                self._alarm_seen.notify_all()
         elif kind == "gap":
             self.gaps += int(msg.get("skipped", 0))
         elif kind == "subscribed":
@@ -376,6 +407,8 @@ class Client:
             self._subscribed.set()
             async with self._changed:
                 self._changed.notify_all()
+            async with self._alarm_seen:
+                self._alarm_seen.notify_all()
 
     def subscribe(self, patterns: Sequence[str]) -> Subscription:
         """Subscribe to channel globs, e.g. ``["plate/*"]``.

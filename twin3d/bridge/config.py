@@ -7,6 +7,7 @@ Shape (every table and key optional)::
     token = "pub-secret"
     publish = ["plate/*"]         # channel globs (fnmatch; '*' also crosses '/')
     subscribe = []
+    alarms = []                   # "raise" (the twin engine), "acknowledge" (operators)
 
     [limits]
     max_frame_bytes = 1048576     # larger frames: connection closed with code 1009
@@ -46,6 +47,8 @@ from twin3d.errors import BridgeError
 __all__ = ["BridgeConfig", "BridgeLimits", "Role", "load_config", "parse_config"]
 
 ADAPTER_KINDS = ("mqtt", "opcua", "csv")
+#: what a token may do with alarms (``[[token]] alarms = [...]``)
+ALARM_RIGHTS = ("raise", "acknowledge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,14 @@ class Role:
         name: shown in logs and used as the recording's source prefix.
         publish: channel globs the holder may publish.
         subscribe: channel globs the holder may subscribe to.
+        alarms: what the holder may do with alarms: ``"raise"`` (and clear) them,
+            ``"acknowledge"`` them.
     """
 
     name: str
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
+    alarms: tuple[str, ...] = ()
 
     def may_publish(self, channel: str) -> bool:
         """True if ``channel`` matches one of the publish globs."""
@@ -72,7 +78,7 @@ class Role:
 
 
 #: The role of every client when no token is configured (an open bridge).
-OPEN_ROLE = Role("anonymous", ("*",), ("*",))
+OPEN_ROLE = Role("anonymous", ("*",), ("*",), ALARM_RIGHTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +166,9 @@ def parse_config(data: dict[str, Any], where: str = "bridge.toml",
         raise BridgeError(f"{where}: write tokens as [[token]] tables")
     for i, entry in enumerate(entries, 1):
         at = f"{where}: [[token]] #{i}"
-        bad = sorted(set(entry) - {"name", "token", "publish", "subscribe"})
+        bad = sorted(set(entry) - {"name", "token", "publish", "subscribe", "alarms"})
         if bad:
-            raise BridgeError(f"{at}: unknown key {bad[0]!r} (keys: name, token, publish, subscribe)")
+            raise BridgeError(f"{at}: unknown key {bad[0]!r} (keys: name, token, publish, subscribe, alarms)")
         token = entry.get("token")
         if not isinstance(token, str) or len(token) < 8:
             raise BridgeError(f"{at}: 'token' must be a string of at least 8 characters")
@@ -171,7 +177,11 @@ def parse_config(data: dict[str, Any], where: str = "bridge.toml",
         name = entry.get("name", f"token{i}")
         if not isinstance(name, str) or not name:
             raise BridgeError(f"{at}: 'name' must be a non-empty string")
-        tokens[token] = Role(name, _globs(entry, "publish", at), _globs(entry, "subscribe", at))
+        alarms = entry.get("alarms", [])
+        if not isinstance(alarms, list) or not set(alarms) <= set(ALARM_RIGHTS):
+            raise BridgeError(f"{at}: 'alarms' must be a list of {list(ALARM_RIGHTS)}, got {alarms!r}")
+        tokens[token] = Role(name, _globs(entry, "publish", at), _globs(entry, "subscribe", at),
+                             tuple(alarms))
     lim = data.get("limits", {})
     defaults = BridgeLimits()
     kwargs: dict[str, Any] = {}

@@ -14,9 +14,11 @@ from twin3d.bridge.recorder import read_recording
 from twin3d.errors import OutputError, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["check_output_suffix", "export_csv", "export_usd", "replay"]
+__all__ = ["check_output_suffix", "export_alarms", "export_csv", "export_usd", "replay"]
 
 CSV_HEADER = ("channel", "time", "value", "seq", "source")
+ALARM_CSV_HEADER = ("id", "channel", "kind", "limit", "value", "message", "state", "raised",
+                    "acknowledged", "acknowledged_by", "cleared")
 
 
 def export_csv(recording: PathLike, output: PathLike) -> int:
@@ -91,6 +93,26 @@ async def replay(recording: PathLike, url: str, *, speed: float = 1.0, token: st
             n += 1
         await c.flush()
     return n
+
+
+def export_alarms(recording: PathLike, output: PathLike) -> int:
+    """Write every alarm of a recording, one row each with its latest state, as CSV
+    (``id,channel,kind,limit,value,message,state,raised,acknowledged,acknowledged_by,cleared``).
+
+    Returns:
+        the number of alarms written.
+    """
+    from twin3d.bridge.recorder import read_alarms
+
+    alarms = read_alarms(recording)
+    with atomic_output(output) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(ALARM_CSV_HEADER)
+        for a in alarms:
+            w.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
+                        for v in (a.id, a.channel, a.kind, a.limit, a.value, a.message, a.state, a.raised,
+                                  a.acknowledged, a.acknowledged_by, a.cleared)])
+    return len(alarms)
 
 
 def check_output_suffix(output: PathLike) -> str:

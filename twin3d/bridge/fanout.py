@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from twin3d.bridge.protocol import encode_gap, encode_meta, encode_samples
+from twin3d.bridge.protocol import encode_alarm, encode_gap, encode_meta, encode_samples
 
 __all__ = ["BUFFER_VALUES", "FRAME_VALUES", "Chunk", "Matcher", "Subscriber"]
 
@@ -151,6 +151,7 @@ class Subscriber:
         self._skipped: dict[int, int] = {}
         self._reasons: set[str] = set()
         self._meta: dict[str, dict[str, Any]] = {}
+        self._alarms: dict[int, dict[str, Any]] = {}
         self._wake = asyncio.Event()
 
     async def match_known(self) -> None:
@@ -198,6 +199,12 @@ class Subscriber:
             self._meta.update(wanted)
             self._wake.set()
 
+    def offer_alarm(self, alarm: Mapping[str, Any]) -> None:
+        """Queue an alarm's new state if this subscriber sees its channel (latest per alarm)."""
+        if self.matcher(alarm["channel"]):
+            self._alarms[alarm["id"]] = dict(alarm)
+            self._wake.set()
+
     def _collapse(self, reason: str) -> None:
         self._chunks = [_latest(self._chunks, self._skipped)]
         self._count = len(self._chunks[0])
@@ -216,6 +223,10 @@ class Subscriber:
                 if self._meta:
                     meta, self._meta = self._meta, {}
                     self._queue_frame(encode_meta(meta))
+                if self._alarms:
+                    alarms, self._alarms = self._alarms, {}
+                    for alarm in alarms.values():
+                        self._queue_frame(encode_alarm(alarm))
                 if self._chunks and clock.monotonic() - self._chunks[0].accepted > self.max_staleness:
                     self._collapse("stale")
                 if self._skipped:

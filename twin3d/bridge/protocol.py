@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from twin3d.bridge.alarms import ALARM_KINDS
 from twin3d.bridge.config import BridgeConfig, Role
 from twin3d.errors import ProtocolViolation
 from twin3d.model import Sample
@@ -33,6 +34,8 @@ from twin3d.model import Sample
 __all__ = [
     "BINARY_DTYPE",
     "PROTOCOL_VERSION",
+    "AckAlarm",
+    "AlarmReport",
     "Authenticated",
     "BadMessage",
     "Batch",
@@ -48,6 +51,9 @@ __all__ = [
     "check_time",
     "check_value",
     "decode",
+    "encode_ack_alarm",
+    "encode_alarm",
+    "encode_alarm_report",
     "encode_alias",
     "encode_binary",
     "encode_gap",
@@ -161,13 +167,36 @@ class Fatal:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmReport:
+    """A raiser says an alarm condition holds (``active``) or has cleared."""
+
+    channel: str
+    kind: str
+    active: bool
+    value: float | None
+    limit: float | None
+    message: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class AckAlarm:
+    """An operator acknowledges alarm ``id``; ``by`` is the token's name."""
+
+    id: int
+    by: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """An application ping; answer with :meth:`BridgeProtocol.send_pong`."""
 
     time: float
 
 
-Event = Authenticated | Hello | Publish | Subscribe | Meta | Ping | BadMessage | Fatal
+Event = (Authenticated | Hello | Publish | Subscribe | Meta | Ping | AlarmReport | AckAlarm
+         | BadMessage | Fatal)
 
 
 try:  # orjson parses ~3x faster; the stdlib stays the reference (and names NaN/Infinity)
@@ -379,6 +408,37 @@ class BridgeProtocol:
     def _ping(self, msg: dict[str, Any], now: float) -> None:
         self._events.append(Ping(now))
 
+    def _alarm(self, msg: dict[str, Any], now: float) -> None:
+        assert self.role is not None
+        if "raise" not in self.role.alarms:
+            raise ProtocolViolation("forbidden", f"token {self.role.name!r} may not raise alarms "
+                                    "(give it alarms = [\"raise\"] in bridge.toml)")
+        channel = check_channel(msg.get("channel"), self._max_len)
+        kind, active = msg.get("kind"), msg.get("active")
+        if kind not in ALARM_KINDS:
+            raise ProtocolViolation("bad_message", f"alarm: 'kind' must be one of {list(ALARM_KINDS)}")
+        if not isinstance(active, bool):
+            raise ProtocolViolation("bad_message", "alarm: 'active' must be true (raise) or false (clear)")
+        value, limit = msg.get("value"), msg.get("limit")
+        value = None if value is None else check_value(channel, value)
+        limit = None if limit is None else check_value(channel, limit)
+        message = msg.get("message", "")
+        if not isinstance(message, str) or len(message) > 256:
+            raise ProtocolViolation("bad_message", "alarm: 'message' must be a string of at most 256 characters")
+        t = msg.get("time")
+        t = now if t is None else check_time(channel, t)
+        self._events.append(AlarmReport(channel, kind, active, value, limit, message, t))
+
+    def _ack_alarm(self, msg: dict[str, Any], now: float) -> None:
+        assert self.role is not None
+        if "acknowledge" not in self.role.alarms:
+            raise ProtocolViolation("forbidden", f"token {self.role.name!r} may not acknowledge alarms "
+                                    "(give it alarms = [\"acknowledge\"] in bridge.toml)")
+        alarm_id = msg.get("id")
+        if type(alarm_id) is not int or alarm_id < 1:
+            raise ProtocolViolation("bad_message", "ack_alarm: 'id' must be the alarm's id (an integer >= 1)")
+        self._events.append(AckAlarm(alarm_id, self.role.name, now))
+
     def send_pong(self, now: float, ack_lag: float) -> None:
         """Answer a :class:`Ping`: the bridge's time, and how long (s) this connection's oldest
         accepted but not yet acknowledged sample has waited for its commit (0: none waits)."""
@@ -558,6 +618,7 @@ class BridgeProtocol:
 
     _HANDLERS = {
         "auth": _auth, "hello": _hello, "ping": _ping, "subscribe": _subscribe,
+        "alarm": _alarm, "ack_alarm": _ack_alarm,
         "sample": _sample, "samples": _samples, "alias": _alias_msg, "meta": _meta,
     }
 
@@ -613,6 +674,26 @@ def encode_hello(client: str | None) -> str:
 def encode_subscribe(patterns: Sequence[str]) -> str:
     """A ``subscribe`` frame for channel globs."""
     return _dumps({"type": "subscribe", "channels": list(patterns)})
+
+
+def encode_alarm_report(channel: str, kind: str, active: bool, value: float | None = None,
+                        limit: float | None = None, message: str = "", time: float | None = None) -> str:
+    """An ``alarm`` message from a raiser: the condition ``kind`` of ``channel`` holds (or not)."""
+    msg: dict[str, Any] = {"type": "alarm", "channel": channel, "kind": kind, "active": active}
+    msg |= {k: v for k, v in (("value", value), ("limit", limit), ("time", time)) if v is not None}
+    if message:
+        msg["message"] = message
+    return _dumps(msg)
+
+
+def encode_ack_alarm(alarm_id: int) -> str:
+    """An ``ack_alarm`` message from an operator."""
+    return _dumps({"type": "ack_alarm", "id": int(alarm_id)})
+
+
+def encode_alarm(alarm: Mapping[str, Any]) -> str:
+    """An ``alarm`` event for subscribers: the alarm's fields and its state."""
+    return _dumps({"type": "alarm", **alarm})
 
 
 def encode_gap(skipped: Mapping[str, int], reason: str) -> str:

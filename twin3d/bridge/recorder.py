@@ -12,6 +12,8 @@ Schema (``PRAGMA user_version = 1``)::
     sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE, last_seq INTEGER)
     samples(channel INTEGER, time REAL, value REAL, seq INTEGER, source INTEGER)
     channel_meta(name TEXT PRIMARY KEY, meta TEXT)               -- JSON, from ``meta`` messages
+    alarms(id, channel, kind, "limit", value, message, state,    -- twin3d.bridge.alarms: the
+           raised, acknowledged, acknowledged_by, cleared)       --   latest state of each alarm
     VIEW samples_named(channel, time, value, seq, source)   -- names joined in, for people
 
 Samples from a client that named itself (``hello`` with ``client``) are de-duplicated by
@@ -39,19 +41,21 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from twin3d._types import PathLike
+from twin3d.bridge.alarms import Alarm
 from twin3d.errors import DiskFullError, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["Recorder", "Recovery", "read_recording", "recover_recording"]
+__all__ = ["Recorder", "Recovery", "read_alarms", "read_recording", "recover_recording"]
 
 log = logging.getLogger("twin3d.bridge")
+_ALARM_COLUMNS = 'id, channel, kind, "limit", value, message, state, raised, acknowledged, acknowledged_by, cleared'
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -60,6 +64,10 @@ CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT 
 CREATE TABLE IF NOT EXISTS samples(channel INTEGER NOT NULL, time REAL NOT NULL,
                                    value REAL NOT NULL, seq INTEGER, source INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS channel_meta(name TEXT PRIMARY KEY, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms(id INTEGER PRIMARY KEY, channel TEXT NOT NULL, kind TEXT NOT NULL,
+                                  "limit" REAL, value REAL, message TEXT NOT NULL, state TEXT NOT NULL,
+                                  raised REAL NOT NULL, acknowledged REAL, acknowledged_by TEXT,
+                                  cleared REAL);
 CREATE VIEW IF NOT EXISTS samples_named AS
   SELECT c.name AS channel, s.time AS time, s.value AS value, s.seq AS seq, src.name AS source
   FROM samples s JOIN channels c ON c.id = s.channel JOIN sources src ON src.id = s.source;
@@ -112,6 +120,9 @@ class Recorder:
             rows = self._db.execute("SELECT name, id, last_seq FROM sources").fetchall()
             self.meta: dict[str, dict[str, Any]] = {
                 name: json.loads(text) for name, text in self._db.execute("SELECT name, meta FROM channel_meta")}
+            #: every alarm recorded so far (open ones resume where they were)
+            self.alarms: list[Alarm] = [Alarm(*row) for row in self._db.execute(
+                f"SELECT {_ALARM_COLUMNS} FROM alarms ORDER BY id")]
         except sqlite3.DatabaseError as exc:
             raise RecordingError(f"cannot open recording {self.path}: {exc}; if it is damaged, keep its "
                                  f"intact part with: twin3d recover {self.path} -o NEW.sqlite") from None
@@ -119,6 +130,7 @@ class Recorder:
         self._last_seq: dict[str, int] = {name: s for name, _, s in rows if s is not None}
         self._queue: deque[_Item | None] = deque()
         self._meta_pending: dict[str, str] = {}
+        self._alarms_pending: dict[int, Alarm] = {}
         self._channels_pending: dict[int, str] = {}   # registered, not yet committed
         self._cv = threading.Condition()
         self._pending = 0
@@ -171,6 +183,14 @@ class Recorder:
         self.meta.update(meta)
         with self._cv:
             self._meta_pending.update({k: json.dumps(v) for k, v in meta.items()})
+            self._queue.append(_Item(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                                     "", False, None))
+            self._cv.notify()
+
+    def submit_alarm(self, alarm: Alarm) -> None:
+        """Store an alarm's new state with the next commit."""
+        with self._cv:
+            self._alarms_pending[alarm.id] = alarm
             self._queue.append(_Item(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
                                      "", False, None))
             self._cv.notify()
@@ -239,6 +259,7 @@ class Recorder:
         db = self._db
         with self._cv:
             meta, self._meta_pending = self._meta_pending, {}
+            alarms, self._alarms_pending = self._alarms_pending, {}
             channels = dict(self._channels_pending)
         new_sources: dict[str, int] = {}
         last_seq: dict[str, int] = {}
@@ -247,6 +268,9 @@ class Recorder:
             db.execute("BEGIN")
             if meta:
                 db.executemany("INSERT OR REPLACE INTO channel_meta(name, meta) VALUES (?, ?)", meta.items())
+            if alarms:
+                db.executemany(f"INSERT OR REPLACE INTO alarms({_ALARM_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                               [astuple(a) for a in alarms.values()])
             if channels:
                 db.executemany("INSERT OR IGNORE INTO channels(id, name) VALUES (?, ?)", channels.items())
             for it in items:
@@ -279,8 +303,9 @@ class Recorder:
         except BaseException:
             if db.in_transaction:  # SQLite may have rolled back already (e.g. SQLITE_FULL)
                 db.execute("ROLLBACK")
-            with self._cv:  # keep the metadata for the next commit, unless newer came meanwhile
+            with self._cv:  # keep metadata and alarms for the next commit, unless newer came meanwhile
                 self._meta_pending = meta | self._meta_pending
+                self._alarms_pending = alarms | self._alarms_pending
             raise
         self._source_ids.update(new_sources)
         self._last_seq.update(last_seq)
@@ -351,6 +376,30 @@ def read_recording(path: PathLike) -> Iterator[Sample]:
             raise _damaged(p, exc) from None
     finally:
         db.close()
+
+
+def read_alarms(path: PathLike) -> list[Alarm]:
+    """Every alarm of a recording with its latest state, oldest first.
+
+    Raises:
+        RecordingError: missing, damaged or not a twin3d recording.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise RecordingError(f"{p}: no such recording")
+    try:
+        db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms ORDER BY id").fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:
+        if "no such table: alarms" in str(exc):
+            return []          # recorded before alarms existed
+        raise _damaged(p, exc) from None
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(p, exc) from None
+    return [Alarm(*row) for row in rows]
 
 
 def _damaged(path: Path, exc: BaseException) -> RecordingError:
@@ -439,6 +488,8 @@ def _copy_prefix(db: sqlite3.Connection, output: PathLike) -> Recovery:
             out.executemany("INSERT INTO sources(id, name) VALUES (?, ?)", table("SELECT id, name FROM sources"))
             out.executemany("INSERT INTO channel_meta(name, meta) VALUES (?, ?)",
                             table("SELECT name, meta FROM channel_meta"))
+            out.executemany(f"INSERT INTO alarms({_ALARM_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                            table(f"SELECT {_ALARM_COLUMNS} FROM alarms"))
             cur = db.execute("SELECT channel, time, value, seq, source FROM samples ORDER BY rowid")
             try:
                 while rows := cur.fetchmany(10_000):

@@ -54,11 +54,12 @@ from websockets.http11 import Request, Response
 from twin3d import __version__
 from twin3d._tasks import cancel_and_wait
 from twin3d._types import PathLike
+from twin3d.bridge.alarms import Alarm, AlarmBook
 from twin3d.bridge.config import BridgeConfig, Role
 from twin3d.bridge.fanout import Chunk, Matcher, Subscriber
 from twin3d.bridge.protocol import (
-    Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Ping, Publish, Subscribe,
-    check_channel, check_time, check_value,
+    AckAlarm, AlarmReport, Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Ping,
+    Publish, Subscribe, check_channel, check_time, check_value,
 )
 from twin3d.bridge.recorder import Recorder
 from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
@@ -236,6 +237,8 @@ class Bridge:
         self._offered_seq: dict[str, int] = {}   # per de-duplicated source: highest seq fanned out
         #: channel metadata announced by publishers (``meta`` messages), kept in the recording
         self.meta: dict[str, dict[str, Any]] = {}
+        #: alarms raised through the bridge (kept in the recording's ``alarms`` table)
+        self.alarms = AlarmBook()
         self._last = np.zeros(0, dtype=[("time", "f8"), ("value", "f8"), ("seq", "i8"), ("seen", "?")])
         self._adapters: list[asyncio.Task[None]] = []
         self._tls = False
@@ -259,6 +262,7 @@ class Bridge:
             self.recorder = Recorder(self._record, synchronous=self._synchronous)
             self.channels = ChannelTable(self.recorder.channels, self.config.limits.max_total_channels)
             self.meta = dict(self.recorder.meta)
+            self.alarms = AlarmBook(self.recorder.alarms)
         ssl_ctx = None
         if certfile is not None:
             ssl_ctx = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
@@ -458,6 +462,8 @@ class Bridge:
         conn.sub = sub
         self._subs.append(sub)
         sub.offer_meta(self.meta)
+        for alarm in self.alarms.open_alarms():
+            sub.offer_alarm(alarm.to_json())
         self._snapshot(sub)
         conn.sub_task = asyncio.ensure_future(conn.serve_subscriber(sub))
 
@@ -483,6 +489,15 @@ class Bridge:
                     sub.offer_meta(ev.channels)
             elif isinstance(ev, Ping):
                 proto.send_pong(ev.time, conn.ack_lag(clock.monotonic()))
+            elif isinstance(ev, AlarmReport):
+                book = self.alarms
+                self._alarm_changed(book.raise_alarm(ev.channel, ev.kind, ev.value, ev.limit, ev.message,
+                                                     ev.time) if ev.active else book.clear(ev.channel, ev.kind, ev.time))
+            elif isinstance(ev, AckAlarm):
+                try:
+                    self._alarm_changed(self.alarms.acknowledge(ev.id, ev.by, ev.time))
+                except ProtocolViolation as exc:
+                    proto.send_error(exc.code, exc.message)
             elif isinstance(ev, Hello):
                 if ev.client is not None:
                     assert proto.role is not None
@@ -503,6 +518,17 @@ class Bridge:
             await conn.ws.close(1008, "policy violation")
             return False
         return True
+
+    def _alarm_changed(self, alarm: Alarm | None) -> None:
+        """Record an alarm's new state and tell the subscribers of its channel."""
+        if alarm is None:
+            return
+        log.info("alarm %d %s %s: %s", alarm.id, alarm.channel, alarm.kind, alarm.state)
+        if self.recorder is not None:
+            self.recorder.submit_alarm(alarm)
+        event = alarm.to_json()
+        for sub in self._subs:
+            sub.offer_alarm(event)
 
     async def _publish(self, conn: _Connection, batch: Batch) -> None:
         gid = conn.global_ids(batch)
