@@ -68,6 +68,7 @@ from twin3d.model import Sample
 __all__ = ["Bridge", "ChannelTable", "serve"]
 
 log = logging.getLogger("twin3d.bridge")
+_TURN = 0.002              # s a connection may keep the event loop before the others' turn
 _SEND_BUFFER = 16 * 1024   # kernel send buffer per connection (Linux doubles it): bounds what is in flight
 
 
@@ -427,11 +428,14 @@ class Bridge:
                 if not await self._receive(conn, first):
                     reason = "policy violation"
                     return
+            turn_ends = clock.monotonic() + _TURN
             async for msg in ws:
                 if not await self._receive(conn, msg):
                     reason = "policy violation"
                     return
-                await asyncio.sleep(0)   # one message, then the others' turn (fairness)
+                if clock.monotonic() > turn_ends:   # queued frames come without a pause: the
+                    await asyncio.sleep(0)           # others' turn (fairness)
+                    turn_ends = clock.monotonic() + _TURN
         except (ConnectionClosed, TimeoutError):
             pass
         finally:
