@@ -195,9 +195,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("export", help="export a recording to CSV or USD time samples")
+    p = sub.add_parser("export", help="export a recording to CSV, USD time samples or MCAP (Foxglove)")
     p.add_argument("recording", metavar="REC")
-    p.add_argument("-o", "--output", required=True, help="out.csv or out.usdc")
+    p.add_argument("-o", "--output", required=True, help="out.csv, out.usdc or out.mcap")
     p.add_argument("--stage", help="USD output: the bound stage whose sensor prims get the time "
                    "samples (default: one prim per channel under /Recording)")
     p.add_argument("--fps", type=float, default=10.0, help="USD output: timeCodesPerSecond (default 10)")
@@ -216,9 +216,16 @@ def _run_export(args: argparse.Namespace) -> int:
             raise UsageError("--alarms writes CSV: give -o alarms.csv")
         print(f"wrote {args.output}: {export_alarms(args.recording, args.output)} alarms")
         return 0
-    if check_output_suffix(args.output) == "csv":
+    kind = check_output_suffix(args.output)
+    if kind == "csv":
         n = export_csv(args.recording, args.output)
         print(f"wrote {args.output}: {n} samples")
+        return 0
+    if kind == "mcap":
+        from twin3d.bridge.mcap import export_mcap
+
+        n, events = export_mcap(args.recording, args.output)
+        print(f"wrote {args.output}: {n} samples, {events} alarm events (open it in Foxglove)")
         return 0
     n = export_usd(args.recording, args.output, args.stage, fps=args.fps,
                    skip_unknown=args.skip_unknown)

@@ -130,3 +130,51 @@ def test_bad_alarm_messages_are_one_error_each() -> None:
         return codes
 
     assert run(go()) == ["bad_message", "bad_message", "bad_channel", "bad_message", "unknown_alarm"]
+
+
+def test_mcap_export_round_trip(tmp_path: Path) -> None:
+    """A recording with metadata and alarms, read back with the mcap library's own reader."""
+    from mcap.reader import make_reader
+
+    from twin3d.bridge import Bridge
+
+    rec = tmp_path / "run.sqlite"
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        async with Client(bridge.url, client_id="plc") as c:
+            await c.describe("plate/tc1", unit="degC", quantity="temperature")
+            for i in range(300):
+                await c.publish(f"plate/tc{1 + i % 3}", 20.0 + i, 1_763_800_000.0 + i * 0.1)
+            await c.flush()
+            await c.raise_alarm("plate/tc1", "alarm_high", value=99.0, limit=95.0)
+            await c.subscribe(["plate/*"])
+            raised = await c.wait_alarm(lambda a: a["state"] == "active", 5)
+            await c.ack_alarm(raised["id"])
+            await c.wait_alarm(lambda a: a["state"] == "acknowledged", 5)
+            await c.raise_alarm("plate/tc1", "alarm_high", active=False)
+            await c.wait_alarm(lambda a: a["state"] == "cleared", 5)
+        await bridge.stop()
+
+    run(record())
+    out = tmp_path / "run.mcap"
+    assert main(["export", str(rec), "-o", str(out)]) == 0
+    with out.open("rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert summary is not None
+        topics = {c.topic: summary.schemas[c.schema_id].name for c in summary.channels.values()}
+        got: dict[str, list[tuple[int, dict]]] = {}
+        for _, channel, message in reader.iter_messages():
+            got.setdefault(channel.topic, []).append((message.log_time, json.loads(message.data)))
+    assert topics == {"plate/tc1": "twin3d.Sample", "plate/tc2": "twin3d.Sample", "plate/tc3": "twin3d.Sample",
+                      "twin3d/alarms": "twin3d.AlarmEvent"}
+    tc1 = got["plate/tc1"]
+    assert len(tc1) == 100 and sum(len(v) for k, v in got.items() if k != "twin3d/alarms") == 300
+    assert [v["value"] for _, v in tc1] == [20.0 + i for i in range(0, 300, 3)]
+    assert [t for t, _ in tc1] == [int((1_763_800_000.0 + i * 0.1) * 1e9) for i in range(0, 300, 3)]
+    assert tc1[0][1] == {"value": 20.0, "unit": "degC", "quantity": "temperature", "state": "ok",
+                             "seq": tc1[0][1]["seq"], "source": "plc"}
+    events = [(v["event"], v["state"]) for _, v in got["twin3d/alarms"]]
+    assert events == [("raised", "active"), ("acknowledged", "acknowledged"), ("cleared", "cleared")]

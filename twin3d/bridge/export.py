@@ -116,10 +116,12 @@ def export_alarms(recording: PathLike, output: PathLike) -> int:
 
 
 def check_output_suffix(output: PathLike) -> str:
-    """``csv`` or ``usd`` from the output's suffix."""
+    """``csv``, ``usd`` or ``mcap`` from the output's suffix."""
     suffix = Path(output).suffix.lower()
     if suffix == ".csv":
         return "csv"
     if suffix in (".usd", ".usdc", ".usda"):
         return "usd"
-    raise OutputError(output, "unknown format; use out.csv or out.usdc")
+    if suffix == ".mcap":
+        return "mcap"
+    raise OutputError(output, "unknown format; use out.csv, out.usdc or out.mcap")

@@ -52,7 +52,7 @@ from twin3d.bridge.alarms import Alarm
 from twin3d.errors import DiskFullError, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["Recorder", "Recovery", "read_alarms", "read_recording", "recover_recording"]
+__all__ = ["Recorder", "Recovery", "read_alarms", "read_channel_meta", "read_recording", "recover_recording"]
 
 log = logging.getLogger("twin3d.bridge")
 _ALARM_COLUMNS = 'id, channel, kind, "limit", value, message, state, raised, acknowledged, acknowledged_by, cleared'
@@ -376,6 +376,26 @@ def read_recording(path: PathLike) -> Iterator[Sample]:
             raise _damaged(p, exc) from None
     finally:
         db.close()
+
+
+def read_channel_meta(path: PathLike) -> dict[str, dict[str, Any]]:
+    """The channel metadata of a recording (``meta`` messages, latest per channel).
+
+    Raises:
+        RecordingError: missing, damaged or not a twin3d recording.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise RecordingError(f"{p}: no such recording")
+    try:
+        db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT name, meta FROM channel_meta").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(p, exc) from None
+    return {name: json.loads(text) for name, text in rows}
 
 
 def read_alarms(path: PathLike) -> list[Alarm]:
