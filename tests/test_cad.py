@@ -97,8 +97,8 @@ def test_normals_vertex_for_smooth_facevarying_for_hard_edges() -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3)
     n, interp = vertex_or_corner_normals(sphere.vertices, sphere.faces)
     assert interp == "vertex" and n.shape == (len(sphere.vertices), 3)
-    np.testing.assert_allclose(n, sphere.vertices / np.linalg.norm(sphere.vertices, axis=1)[:, None],
-                               atol=0.02)
+    unit = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1)[:, None]
+    np.testing.assert_allclose(n, unit, atol=0.02)
     box = trimesh.creation.box()
     n, interp = vertex_or_corner_normals(box.vertices, box.faces)
     assert interp == "faceVarying" and n.shape == (box.faces.size, 3)
@@ -133,6 +133,20 @@ def test_repeated_meshes_are_counted_once() -> None:
     part = load_part(DATA / "nested.glb")
     assert len(part.meshes) == 1 and part.uses == (3,)
     assert part.triangle_count == 3 * len(part.meshes[0].faces)
+
+
+def test_meshes_are_handed_over_once() -> None:
+    """The writer takes a part's meshes (so their arrays can go once authored): the part's
+    other facts stay readable, and a taken mesh is an error, not an empty list."""
+    part = load_part(DATA / "nested.glb")
+    triangles = part.triangle_count
+    (mesh,) = part.meshes.take_all()
+    assert part.triangle_count == triangles == 3 * len(mesh.faces)
+    assert len(part.meshes) == 1 and part.uses == (3,)
+    with pytest.raises(RuntimeError, match="taken"):
+        part.meshes[0]
+    with pytest.raises(RuntimeError, match="taken"):
+        part.meshes.take(0)
 
 
 def _binary_stl(corners: list[list[float]]) -> bytes:

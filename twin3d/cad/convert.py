@@ -1,8 +1,8 @@
 """CAD / mesh files -> one OpenUSD asset (Z-up, metres by default): ``twin3d.convert``.
 
-Reading is :func:`twin3d.cad.load_part` (pure), writing is :mod:`twin3d.usd.asset` (pxr). Outputs are
-written to temporary files beside the target and renamed at the end, so a failed
-conversion leaves nothing behind.
+Reading is :func:`twin3d.cad.load_part` (pure), writing is :mod:`twin3d.usd.asset` (pxr).
+Outputs are written to temporary files beside the target and renamed at the end, so a
+failed conversion leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
 
         geom_final = geometry_path(out)
         asset = author_asset(parts, name=root, meters_per_unit=stage_mpu, up_axis=axis,
-                             version=__version__, step=lambda label: bar.advance(f"writing {label}"),
+                             version=__version__,
+                             step=lambda label: bar.advance(f"writing {label}"),
                              geometry_asset_path=f"./{geom_final.name}",
                              texture_folder=texture_folder(out).name)
         release_free_memory()  # the meshes' arrays, let go as authored: room for the writer

@@ -64,7 +64,8 @@ def read_scene(path: Path, fmt: str) -> Scene:
         try:
             import cascadio  # noqa: F401
         except ImportError:
-            raise CADImportError(path, "reading STEP needs cascadio: pip install cascadio") from None
+            raise CADImportError(path, "reading STEP needs cascadio: pip install cascadio") \
+                from None
     try:
         # no trimesh processing: we weld ourselves (positions only, 10x faster)
         loaded = trimesh.load_scene(str(path), process=False)
@@ -73,7 +74,7 @@ def read_scene(path: Path, fmt: str) -> Scene:
     return from_trimesh(loaded, fmt)
 
 
-def from_trimesh(loaded: Any, fmt: str = "") -> Scene:
+def from_trimesh(loaded: Any, fmt: str) -> Scene:
     """A ``trimesh.Scene`` as a :class:`Scene`, emptying it of its geometry as it goes.
 
     Geometry without faces (paths, point clouds) is left out. Visuals become materials:

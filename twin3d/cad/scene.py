@@ -60,6 +60,10 @@ class Meshes(Generic[M]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def __repr__(self) -> str:
+        taken = sum(item is None for item in self._items)
+        return f"Meshes({len(self._items)} meshes, {taken} taken)"
+
     def __getitem__(self, index: int) -> M:
         item = self._items[index]
         if item is None:
