@@ -23,15 +23,7 @@ import numpy.typing as npt
 from twin3d.cad.gltf import read_gltf
 from twin3d.cad.memory import release_free_memory
 from twin3d.cad.obj import read_obj
-from twin3d.cad.scene import (
-    DEFAULT_PBR_COLOR,
-    Edge,
-    Material,
-    Meshes,
-    Scene,
-    SourceMesh,
-    rgba,
-)
+from twin3d.cad.scene import DEFAULT_PBR_COLOR, Edge, Material, Meshes, Scene, SourceMesh, rgba
 from twin3d.cad.stl import read_stl
 from twin3d.errors import CADImportError, reason
 
