@@ -136,10 +136,14 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
     del lowest
     release_free_memory()
     normals, interp = vertex_or_corner_normals(points, tri)
-    release_free_memory()
-    return MeshPart(name, points.astype(np.float32, copy=False),
+    mesh = MeshPart(name, points.astype(np.float32, copy=False),
                     tri.astype(np.int32, copy=False), normals, interp, material, colors,
                     None if corner_uv is None else corner_uv.reshape(-1, 2))
+    del points, tri, corner_uv
+    # the normals' temporaries, and float64 points (OBJ): resident until handed back, they
+    # would sit under the writer's peak (15 MiB for 655k points, as glibc's heap fell)
+    release_free_memory()
+    return mesh
 
 
 def follow_corners(before: npt.NDArray[np.integer[Any]], after: npt.NDArray[np.integer[Any]],
