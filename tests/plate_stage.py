@@ -22,7 +22,7 @@ MESH = "/Plate/Geom/plate_holes_stl"
 @pytest.fixture(scope="session")
 def plate_templates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(converted plate.usda, the same bound to the example sensor map), made once."""
-    from twin3d.convert import convert
+    from twin3d.cad.convert import convert
     from twin3d.sensors import load_sensor_map
     from twin3d.usd.bind import bind_sensors
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import trimesh
 
-from twin3d.cad import (
-    _conversion,
-    load_part,
-    prim_name,
-    unique_names,
-    vertex_or_corner_normals,
-)
+import twin3d.cad.obj as obj_module
+import twin3d.cad.read as read_module
+import twin3d.cad.weld as weld_module
+from twin3d.cad import load_part, prim_name, unique_names, vertex_or_corner_normals
+from twin3d.cad.geometry import conversion_matrix, follow_corners
+from twin3d.cad.gltf import read_gltf
+from twin3d.cad.obj import read_obj
+from twin3d.cad.stl import read_stl
+from twin3d.cad.weld import weld as _weld
 from twin3d.errors import CADImportError
-from twin3d.weld import weld as _weld
 
 DATA = Path(__file__).parent / "data"
 
@@ -48,8 +49,6 @@ def test_weld_merges_by_position_and_drops_unused() -> None:
 
 def test_weld_numbers_points_along_longest_extent_and_survives_hash_collisions(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import twin3d.weld as weld_module
-
     soup = trimesh.creation.icosphere(subdivisions=2).triangles.reshape(-1, 3)  # STL-like
     faces = np.arange(len(soup)).reshape(-1, 3)
     points, welded = _weld(soup, faces)
@@ -57,18 +56,14 @@ def test_weld_numbers_points_along_longest_extent_and_survives_hash_collisions(
     axis = int(np.argmax(np.ptp(points, axis=0)))
     assert np.all(np.diff(points[:, axis].astype(np.float32)) >= 0)  # nearby faces: nearby indices
     assert len(np.unique(welded)) == len(points)  # no unused points
-    # groups that merge different points (what a hash collision gives) must be caught
-    real = weld_module._hash_groups
-    monkeypatch.setattr(weld_module, "_hash_groups", lambda v, packed: (real(v, packed)[0] // 2,
-                                                                real(v, packed)[1][::2]))
+    # groups that merge different points (what hash collisions give) must be caught
+    monkeypatch.setattr(weld_module, "row_hashes", lambda v: np.zeros(len(v), dtype=np.uint64))
     points2, welded2 = _weld(soup, faces)
     np.testing.assert_array_equal(points2[welded2].reshape(-1, 3), soup)
     np.testing.assert_array_equal(points2, points)
 
 
 def test_weld_chunks_gives_weld_of_the_whole_soup(monkeypatch: pytest.MonkeyPatch) -> None:
-    import twin3d.weld as weld_module
-
     soup = trimesh.creation.icosphere(subdivisions=3).triangles.reshape(-1, 3).astype(np.float32)
     row, col = np.argwhere(soup == 0)[3]
     soup[row, col] = 1e-10  # equal to 0 to 8 decimals, not bitwise: merged, first row kept
@@ -83,7 +78,7 @@ def test_weld_chunks_gives_weld_of_the_whole_soup(monkeypatch: pytest.MonkeyPatc
     # every point hashing alike (what 64-bit collisions would be): weld_chunks refuses, and
     # the STL reader then welds the whole soup exactly, to the same part
     expected = load_part(DATA / "plate_holes.STL", units="mm")
-    monkeypatch.setattr(weld_module, "_hashes", lambda v: np.zeros(len(v), dtype=np.uint64))
+    monkeypatch.setattr(weld_module, "row_hashes", lambda v: np.zeros(len(v), dtype=np.uint64))
     with pytest.raises(weld_module.WeldCollision):
         weld_module.weld_chunks([soup], len(soup))
     got = load_part(DATA / "plate_holes.STL", units="mm")
@@ -92,20 +87,18 @@ def test_weld_chunks_gives_weld_of_the_whole_soup(monkeypatch: pytest.MonkeyPatc
 
 
 def test_per_corner_values_follow_flipped_faces() -> None:
-    from twin3d.cad import _follow_corners
-
     before = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
     after = np.array([[0, 1, 2], [5, 4, 3], [7, 8, 6]])  # one flipped, one rotated
     uv = (before * 10.0)[..., None].repeat(2, axis=2)  # each corner's value names its point
-    np.testing.assert_array_equal(_follow_corners(before, after, uv)[..., 0], after * 10.0)
+    np.testing.assert_array_equal(follow_corners(before, after, uv)[..., 0], after * 10.0)
 
 
 def test_normals_vertex_for_smooth_facevarying_for_hard_edges() -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3)
     n, interp = vertex_or_corner_normals(sphere.vertices, sphere.faces)
     assert interp == "vertex" and n.shape == (len(sphere.vertices), 3)
-    np.testing.assert_allclose(n, sphere.vertices / np.linalg.norm(sphere.vertices, axis=1)[:, None],
-                               atol=0.02)
+    unit = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1)[:, None]
+    np.testing.assert_allclose(n, unit, atol=0.02)
     box = trimesh.creation.box()
     n, interp = vertex_or_corner_normals(box.vertices, box.faces)
     assert interp == "faceVarying" and n.shape == (box.faces.size, 3)
@@ -115,7 +108,7 @@ def test_normals_vertex_for_smooth_facevarying_for_hard_edges() -> None:
 
 
 def test_conversion_is_scale_times_rotation_without_shear() -> None:
-    c = _conversion(0.001, "Y", "Z")
+    c = conversion_matrix(0.001, "Y", "Z")
     np.testing.assert_allclose(c[:3, :3] @ [0, 1, 0], [0, 0, 0.001])  # Y-up becomes Z-up
     np.testing.assert_allclose(c[:3, :3] @ c[:3, :3].T, np.eye(3) * 1e-6)
     assert np.linalg.det(c[:3, :3]) > 0  # a rotation, not a mirror
@@ -138,8 +131,22 @@ def test_units_decisions() -> None:
 
 def test_repeated_meshes_are_counted_once() -> None:
     part = load_part(DATA / "nested.glb")
-    assert len(part.meshes) == 1 and part.uses == [3]
+    assert len(part.meshes) == 1 and part.uses == (3,)
     assert part.triangle_count == 3 * len(part.meshes[0].faces)
+
+
+def test_meshes_are_handed_over_once() -> None:
+    """The writer takes a part's meshes (so their arrays can go once authored): the part's
+    other facts stay readable, and a taken mesh is an error, not an empty list."""
+    part = load_part(DATA / "nested.glb")
+    triangles = part.triangle_count
+    (mesh,) = part.meshes.take_all()
+    assert part.triangle_count == triangles == 3 * len(mesh.faces)
+    assert len(part.meshes) == 1 and part.uses == (3,)
+    with pytest.raises(RuntimeError, match="taken"):
+        part.meshes[0]
+    with pytest.raises(RuntimeError, match="taken"):
+        part.meshes.take(0)
 
 
 def _binary_stl(corners: list[list[float]]) -> bytes:
@@ -168,7 +175,7 @@ def test_bad_files(tmp_path: Path, content: bytes | None, problem: str, suffix: 
         load_part(tmp_path / "x.dwg")
 
 
-# --- fast readers (twin3d._cad_fast) give the same Part as trimesh's general path -----------
+# --- fast readers (stl, obj, gltf) give the same Part as trimesh's general path ------------
 
 
 def _node_tree(nodes: tuple) -> list:
@@ -177,11 +184,9 @@ def _node_tree(nodes: tuple) -> list:
 
 
 def _both_paths(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: object) -> tuple:
-    import twin3d.cad as cad
-
-    monkeypatch.setattr(cad, "FAST_READERS", True)
+    monkeypatch.setattr(read_module, "FAST_READERS", True)
     fast = load_part(path, **kw)
-    monkeypatch.setattr(cad, "FAST_READERS", False)
+    monkeypatch.setattr(read_module, "FAST_READERS", False)
     general = load_part(path, **kw)
     return fast, general
 
@@ -202,10 +207,8 @@ def _assert_same_part(fast, general) -> None:
 
 
 def _fast_reader_takes(path: Path) -> bool:
-    from twin3d import _cad_fast
-
-    reader = {".stl": _cad_fast.binary_stl_scene, ".obj": _cad_fast.obj_scene,
-              ".glb": _cad_fast.gltf_scene, ".gltf": _cad_fast.gltf_scene}[path.suffix.lower()]
+    reader = {".stl": read_stl, ".obj": read_obj, ".glb": read_gltf,
+              ".gltf": read_gltf}[path.suffix.lower()]
     return reader(path) is not None
 
 
@@ -276,23 +279,20 @@ def test_fast_obj_parser_takes_simple_files_and_leaves_the_rest(
 
 def test_fast_obj_parser_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file of several 4 MiB blocks, whose lines straddle the blocks' edges."""
-    from twin3d import _cad_fast
-
-    monkeypatch.setattr(_cad_fast, "_OBJ_BLOCK", 997)  # a prime: every kind of cut
+    monkeypatch.setattr(obj_module, "BLOCK", 997)  # a prime: every kind of cut
     mesh = trimesh.creation.icosphere(subdivisions=3)
     path = tmp_path / "sphere.obj"
     mesh.export(str(path))
-    scene = _cad_fast.obj_scene(path)
-    assert scene is not None
-    geom = scene.geometry["sphere.obj"] if "sphere.obj" in scene.geometry else \
-        next(iter(scene.geometry.values()))
+    scene = read_obj(path)
+    assert scene is not None and len(scene.meshes) == 1
+    geom = scene.meshes[0]
     np.testing.assert_allclose(geom.vertices, mesh.vertices, atol=1e-7)
     np.testing.assert_array_equal(geom.faces, mesh.faces)
     fast, general = _both_paths(path, monkeypatch, units="mm")
     _assert_same_part(fast, general)
     long_line = tmp_path / "long.obj"  # one line longer than a block: left to trimesh
     long_line.write_text("# " + "x" * 3000 + "\n" + _TETRA + _TETRA_F)
-    assert _cad_fast.obj_scene(long_line) is None
+    assert read_obj(long_line) is None
 
 
 def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,4 +331,4 @@ def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert _fast_reader_takes(path), path.name
         fast, general = _both_paths(path, monkeypatch)
         _assert_same_part(fast, general)
-        assert fast.uses == [2, 1] and len(fast.materials) == 2
+        assert fast.uses == (2, 1) and len(fast.materials) == 2

@@ -12,8 +12,8 @@ import trimesh
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade
 
 import twin3d
+from twin3d.cad.convert import convert, geometry_path
 from twin3d.cli import main
-from twin3d.convert import convert, geometry_path
 from twin3d.usd.geometry import read_meshes
 from twin3d.usd.validate import validate_stage
 

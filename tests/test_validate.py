@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from twin3d.cad.convert import convert
 from twin3d.cli import main
-from twin3d.convert import convert
 from twin3d.usd.validate import OAV_ENV, validate_stage
 
 DATA = Path(__file__).parent / "data"

@@ -31,7 +31,7 @@ _LAZY: dict[str, str] = {
     "bind_sensors": "twin3d.usd.bind",
     "load_sensor_map": "twin3d.sensors",
     "record_samples": "twin3d.usd.timesamples",
-    "convert": "twin3d.convert",
+    "convert": "twin3d.cad.convert",
     "Bridge": "twin3d.bridge.server",
     "Client": "twin3d.bridge.client",
     "SyncClient": "twin3d.bridge.client",

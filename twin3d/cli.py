@@ -56,7 +56,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 def _run_convert(args: argparse.Namespace) -> int:
     import warnings
 
-    from twin3d.convert import convert, geometry_path, texture_folder
+    from twin3d.cad.convert import convert, geometry_path, texture_folder
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

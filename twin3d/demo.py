@@ -145,7 +145,7 @@ def _has_display() -> bool:
 
 def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     """Convert and bind the demo plate in ``folder``; return (twin, models, mesh path)."""
-    from twin3d.convert import convert
+    from twin3d.cad.convert import convert
     from twin3d.fields import build_field_models
     from twin3d.sensors import load_sensor_map
     from twin3d.twin import Twin

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from twin3d.convert import convert
+from twin3d.cad.convert import convert
 from twin3d.fields import build_models
 from twin3d.model import Limits, Sensor
 from twin3d.usd.geometry import read_meshes

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
 
-from twin3d.cad import Material, MeshPart, Part
+from twin3d.cad.scene import Material, MeshPart, Part
 
 __all__ = ["AuthoredAsset", "author_asset", "package_usdz"]
 
@@ -143,11 +143,10 @@ def _set_display_name(prim: Usd.Prim, label: str) -> None:
 
 def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step,
                  textures: _Textures) -> None:
-    """Author one part's Geom, Materials and Prototypes under ``root``; empties
-    ``part.meshes`` (each mesh is let go once authored)."""
-    pending = dict(enumerate(part.meshes))
-    mesh_material = [m.material for m in part.meshes]
-    part.meshes.clear()
+    """Author one part's Geom, Materials and Prototypes under ``root``; takes the part's
+    meshes (each is let go once authored)."""
+    pending = dict(enumerate(part.meshes.take_all()))
+    mesh_material = [m.material for m in pending.values()]
     mats_path = root.AppendChild("Materials")
     UsdGeom.Scope.Define(stage, mats_path)
     materials = [_author_material(stage, mats_path, m, None if m.texture is None else
@@ -287,8 +286,8 @@ def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up
                  step: Step | None = None) -> AuthoredAsset:
     """Author the parts' geometry layer in memory.
 
-    Consumes the parts' meshes: each ``Part.meshes`` is emptied, and each mesh's arrays are
-    let go as soon as pxr holds its copy of them, so a big mesh is never in memory twice.
+    Takes the parts' meshes (``Part.meshes.take_all``), and lets each mesh's arrays go as
+    soon as pxr holds its copy of them, so a big mesh is never in memory twice.
 
     Args:
         parts: one or more converted inputs (several make an assembly).

@@ -1,8 +1,8 @@
-"""``twin3d.convert``: CAD / mesh files -> one OpenUSD asset (Z-up, metres by default).
+"""CAD / mesh files -> one OpenUSD asset (Z-up, metres by default): ``twin3d.convert``.
 
-Reading is :mod:`twin3d.cad` (pure), writing is :mod:`twin3d.usd.asset` (pxr). Outputs are
-written to temporary files beside the target and renamed at the end, so a failed
-conversion leaves nothing behind.
+Reading is :func:`twin3d.cad.load_part` (pure), writing is :mod:`twin3d.usd.asset` (pxr).
+Outputs are written to temporary files beside the target and renamed at the end, so a
+failed conversion leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ import shutil
 import sys
 import tempfile
 import threading
-import types
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twin3d._io import atomic_output
-from twin3d._memory import release_free_memory
 from twin3d._types import PathLike
-from twin3d.cad import UNITS, Part, load_part, prim_name, unique_names
+from twin3d.cad.memory import release_free_memory
+from twin3d.cad.name import prim_name, unique_names
+from twin3d.cad.part import UNITS, load_part
+from twin3d.cad.scene import Part
 from twin3d.errors import OutputError, UsageError, reason
 
 if TYPE_CHECKING:
@@ -132,8 +133,14 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
     if not os.access(folder, os.W_OK):
         raise OutputError(out, f"folder {folder} is not writable")
 
+    # prim names, decided before reading: the root's from the input's name (the output's for
+    # several), each part's from its file's, apart from the root's and from each other's
+    part_names = unique_names([prim_name(p.stem, "Part") for p in paths])
+    root = prim_name(name or (part_names[0] if len(paths) == 1 else
+                              prim_name(out.stem, "Assembly")), "Asset")
+    if len(paths) > 1:
+        part_names = unique_names(part_names, [root])
     with _Progress(total=len(paths) * 2 + 1, enabled=progress) as bar:
-        part_names = unique_names([prim_name(p.stem, "Part") for p in paths])
         parts: list[Part] = []
         stage_mpu: float | None = None if keep_units else 1.0
         for path, pname in zip(paths, part_names, strict=True):
@@ -147,30 +154,19 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
             parts.append(part)
             bar.advance(f"read {path.name}", 1)
         assert stage_mpu is not None
-        root = name or (parts[0].name if len(parts) == 1 else prim_name(out.stem, "Assembly"))
-        root = prim_name(root, "Asset")
-        if len(parts) > 1:
-            part_names = unique_names([p.name for p in parts], [root])
-            parts = [p if p.name == n else _renamed(p, n) for p, n in zip(parts, part_names,
-                                                                             strict=True)]
         bar.advance("writing")
         from twin3d.usd.asset import author_asset
 
         geom_final = geometry_path(out)
         asset = author_asset(parts, name=root, meters_per_unit=stage_mpu, up_axis=axis,
-                             version=__version__, step=lambda label: bar.advance(f"writing {label}"),
+                             version=__version__,
+                             step=lambda label: bar.advance(f"writing {label}"),
                              geometry_asset_path=f"./{geom_final.name}",
                              texture_folder=texture_folder(out).name)
         release_free_memory()  # the meshes' arrays, let go as authored: room for the writer
         _save(asset, out, geom_final)
         bar.advance("done", 1)
     return out
-
-
-def _renamed(part: Part, name: str) -> Part:
-    from dataclasses import replace
-
-    return replace(part, name=name)
 
 
 def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
@@ -206,14 +202,3 @@ def _save(asset: AuthoredAsset, out: Path, geom_final: Path) -> None:
         finally:
             if tmp_textures is not None:
                 shutil.rmtree(tmp_textures, ignore_errors=True)
-
-
-class _CallableModule(types.ModuleType):
-    """``twin3d.convert`` is both this module and the function: importing the submodule makes
-    Python set the package attribute to the module, so the module forwards calls."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Path:
-        return convert(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["WeldCollision", "packed_argsort", "weld", "weld_chunks"]
+__all__ = ["WeldCollision", "packed_argsort", "row_hashes", "weld", "weld_chunks"]
 
 _CHUNK = 1 << 18  # rows per chunk: temporaries stay a few MiB
 
@@ -29,12 +29,15 @@ def _column(q: npt.NDArray[np.floating[Any]], k: int) -> npt.NDArray[np.uint64]:
     return q.view(np.uint32 if q.dtype == np.float32 else np.uint64)[:, k].astype(np.uint64)
 
 
-def _hashes(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
+def row_hashes(v: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint64]:
     """(n,) 64-bit hash of each row of ``v`` rounded to 8 decimals, computed in chunks.
 
     Multiply-xor steps over the three coordinates' bits (8 array passes a row, 2.5x
     faster than splitmix64's finaliser on each): collisions are never trusted anyway,
     since every group is checked row by row.
+
+    Args:
+        v: (n, 3) float32 or float64 points.
     """
     out = np.empty(len(v), dtype=np.uint64)
     for i in range(0, len(v), _CHUNK):
@@ -66,7 +69,7 @@ def _hash_groups(v: npt.NDArray[np.floating[Any]], packed: bool) -> tuple[
     retries unpacked (the full 64-bit hash, ``argsort``) on a collision of the shorter hash.
     Indices are int32 below 2**31 rows (half the memory).
     """
-    h = _hashes(v)
+    h = row_hashes(v)
     n = len(h)
     itype = np.int32 if n < 2**31 else np.int64
     if packed:
@@ -178,7 +181,7 @@ def weld_chunks(chunks: Iterable[npt.NDArray[np.floating[Any]]], n_rows: int) ->
     for chunk in chunks:
         inverse, first = _groups(chunk)
         rows = chunk[first]  # the chunk's distinct points, one row each
-        h = _hashes(rows)
+        h = row_hashes(rows)
         pos = np.searchsorted(keys, h)
         hit = np.zeros(len(h), dtype=bool)
         inside = pos < len(keys)

@@ -1,0 +1,258 @@
+"""One CAD or mesh file -> a :class:`~twin3d.cad.scene.Part` in the stage's units and axis.
+
+:func:`load_part` reads the file's :class:`~twin3d.cad.scene.Scene` (:mod:`twin3d.cad.read`),
+decides its units and up axis, and turns each mesh a node shows into a welded
+:class:`~twin3d.cad.scene.MeshPart` (:mod:`twin3d.cad.geometry`), so that the USD writer
+(:mod:`twin3d.usd.asset`) only copies arrays.
+
+Units and axes decided here (the audit trail goes into the stage's layer metadata):
+
+======================  ===========================  ========================
+format                  units                        up axis
+======================  ===========================  ========================
+STEP / STP              declared (cascadio: metres)  Z (CAD convention)
+glTF / GLB              metres (glTF spec)           Y (glTF spec)
+3MF                     declared (``unit``, mm)      Z (3MF spec)
+STL, OBJ, PLY, OFF      none: ``units`` argument,    Z (assumed)
+                        else millimetres + warning
+======================  ===========================  ========================
+
+Converting never puts a scale or rotation on a root: with ``C = s R`` (unit scale times
+axis rotation) points become ``C p`` and every node's local matrix ``C M C^-1``, so the
+world positions are ``C`` times the source's and no node gains a scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from twin3d._types import PathLike
+from twin3d.cad.geometry import conversion_matrix, take_welded
+from twin3d.cad.name import prim_name, unique_names
+from twin3d.cad.read import read_scene
+from twin3d.cad.scene import (
+    NO_MATERIAL,
+    Edge,
+    Material,
+    Meshes,
+    MeshPart,
+    Node,
+    Part,
+    Scene,
+)
+from twin3d.errors import CADImportError
+
+__all__ = ["DEFAULT_UNITS", "FORMATS", "UNITS", "load_part"]
+
+#: metres per unit for the ``--units`` choices
+UNITS: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "ft": 0.3048}
+#: units assumed for unitless formats when none is given (with a warning)
+DEFAULT_UNITS = "mm"
+#: suffix -> (format name, declares units, source up axis)
+FORMATS: dict[str, tuple[str, bool, str]] = {
+    ".stl": ("STL", False, "Z"),
+    ".obj": ("OBJ", False, "Z"),
+    ".ply": ("PLY", False, "Z"),
+    ".off": ("OFF", False, "Z"),
+    ".gltf": ("glTF", True, "Y"),
+    ".glb": ("glTF", True, "Y"),
+    ".3mf": ("3MF", True, "Z"),
+    ".step": ("STEP", True, "Z"),
+    ".stp": ("STEP", True, "Z"),
+}
+
+#: metres per unit of the unit names files declare (:attr:`Scene.units`)
+_UNIT_NAMES = {"meters": 1.0, "meter": 1.0, "m": 1.0, "millimeters": 0.001, "millimeter": 0.001,
+               "mm": 0.001, "centimeters": 0.01, "centimeter": 0.01, "cm": 0.01,
+               "inches": 0.0254, "inch": 0.0254, "in": 0.0254, "feet": 0.3048, "foot": 0.3048,
+               "ft": 0.3048, "microns": 1e-6, "micron": 1e-6}
+#: STEP assembly occurrence ids (NEXT_ASSEMBLY_USAGE_OCCURRENCE) as OpenCASCADE names them
+_STEP_OCCURRENCE = re.compile(r"NAUO\d+")
+
+
+def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
+              meters_per_unit: float | None = 1.0, name: str | None = None) -> Part:
+    """Read one CAD or mesh file into a :class:`Part` in stage units and axis.
+
+    Args:
+        path: STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP/STP file.
+        units: units of a unitless source (``m``, ``cm``, ``mm``, ``in``, ``ft``); ignored,
+            with a warning, for formats that declare their units.
+        up_axis: the stage's up axis, ``"Z"`` or ``"Y"``; points are rotated to it.
+        meters_per_unit: the stage's metres per unit (points are scaled to it); ``None``
+            keeps the source's units.
+        name: the part's prim name (default: from the file name).
+
+    Raises:
+        CADImportError: missing, empty, corrupt or unsupported file.
+    """
+    p = Path(path)
+    fmt_info = FORMATS.get(p.suffix.lower())
+    if fmt_info is None:
+        raise CADImportError(p, f"unsupported file type {p.suffix or '(none)'!r}; supported: "
+                             + ", ".join(sorted({f[0] for f in FORMATS.values()})))
+    fmt, declares, src_up = fmt_info
+    if not p.is_file():
+        raise CADImportError(p, "no such file" if not p.exists() else "not a file")
+    if p.stat().st_size == 0:
+        raise CADImportError(p, "file is empty")
+    if units is not None and units not in UNITS:
+        raise CADImportError(p, f"unknown units {units!r}; use one of {', '.join(UNITS)}")
+    with ThreadPoolExecutor(1, thread_name_prefix="twin3d-sha256") as pool:
+        digest = pool.submit(_sha256, p)  # beside the reading: hashlib releases the GIL
+        scene = read_scene(p, fmt)
+        mpu, units_note, warnings = _source_units(p, fmt, declares, scene.units, units)
+        axis_note = (f"{src_up} (glTF spec)" if fmt == "glTF" else f"{src_up} (3MF spec)"
+                     if fmt == "3MF" else f"{src_up} (CAD convention, assumed)")
+        scale = 1.0 if meters_per_unit is None else mpu / meters_per_unit
+        builder = _Builder(scene, p, fmt, conversion_matrix(scale, src_up, up_axis))
+        del scene  # the builder takes each mesh out of it once read
+        top = builder.nodes(builder.root)
+        if not builder.meshes:
+            raise CADImportError(p, "no triangles found (empty, truncated or not a valid "
+                                    f"{fmt} file)")
+        # a single wrapper node with identity transform adds nothing: unwrap it
+        while len(top) == 1 and top[0].mesh is None and top[0].matrix is None and top[0].children:
+            top = list(top[0].children)
+        return Part(name or prim_name(p.stem, "Part"), p, fmt, digest.result(),
+                    Meshes(builder.meshes), tuple(builder.materials), _unique_children(top),
+                    mpu, src_up, units_note, axis_note, tuple(builder.uses), tuple(warnings))
+
+
+def _source_units(p: Path, fmt: str, declares: bool, declared: str | None,
+                  units: str | None) -> tuple[float, str, list[str]]:
+    """(metres per unit of the source, how that was decided, warnings)."""
+    warnings: list[str] = []
+    if declares:
+        mpu = _UNIT_NAMES.get(declared.lower()) if declared else None
+        if mpu is None:
+            mpu = 1.0 if fmt in ("glTF", "STEP") else 0.001
+            note = f"{fmt} default ({mpu:g} m per unit)"
+        else:
+            note = f"declared by the {fmt} file: {declared}"
+        if units is not None and abs(UNITS[units] - mpu) > 1e-12:
+            warnings.append(f"{p.name}: --units {units} ignored: {fmt} declares its units "
+                            f"({mpu:g} m per unit)")
+    elif units is not None:
+        mpu, note = UNITS[units], f"given: {units}"
+    else:
+        mpu, note = UNITS[DEFAULT_UNITS], f"assumed: {DEFAULT_UNITS} ({fmt} has no units)"
+        warnings.append(f"{p.name}: {fmt} files carry no units; assuming {DEFAULT_UNITS} "
+                        f"(pass --units m|cm|mm|in|ft)")
+    return mpu, note, warnings
+
+
+class _Builder:
+    """A scene's hierarchy as :class:`Node` trees, in stage units and axis.
+
+    Each mesh is taken out of the scene and welded the first time a node shows it; the
+    materials are those the meshes use, each once, in the order they are first used.
+    """
+
+    def __init__(self, scene: Scene, path: Path, fmt: str,
+                 conv: npt.NDArray[np.float64]) -> None:
+        self.root = scene.root
+        self.meshes: list[MeshPart] = []
+        self.materials: list[Material] = []
+        self.uses: list[int] = []
+        self._source = scene.meshes
+        self._source_materials = scene.materials
+        self._several = len(scene.meshes) > 1  # only then can a mesh repeat another
+        self._children: dict[str, list[Edge]] = {}
+        for edge in scene.edges:
+            self._children.setdefault(edge.parent, []).append(edge)
+        self._path, self._fmt = path, fmt
+        self._conv, self._conv_inv = conv, np.linalg.inv(conv)
+        self._mesh_of: dict[int, int | None] = {}
+        self._by_content: dict[str, int] = {}
+        self._material_of: dict[tuple[object, ...], int] = {}
+
+    def nodes(self, parent: str) -> list[Node]:
+        """The nodes under ``parent`` that show a mesh or have children that do."""
+        return [n for n in (self._node(e) for e in self._children.get(parent, []))
+                if n is not None]
+
+    def _node(self, edge: Edge) -> Node | None:
+        mesh = None if edge.mesh is None else self._mesh(edge.mesh)
+        kids = self.nodes(edge.child)
+        if mesh is None and not kids:
+            return None
+        if mesh is not None:
+            self.uses[mesh] += 1
+        local = self._conv @ edge.matrix @ self._conv_inv
+        matrix = None if np.allclose(local, np.eye(4), atol=1e-12) else local
+        label = edge.label or edge.child
+        readable = label
+        if self._fmt == "STEP" and mesh is not None and _STEP_OCCURRENCE.fullmatch(label):
+            readable = self.meshes[mesh].name  # "NAUO7" means nothing to people; the part does
+        # a node with a mesh and children gets a child prim "Mesh" for the mesh
+        taken = ("Mesh",) if mesh is not None and kids else ()
+        return Node(prim_name(readable, "Node"), matrix, mesh, _unique_children(kids, taken),
+                    label)
+
+    def _mesh(self, index: int) -> int | None:
+        """The part's mesh for the scene's mesh ``index`` (taken and welded the first time)."""
+        if index in self._mesh_of:
+            return self._mesh_of[index]
+        peek = self._source[index]
+        base = prim_name(peek.name, "Mesh")
+        material = self._material(peek.material)
+        colored = peek.vertex_colors is not None or peek.face_colors is not None
+        del peek  # take_welded must hold the only reference to the arrays
+        mp = take_welded(self._source, index, path=self._path, name=base, conv=self._conv,
+                         material=material)
+        found: int | None = None
+        if mp is not None:
+            digest = ""
+            if self._several:
+                h = hashlib.sha1(mp.points.tobytes())
+                h.update(mp.faces.tobytes())
+                h.update(str(material).encode())
+                digest = h.hexdigest()
+            if digest in self._by_content and not colored:  # repeated part: instance it
+                found = self._by_content[digest]
+            else:
+                self.meshes.append(replace(mp, name=unique_names(
+                    [base], [m.name for m in self.meshes])[0]))
+                self.uses.append(0)
+                found = len(self.meshes) - 1
+                self._by_content[digest] = found
+        self._mesh_of[index] = found
+        return found
+
+    def _material(self, index: int | None) -> int:
+        """The part's material for the scene's material ``index`` (None: the source has none)."""
+        mat = NO_MATERIAL if index is None else self._source_materials[index]
+        key = (*(round(c, 4) for c in mat.color), round(mat.metallic, 4),
+               round(mat.roughness, 4), *(round(e, 4) for e in mat.emissive),
+               None if mat.texture is None else hashlib.sha1(mat.texture).hexdigest())
+        if key not in self._material_of:
+            self._material_of[key] = len(self.materials)
+            name = unique_names([prim_name(mat.name, "Material")],
+                                [m.name for m in self.materials])[0]
+            self.materials.append(replace(mat, name=name))
+        return self._material_of[key]
+
+
+def _unique_children(nodes: list[Node], taken: Sequence[str] = ()) -> tuple[Node, ...]:
+    names = unique_names([n.name for n in nodes], taken)
+    return tuple(n if n.name == u else replace(n, name=u) for n, u in zip(nodes, names,
+                                                                          strict=True))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
