@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from twin3d import __version__
 from twin3d.errors import Twin3DError, UsageError, reason
@@ -22,6 +23,12 @@ from twin3d.errors import Twin3DError, UsageError, reason
 __all__ = ["build_parser", "main"]
 
 Runner = Callable[[argparse.Namespace], int]
+
+
+class _Commands(Protocol):
+    """What ``add_subparsers()`` returns, as the ``_add_*`` functions use it."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 # --- convert -------------------------------------------------------------------------------
 
 
-def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_convert(sub: _Commands) -> None:
     p = sub.add_parser(
         "convert",
         help="convert CAD/mesh files to a USD stage",
@@ -76,7 +83,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 # --- validate ------------------------------------------------------------------------------
 
 
-def _add_validate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_validate(sub: _Commands) -> None:
     p = sub.add_parser("validate", help="run the USD validators on a file",
                        description="Run every validator of pxr.UsdValidation and, when installed, "
                        "NVIDIA's validators. Exits 1 if anything fails.")
@@ -102,7 +109,7 @@ def _run_validate(args: argparse.Namespace) -> int:
 # --- bind / info ---------------------------------------------------------------------------
 
 
-def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bind(sub: _Commands) -> None:
     p = sub.add_parser("bind", help="bind sensors from a TOML sensor map to a stage")
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("--sensors", required=True, help="sensor map (TOML)")
@@ -129,7 +136,7 @@ def _run_bind(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_info(sub: _Commands) -> None:
     p = sub.add_parser("info", help="print a stage's hierarchy, units and sensors")
     p.add_argument("stage", metavar="STAGE")
     p.set_defaults(run=_run_info)
@@ -145,7 +152,7 @@ def _run_info(args: argparse.Namespace) -> int:
 # --- serve / export / replay / ingest ------------------------------------------------------
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_serve(sub: _Commands) -> None:
     p = sub.add_parser(
         "serve", help="run the WebSocket bridge",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -194,7 +201,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_export(sub: _Commands) -> None:
     p = sub.add_parser("export", help="export a recording to CSV, USD time samples or MCAP (Foxglove)")
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="out.csv, out.usdc or out.mcap")
@@ -233,7 +240,7 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_recover(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_recover(sub: _Commands) -> None:
     p = sub.add_parser("recover", help="copy the intact part of a damaged recording into a new one")
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="the new recording (.sqlite)")
@@ -251,7 +258,7 @@ def _run_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_replay(sub: _Commands) -> None:
     p = sub.add_parser("replay", help="replay a recording into a bridge")
     p.add_argument("recording", metavar="REC")
     p.add_argument("--to", required=True, help="ws://HOST:PORT of the bridge")
@@ -273,7 +280,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 # --- view / demo ---------------------------------------------------------------------------
 
 
-def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_view(sub: _Commands) -> None:
     p = sub.add_parser("view", help="open the live PyVista view, or export a walk-through movie")
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("--bridge", help="ws://HOST:PORT to subscribe to")
@@ -299,7 +306,7 @@ def _run_view(args: argparse.Namespace) -> int:
     return run_view(args)
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_demo(sub: _Commands) -> None:
     p = sub.add_parser(
         "demo", help="build and run the demo twin end to end",
         description="Convert and bind the demo plate, start a recording bridge on 127.0.0.1, "
