@@ -131,6 +131,7 @@ class _Connection:
         self.unacked: deque[tuple[int, float]] = deque()   # (last seq, accepted at) per batch
         self.accepted = 0
         self.recording_failed = False   # set once a commit of this connection failed: no more acks
+        self.closing: asyncio.Future[None] | None = None
         self._send_lock = asyncio.Lock()
         sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
         if sock is not None:
@@ -165,7 +166,7 @@ class _Connection:
         self.recording_failed = True
         code = exc.code if isinstance(exc, RecordingError) else "recording_failed"
         self.proto.send_error(code, str(exc))
-        asyncio.ensure_future(self._close_after_error(code))
+        self.closing = asyncio.ensure_future(self._close_after_error(code))
 
     async def _close_after_error(self, reason: str) -> None:
         with contextlib.suppress(ConnectionClosed, TimeoutError):
