@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from plate_stage import MESH, SENSORS, bound_plate, plate, plate_templates  # noqa: F401
+from plate_stage import MESH, SENSORS
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 import twin3d.usd  # noqa: F401  (registers the schema)

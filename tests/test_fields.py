@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from plate_stage import plate, plate_templates  # noqa: F401
 
 from twin3d.errors import FieldError, SensorMapError
 from twin3d.fields import (
@@ -371,7 +370,7 @@ def _toml_model(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_bind_refuses_a_map_with_a_model_typo(plate: Path, tmp_path: Path,  # noqa: F811
+def test_bind_refuses_a_map_with_a_model_typo(plate: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from twin3d.cli import main
 

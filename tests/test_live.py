@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH, bound_plate, plate_templates  # noqa: F401
+from plate_stage import MESH
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 from twin3d.colormap import ALARM_COLORS, colorize

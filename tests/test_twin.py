@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH, SENSORS, bound_plate, plate, plate_templates  # noqa: F401
+from plate_stage import MESH, SENSORS
 
 import twin3d
 from twin3d.errors import StageError
