@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from bridge_helpers import Collector, receive_samples
+
 from twin3d.bridge.adapters import build_adapters, start_adapters
 from twin3d.bridge.adapters.csv import read_csv
 from twin3d.errors import AdapterError
 from twin3d.model import Sample
-
 
 
 def _write(tmp_path: Path, text: str, name: str = "run.csv") -> Path:
@@ -140,7 +140,7 @@ def test_bad_row_ends_the_replay_task_with_an_adapter_error(tmp_path: Path) -> N
 
     async def main() -> None:
         [task] = start_adapters({"csv": [{"path": str(tmp_path / "run.csv"), "speed": 0}]}, Collector())
-        with pytest.raises(AdapterError, match="run.csv:3: value 'two' of channel 'a'"):
+        with pytest.raises(AdapterError, match=r"run\.csv:3: value 'two' of channel 'a'"):
             await task
 
     asyncio.run(main())

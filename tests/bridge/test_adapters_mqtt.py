@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from bridge_helpers import Collector, receive_samples
 from conftest import require_binary
+
 from twin3d.bridge.adapters import build_adapters, open_adapters, start_adapters
 from twin3d.bridge.adapters._base import Table
 from twin3d.bridge.adapters.mqtt import MqttAdapter, compile_topic
@@ -127,7 +128,7 @@ def test_bad_topic_entries_are_one_line_errors(entry: dict[str, object], needle:
     ({"host": "h", "topic": "a"}, "unknown key 'topic'"),
 ])
 def test_bad_broker_tables_are_one_line_errors(table: dict[str, object], needle: str) -> None:
-    with pytest.raises(AdapterError, match="^\\[\\[mqtt\\]\\] #1") as err:
+    with pytest.raises(AdapterError, match=r"^\[\[mqtt\]\] #1") as err:
         build_adapters({"mqtt": [table]}, Collector())
     assert needle in str(err.value)
 
@@ -284,12 +285,12 @@ def test_end_to_end_through_a_real_bridge(broker: Broker, tmp_path: Path) -> Non
                     await broker.publish("plant/line1/temp", [json.dumps({"t": 20.5, "ts": 1763800000.0})])
                     try:
                         msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         continue
                     got += msg["samples"] if msg["type"] == "samples" else [msg]
                 await broker.publish("plant/line2/temp", [json.dumps({"t": 30.0 + i, "ts": 1763800001.0 + i})
                                                           for i in range(3)])
-                await receive_samples(ws, 
+                await receive_samples(ws,
                                       lambda got: sum(g["channel"] == "line2/temp" for g in got) >= 3, got)
         finally:
             await bridge.stop()
@@ -340,7 +341,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
@@ -378,7 +379,7 @@ def test_tls_broker_with_a_private_ca(tmp_path: Path) -> None:
             # without the CA, the broker's certificate is refused: a one-line error
             untrusting = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "tls": True,
                                       "topics": [{"topic": "tls/+"}]}, Collector())
-            with pytest.raises(AdapterError, match="cannot connect to MQTT broker .*CERTIFICATE_VERIFY_FAILED"):
+            with pytest.raises(AdapterError, match=r"cannot connect to MQTT broker .*CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.run()
             return samples
 

@@ -7,13 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bridge_helpers import Collector, receive_samples
+
 from twin3d.bridge.adapters import build_adapters
 from twin3d.bridge.adapters.opcua import OpcUaAdapter
 from twin3d.errors import AdapterError
@@ -120,7 +121,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 def test_data_changes_arrive_with_source_timestamps(server: UaServer) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     server.write(server.temp, 20.0, stamp=now)            # known starting values, whatever ran before
     server.write(server.force, 0, ua.VariantType.Int32, stamp=now)
     server.write(server.on, False, ua.VariantType.Boolean, stamp=now)
@@ -138,7 +139,7 @@ def test_data_changes_arrive_with_source_timestamps(server: UaServer) -> None:
         await asyncio.wait_for(adapter.connected.wait(), 10)
         # initial values come first; then the changes, each with the source time the server sent
         await ingest.wait_for(lambda s: len(s) >= 3)
-        base = datetime(2025, 11, 22, 8, 0, 0, tzinfo=timezone.utc)
+        base = datetime(2025, 11, 22, 8, 0, 0, tzinfo=UTC)
         for i in range(1, 4):
             server.write(server.temp, 20.0 + i, stamp=base.replace(second=i))
             await asyncio.sleep(0.06)
@@ -216,7 +217,7 @@ def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> N
     rec = tmp_path / "rec.db"
     config = parse_config({"opcua": [{"name": "press", "url": server.url, "period_ms": 20,
                                       "nodes": {server.force.nodeid.to_string(): "press/force"}}]})
-    stamp = datetime(2025, 11, 22, 9, 0, 0, tzinfo=timezone.utc)
+    stamp = datetime(2025, 11, 22, 9, 0, 0, tzinfo=UTC)
 
     async def main() -> list[dict[str, Any]]:
         bridge = Bridge(config, record=rec)

@@ -239,8 +239,8 @@ class Recorder:
     def _failure(self, exc: Exception) -> RecordingError:
         """The error publishers get for a failed commit; logs once per incident."""
         free = shutil.disk_usage(self.path.resolve().parent).free
-        full = (isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) == 13
-                or isinstance(exc, OSError) and exc.errno == 28 or free < (1 << 20))
+        full = ((isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) == 13)
+                or (isinstance(exc, OSError) and exc.errno == 28) or free < (1 << 20))
         if full:
             error: RecordingError = DiskFullError(
                 self.path, f"{free / 1e6:.1f} MB free; samples are not acked until space is "

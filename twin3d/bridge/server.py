@@ -58,8 +58,21 @@ from twin3d.bridge.alarms import Alarm, AlarmBook
 from twin3d.bridge.config import BridgeConfig, Role
 from twin3d.bridge.fanout import Chunk, Matcher, Subscriber
 from twin3d.bridge.protocol import (
-    AckAlarm, AlarmReport, Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Ping,
-    Publish, Subscribe, check_channel, check_time, check_value,
+    AckAlarm,
+    AlarmReport,
+    Authenticated,
+    BadMessage,
+    Batch,
+    BridgeProtocol,
+    Fatal,
+    Hello,
+    Meta,
+    Ping,
+    Publish,
+    Subscribe,
+    check_channel,
+    check_time,
+    check_value,
 )
 from twin3d.bridge.recorder import Recorder
 from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
@@ -496,8 +509,9 @@ class Bridge:
                 proto.send_pong(ev.time, conn.ack_lag(clock.monotonic()))
             elif isinstance(ev, AlarmReport):
                 book = self.alarms
-                self._alarm_changed(book.raise_alarm(ev.channel, ev.kind, ev.value, ev.limit, ev.message,
-                                                     ev.time) if ev.active else book.clear(ev.channel, ev.kind, ev.time))
+                self._alarm_changed(
+                    book.raise_alarm(ev.channel, ev.kind, ev.value, ev.limit, ev.message, ev.time)
+                    if ev.active else book.clear(ev.channel, ev.kind, ev.time))
             elif isinstance(ev, AckAlarm):
                 try:
                     self._alarm_changed(self.alarms.acknowledge(ev.id, ev.by, ev.time))

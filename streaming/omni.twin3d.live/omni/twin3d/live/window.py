@@ -53,7 +53,7 @@ class Twin3DLiveExtension(omni.ext.IExt):  # type: ignore[misc]
 
     def _disconnect(self) -> None:
         if self._follower is not None:
-            asyncio.ensure_future(self._follower.stop())
+            self._stopping = asyncio.ensure_future(self._follower.stop())
             self._follower = None
             self._status.text = "disconnected"
 
