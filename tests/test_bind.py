@@ -17,7 +17,7 @@ from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 import twin3d.usd  # noqa: F401  (registers the schema)
 from twin3d.cli import main
-from twin3d.colormap import ALARM_COLORS
+from twin3d.colormap import linear_state_color
 from twin3d.errors import BindingError
 from twin3d.sensors import load_sensor_map, parse_sensor_map
 from twin3d.usd.bind import bind_sensors
@@ -73,7 +73,7 @@ def test_bind_authors_sensor_prims(plate: Path) -> None:
         assert d_v == pytest.approx(np.linalg.norm(surface.vertices - world, axis=1).min())
         # visible, grey until a value arrives, shown through a displayColor material
         assert tuple(UsdGeom.Gprim(prim).GetDisplayColorAttr().Get()[0]) == pytest.approx(
-            ALARM_COLORS["stale"])
+            linear_state_color("stale"))
         assert prim.GetAttribute("twin:state").Get() == "stale"
         material = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()[0]
         assert material.GetPath() == Sdf.Path("/Plate/Sensors/Materials/Marker")
