@@ -240,10 +240,22 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("view", help="open the live PyVista view, or export a walk-through movie")
+    p = sub.add_parser(
+        "view", help="open the live PyVista view, or export a screenshot or walk-through movie",
+        description="Show a twin: its meshes, a field and its sensors, live from a bridge, "
+        "replayed from a recording, or as they are in the stage. Without a display it renders "
+        "off-screen by itself (to STAGE-view.png, or REC-replay.mp4 with --recording, in the "
+        "current folder) unless -o says where. Camera path TOML: see README, 'Walk-throughs'.")
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("--bridge", help="ws://HOST:PORT to subscribe to")
-    p.add_argument("--field", help="field to overlay: temperature, von_mises, ...")
+    p.add_argument("--field", help="field to overlay: temperature, von_mises, ... (default: the "
+                   "field the stage shows, twin:displayField)")
+    p.add_argument("--range", nargs=2, type=float, metavar=("VMIN", "VMAX"),
+                   help="colour range of the field (default: the range stored in the stage, "
+                   "else the data's)")
+    p.add_argument("--labels", default="field", metavar="WHICH",
+                   help="sensor labels: field (the sensors of the shown field; default), all, "
+                   "none, or quantities such as temperature,strain; warn and alarm always show")
     p.add_argument("--token", help="subscribe token")
     p.add_argument("--off-screen", action="store_true", help="render without a window")
     p.add_argument("--path", help="camera path (TOML); default: an orbit around the stage")
@@ -254,7 +266,7 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (x real time)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second of the movie")
     p.add_argument("--size", help="window/movie size WIDTHxHEIGHT (default 1024x768)")
-    p.add_argument("--usd-camera", metavar="CAM.usda",
+    p.add_argument("--usd-camera", metavar="CAM.usdc",
                    help="also write the path as a time-sampled UsdGeom.Camera over the stage")
     p.set_defaults(run=_run_view)
 
