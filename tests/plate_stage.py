@@ -1,7 +1,7 @@
 """Test fixtures: the example plate twin, converted with the real converter and bound.
 
-The geometry is the real CAD file ``assets/plate/plate_holes.stl`` (mm); the sensor map is
-the example scene's ``scenes/plate/sensors.toml``. Conversion and binding run once per
+The geometry is the real CAD file ``twin3d/data/plate_holes.stl`` (mm); the sensor map is
+the demo's ``twin3d/data/plate_sensors.toml``. Conversion and binding run once per
 session; each test gets its own copy of the files. Import the fixtures into a test module
 with ``from plate_stage import plate, bound_plate, plate_templates``.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-STL = REPO / "assets" / "plate" / "plate_holes.stl"
-SENSORS = REPO / "scenes" / "plate" / "sensors.toml"
+STL = REPO / "twin3d" / "data" / "plate_holes.stl"
+SENSORS = REPO / "twin3d" / "data" / "plate_sensors.toml"
 MESH = "/Plate/Geom/plate_holes_stl"
 
 
@@ -50,5 +50,5 @@ def plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
 
 @pytest.fixture
 def bound_plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
-    """A fresh copy of the plate stage bound to ``scenes/plate/sensors.toml``."""
+    """A fresh copy of the plate stage bound to ``twin3d/data/plate_sensors.toml``."""
     return _copy(plate_templates[1], tmp_path)
