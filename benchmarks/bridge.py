@@ -10,9 +10,16 @@
    process, 4 subscriber connections in a third process; baseline: raw websockets round trip at
    the same rate;
 3. recorded rows/s with acks (SQLite WAL, synchronous=FULL, group commit) against a bare
-   SQLite ``executemany`` in 1,000-row transactions into the same table.
+   SQLite ``executemany`` in 1,000-row transactions into the same table;
+4. the soak: P publishers x F fast subscribers x S slow subscribers for D seconds at R values/s
+   (recording on): freshness of what fast subscribers receive (receive time - sample time),
+   gaps, publishers' ack lag, the server's RSS; baseline: the same load through a plain
+   websockets relay (``broadcast`` to every subscriber, no backpressure, no recording).
 
-Servers, publisher and subscribers run in separate processes.
+Servers, publishers and subscribers run in separate processes.
+
+    python benchmarks/bridge.py --soak-only --rate 20000 --seconds 60 --publishers 10 \
+        --fast 20 --slow 5
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import multiprocessing as mp
 import os
 import platform
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import websockets
 
 from twin3d.bridge.protocol import encode_alias, encode_binary
@@ -46,7 +55,33 @@ def _run_server(kind: str, q: Any, record: str | None) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        if kind in ("echo", "sink"):
+        if kind == "relay":
+            subs: set[Any] = set()
+
+            async def relay(ws: Any) -> None:   # publishers' frames go to every subscriber
+                first = await ws.recv()
+                if isinstance(first, str) and '"hello"' in first:
+                    await ws.send(json.dumps({"type": "hello", "resume": {"seq": None}}))
+                elif isinstance(first, str) and '"subscribe"' in first:
+                    subs.add(ws)
+                    await ws.send(json.dumps({"type": "subscribed"}))
+                    try:
+                        await ws.wait_closed()
+                    finally:
+                        subs.discard(ws)
+                    return
+                async for msg in ws:
+                    if isinstance(msg, str):
+                        websockets.broadcast(subs, msg)
+                        seq = json.loads(msg)["samples"][-1]["seq"]
+                        await ws.send(json.dumps({"type": "ack", "seq": seq}))
+
+            server = await websockets.serve(relay, "127.0.0.1", 0, compression=None, max_size=None)
+            q.put(next(iter(server.sockets)).getsockname()[1])
+            await stop.wait()
+            server.close()
+            await server.wait_closed()
+        elif kind in ("echo", "sink"):
             async def echo(ws: Any) -> None:
                 async for msg in ws:
                     await ws.send(msg)
@@ -75,6 +110,7 @@ def _run_server(kind: str, q: Any, record: str | None) -> None:
 
 class Server:
     def __init__(self, kind: str, record: str | None = None) -> None:
+        self.kind = kind
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         self.proc = ctx.Process(target=_run_server, args=(kind, q, record))
@@ -85,6 +121,12 @@ class Server:
         assert self.proc.pid is not None
         os.kill(self.proc.pid, signal.SIGTERM)
         self.proc.join(30)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -309,6 +351,144 @@ def recording(n: int = 1_000_000) -> dict[str, Any]:
         return out
 
 
+# --- soak --------------------------------------------------------------------------------------
+
+def _soak_subscribers(url: str, fast: int, slow: int, seconds: float, q: Any, ready: Any) -> None:
+    """Fast subscribers read everything; slow ones read a frame every 0.5 s (small receive buffer)."""
+    async def one(is_fast: bool, out: dict[str, Any], up: asyncio.Event) -> None:
+        sock = socket.socket()
+        if not is_fast:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        host, port = url.removeprefix("ws://").split(":")
+        sock.connect((host, int(port)))
+        async with websockets.connect(url, sock=sock, compression=None, max_size=None,
+                                      max_queue=None if is_fast else 1) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["*"]}))
+            await ws.recv()
+            up.set()
+            end = time.monotonic() + seconds + 3
+            while time.monotonic() < end:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 3.0)
+                except TimeoutError:
+                    break
+                now = time.time()
+                msg = orjson.loads(raw)
+                if msg["type"] == "gap":
+                    out["gaps"] += 1
+                    out["skipped"] += msg["skipped"]
+                elif msg["type"] in ("sample", "samples"):
+                    items = msg["samples"] if msg["type"] == "samples" else [msg]
+                    out["received"] += len(items)
+                    if is_fast:   # a sample of the ages: the newest and oldest of each frame
+                        out["age"] += [now - items[0]["time"], now - items[-1]["time"]]
+                if not is_fast:
+                    await asyncio.sleep(0.5)
+
+    async def main() -> None:
+        stats = {k: {"received": 0, "gaps": 0, "skipped": 0, "age": []} for k in ("fast", "slow")}
+        ups = [asyncio.Event() for _ in range(fast + slow)]
+        tasks = [asyncio.ensure_future(one(i < fast, stats["fast" if i < fast else "slow"], up))
+                 for i, up in enumerate(ups)]
+        for up in ups:
+            await up.wait()
+        ready.put(1)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        q.put(stats)
+
+    asyncio.run(main())
+
+
+def _soak_publishers(url: str, n: int, rate: int, seconds: float, q: Any) -> None:
+    """``n`` publishers, each ``rate / n`` values/s in frames every 10 ms, stamped at send."""
+    async def one(k: int, lags: list[float]) -> int:
+        sent: dict[int, float] = {}
+        acked = -1
+        async with websockets.connect(url, compression=None, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "hello", "version": 1, "client": f"soak-{k}"}))
+            await ws.recv()
+
+            async def acks() -> None:
+                nonlocal acked
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    if msg["type"] == "ack":
+                        now = time.monotonic()
+                        for s in range(acked + 1, msg["seq"] + 1):
+                            t = sent.pop(s, None)
+                            if t is not None:
+                                lags.append(now - t)
+                        acked = msg["seq"]
+
+            rx = asyncio.ensure_future(acks())
+            per_tick = max(1, round(rate / n / 100))
+            start = time.monotonic()
+            seq = 0
+            while time.monotonic() - start < seconds:
+                now = time.time()
+                sent[seq] = time.monotonic()
+                await ws.send(json.dumps({"type": "samples", "samples": [
+                    {"channel": f"soak/p{k}/c{i % 10}", "value": float(i), "time": now, "seq": seq}
+                    for i in range(per_tick)]}))
+                seq += 1
+                await asyncio.sleep(max(0.0, start + seq * 0.01 - time.monotonic()))
+            end = time.monotonic() + 30
+            while acked < seq - 1 and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            rx.cancel()
+            return seq * per_tick
+
+    async def main() -> None:
+        lags: list[float] = []
+        counts = await asyncio.gather(*(one(k, lags) for k in range(n)))
+        q.put((sum(counts), lags))
+
+    asyncio.run(main())
+
+
+def soak(kind: str, rate: int, seconds: float, publishers: int, fast: int, slow: int) -> dict[str, Any]:
+    """One soak run against ``kind`` ("bridge", recording on, or "relay")."""
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TWIN3D_BENCH_DIR")) as tmp:
+        srv = Server(kind, record=str(Path(tmp) / "soak.db") if kind == "bridge" else None)
+        sq, ready, pq = ctx.Queue(), ctx.Queue(), ctx.Queue()
+        subs = ctx.Process(target=_soak_subscribers, args=(srv.url, fast, slow, seconds, sq, ready))
+        pubs = ctx.Process(target=_soak_publishers, args=(srv.url, publishers, rate, seconds, pq))
+        rss = [srv.rss_mb()]
+        try:
+            subs.start()
+            ready.get(timeout=60)
+            pubs.start()
+            t_end = time.monotonic() + seconds + 40
+            while pq.empty() and time.monotonic() < t_end:
+                rss.append(srv.rss_mb())
+                time.sleep(1.0)
+            published, lags = pq.get(timeout=60)
+            stats = sq.get(timeout=60)
+        finally:
+            pubs.join(10)
+            subs.join(10)
+            srv.stop()
+    age = np.array(stats["fast"]["age"]) * 1e3
+    lag = np.array(lags) * 1e3
+    out = {"kind": kind, "rate": rate, "seconds": seconds, "publishers": publishers, "fast": fast,
+           "slow": slow, "published": published,
+           "fresh_p50": float(np.percentile(age, 50)) if age.size else float("nan"),
+           "fresh_p99": float(np.percentile(age, 99)) if age.size else float("nan"),
+           "fresh_max": float(age.max()) if age.size else float("nan"),
+           "fast_gaps": stats["fast"]["gaps"], "slow_gaps": stats["slow"]["gaps"],
+           "fast_received": stats["fast"]["received"], "slow_received": stats["slow"]["received"],
+           "ack_p50": float(np.percentile(lag, 50)) if lag.size else float("nan"),
+           "ack_p99": float(np.percentile(lag, 99)) if lag.size else float("nan"),
+           "rss_start": rss[0], "rss_peak": max(rss), "rss_end": rss[-1]}
+    print(f"  {kind:6s} {rate:,} values/s, {publishers} publishers x {fast} fast + {slow} slow subscribers, "
+          f"{seconds:g} s: fresh p50 {out['fresh_p50']:.0f} ms, p99 {out['fresh_p99']:.0f} ms, max "
+          f"{out['fresh_max']:.0f} ms; gaps fast {out['fast_gaps']}, slow {out['slow_gaps']}; ack lag p50 "
+          f"{out['ack_p50']:.0f} ms, p99 {out['ack_p99']:.0f} ms; server RSS {out['rss_start']:.0f} -> "
+          f"{out['rss_peak']:.0f} -> {out['rss_end']:.0f} MB", flush=True)
+    return out
+
+
 def machine() -> str:
     try:
         model = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -320,8 +500,24 @@ def machine() -> str:
 
 
 def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--soak-only", action="store_true", help="only section 4")
+    ap.add_argument("--rate", type=int, default=20_000, help="soak: values/s in all")
+    ap.add_argument("--seconds", type=float, default=30.0, help="soak: duration")
+    ap.add_argument("--publishers", type=int, default=10)
+    ap.add_argument("--fast", type=int, default=20, help="soak: subscribers that read everything")
+    ap.add_argument("--slow", type=int, default=5, help="soak: subscribers that read a frame per 0.5 s")
+    args = ap.parse_args()
     t0 = time.perf_counter()
     print(f"bridge benchmark on loopback; {machine()}", flush=True)
+    if args.soak_only:
+        print("4. soak (twin3d bridge, recording; baseline: plain websockets relay):")
+        for kind in ("bridge", "relay"):
+            soak(kind, args.rate, args.seconds, args.publishers, args.fast, args.slow)
+        print(f"total {time.perf_counter() - t0:.0f} s")
+        return 0
     print("1. values/s into the bridge (validated, fanned out, acked) vs raw websockets echo:")
     thr = throughput()
     print("2. publish -> subscriber latency (3 runs of 4 s; the median run counts):")
@@ -338,6 +534,11 @@ def main() -> int:
           f"{'met' if lat['p99'] < 10 else 'NOT met'}")
     print(f"  recording with acks >= 200k values/s: {rec['binary_batch']:,.0f} -> "
           f"{'met' if rec['binary_batch'] >= 200_000 else 'NOT met'}")
+    print("4. soak (twin3d bridge, recording; baseline: plain websockets relay):")
+    runs4 = [soak(kind, args.rate, args.seconds, args.publishers, args.fast, args.slow)
+             for kind in ("bridge", "relay")]
+    print(f"  fresh p99 <= 1 s for fast subscribers with slow ones present: "
+          f"{runs4[0]['fresh_p99']:.0f} ms -> {'met' if runs4[0]['fresh_p99'] <= 1000 else 'NOT met'}")
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

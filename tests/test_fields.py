@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from plate_stage import plate, plate_templates  # noqa: F401
 
-from twin3d.errors import FieldError
-from twin3d.fields import HeatModel, Kriging, build_models
+from twin3d.errors import FieldError, SensorMapError
+from twin3d.fields import (
+    HeatModel,
+    ImplausibleInputWarning,
+    Kriging,
+    RegionWarning,
+    build_models,
+    check_model,
+)
 from twin3d.fields.heat import solve_unit_responses
 from twin3d.fields.kriging import cotangent_matrices
 from twin3d.fields.mesh import probe_matrix, tetrahedralize
 from twin3d.model import Sensor
+from twin3d.sensors import parse_sensor_map
+
+SCENE_MAP = Path(__file__).resolve().parents[1] / "scenes" / "plate" / "sensors.toml"
 
 
 def _bar() -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +227,8 @@ def test_build_models_caches_on_disk(tmp_path: Path) -> None:
 def test_kriging_only_without_a_model_and_partial_updates() -> None:
     sphere = trimesh.creation.icosphere(subdivisions=2)
     sensors = [Sensor(f"s/t{i}", "temperature", "degC", "/S", vertex=i * 30) for i in range(5)]
-    models = build_models(sphere.vertices, sphere.faces, 1.0, sensors, {}, cache=False)
+    models = build_models(sphere.vertices, sphere.faces, 1.0, sensors, {}, cache=False,
+                          other_channels=["other/channel"])  # e.g. the twin's other sensors
     k = models["temperature"]
     assert isinstance(k, Kriging) and k.channels == [s.channel for s in sensors]
     first = k.update({"s/t0": 30.0}).copy()  # unknown channels take the mean of known ones
@@ -250,7 +263,7 @@ def test_too_few_sensors_and_open_surfaces_are_refused() -> None:
 def test_forward_readings_match_the_physics_and_round_trip() -> None:
     v, f = _plate()
     mesh = tetrahedralize(v, f, 1.0, target_tets=3000)
-    names, U = solve_unit_responses(mesh, PLATE_MODEL["thermal"], PLATE_MODEL["regions"], 1.0)
+    _, U = solve_unit_responses(mesh, PLATE_MODEL["thermal"], PLATE_MODEL["regions"], 1.0)
     sensors = _plate_sensors(v, 8, seed=4)
     model = HeatModel.build(v, f, 1.0, sensors, PLATE_MODEL, mesh=mesh)
     inputs = {"source:heater": 30.0, "ambient": 18.0}
@@ -261,3 +274,320 @@ def test_forward_readings_match_the_physics_and_round_trip() -> None:
     np.testing.assert_allclose(model.amplitudes, [30.0, 18.0], rtol=1e-6)
     with pytest.raises(FieldError, match="unknown inputs"):
         model.readings({"source:nope": 1.0})
+
+
+# --- the [model] table: one schema, checked at parse and at build ----------------------------
+
+@pytest.mark.parametrize(("config", "table", "key", "hint"), [
+    ({"thermal": {"conductivty": 50.0, "convection": {"h": 5.0}}}, "[model.thermal]",
+     "conductivty", "did you mean 'conductivity'?"),
+    ({"thermal": {"fixed": ["r"], "h": 25.0}}, "[model.thermal]", "h",
+     "'h' belongs in [model.thermal.convection]"),
+    ({"kriging": {"rangee": 0.05}}, "[model.kriging]", "rangee", "did you mean 'range'?"),
+    ({"stress": {"E": 1e9, "poisson": 0.3, "fixed": ["r"], "load": []}}, "[model.stress]",
+     "poisson", "did you mean 'nu'?"),
+    ({"regions": {"r": {"all": True, "radius": 1.0}}}, "[model.regions.r]", "radius",
+     "'radius' belongs in [model.regions.NAME.sphere]"),
+    ({"stress": {"E": 1e9, "fixed": ["r"], "load": [{"name": "p", "region": "r", "forse": 1}]}},
+     "[[model.stress.load]] #1 'p'", "forse", "did you mean 'force'?"),
+])
+def test_unknown_and_misplaced_model_keys_name_the_table_and_the_allowed_keys(
+        config: dict, table: str, key: str, hint: str) -> None:
+    v, f = _plate()
+    config = {"regions": {"r": {"all": True}}} | config
+    with pytest.raises(FieldError) as info:  # at build time, before any meshing
+        build_models(v, f, 1.0, _plate_sensors(v, 4, seed=1), config, cache=False)
+    text = str(info.value)
+    assert text.startswith(f"{table}: unknown key {key!r} (allowed: ") and text.endswith(hint)
+    assert "\n" not in text
+    with pytest.raises(SensorMapError) as parsed:  # and when the sensor map is parsed
+        parse_sensor_map(_one_sensor() + _toml_model(config), source="m.toml")
+    assert str(parsed.value) == f"m.toml: {text}"
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"thermal": {"conductivity": "fifty", "fixed": ["r"]}},
+     "[model.thermal]: conductivity must be a number > 0 (got 'fifty')"),
+    ({"thermal": {"fixed": "r"}},
+     "[model.thermal]: fixed must be a list of region names, e.g. [\"heater\"] (got 'r')"),
+    ({"thermal": {"fixed": ["r"], "tets": 2.5}}, "[model.thermal]: tets must be a whole number"),
+    ({"thermal": {"fixed": ["r"], "convection": 10.0}},
+     "[model.thermal]: convection must be a table: write [model.thermal.convection]"),
+    ({"stress": {"E": 1e9, "fixed": ["r"],
+                 "load": {"name": "p", "region": "r", "force": [0, 0, 1]}}},
+     "[model.stress]: load must be an array of tables: write [[model.stress.load]]"),
+    ({"stress": {"E": 1e9, "nu": 0.7, "fixed": ["r"], "load": []}},
+     "[model.stress]: nu must be a number > -1 and < 0.5 (got 0.7)"),
+    ({"stress": {"E": 1e9, "fixed": ["r"], "load": [{"name": "p", "region": "r"}]}},
+     "[[model.stress.load]] #1 'p': give one of force = [fx, fy, fz] (N) or pressure"),
+    ({"kriging": {"quantities": "temperature"}}, "[model.kriging]: quantities must be a list"),
+    ({"regions": {"r": {"box": [[0, 0, 0], [1, 1]]}}},
+     "[model.regions.r]: box must be [[xmin, ymin, zmin], [xmax, ymax, zmax]]"),
+    ({"regions": {"r": {"angle": 20}}}, "[model.regions.r]: region 'r' selects nothing"),
+    ({"thermal": {"fixed": ["r"], "convection": {"h": 10.0, "region": "nope"}}},
+     "[model.thermal.convection] region: region 'nope' is not defined; add [model.regions.nope]"),
+])
+def test_model_values_of_the_wrong_type_are_one_line_errors(config: dict, message: str) -> None:
+    config = {"regions": {"r": {"all": True}}} | config
+    with pytest.raises(FieldError) as info:
+        check_model(config)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    v, f = _plate()
+    with pytest.raises(FieldError) as built:
+        build_models(v, f, 1.0, _plate_sensors(v, 4, seed=1), config, cache=False)
+    assert str(built.value) == str(info.value)
+
+
+def _one_sensor() -> str:
+    return ('[[sensor]]\nchannel = "p/t0"\nquantity = "temperature"\nunit = "degC"\n'
+            'target = "/Plate"\nvertex = 0\n')
+
+
+def _toml_model(config: dict) -> str:
+    """``config`` as the TOML a user writes (tables, inline tables, arrays of tables)."""
+    import json
+
+    lines: list[str] = []
+
+    def value(v: object) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)
+
+    def table(name: str, t: dict) -> None:
+        subs = {k: x for k, x in t.items() if isinstance(x, dict) and k != "sphere"}
+        arrays = {k: x for k, x in t.items()
+                  if isinstance(x, list) and x and all(isinstance(i, dict) for i in x)}
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {value(x)}" for k, x in t.items() if k not in subs | arrays)
+        for k, x in subs.items():
+            table(f"{name}.{k}", x)
+        for k, items in arrays.items():
+            for item in items:
+                lines.append(f"[[{name}.{k}]]")
+                lines.extend(f"{ik} = {value(ix)}" for ik, ix in item.items())
+
+    table("model", config)
+    return "\n".join(lines) + "\n"
+
+
+def test_bind_refuses_a_map_with_a_model_typo(plate: Path, tmp_path: Path,  # noqa: F811
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from twin3d.cli import main
+
+    text = SCENE_MAP.read_text(encoding="utf-8").replace("conductivity = 167.0",
+                                                         "conductivty = 167.0")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text, encoding="utf-8")
+    before = plate.read_bytes()
+    assert main(["bind", str(plate), "--sensors", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("twin3d bind: error: ") and err.count("\n") == 1
+    assert "[model.thermal]: unknown key 'conductivty' (allowed: conductivity," in err
+    assert plate.read_bytes() == before
+
+
+# --- regions: what each selected ---------------------------------------------------------------
+
+def test_a_region_that_swallows_every_face_leaves_no_convection_and_says_so() -> None:
+    v, f = _plate()
+    config = {"regions": {"everything": {"all": True}},
+              "thermal": {"sources": ["everything"], "convection": {"h": 10.0}, "tets": 2000}}
+    with pytest.raises(FieldError, match=r"^\[model.thermal.convection\]: no facet is left for "
+                                         "convection: the sources and fixed regions cover"):
+        HeatModel.build(v, f, 1.0, _plate_sensors(v, 4, seed=1), config)
+
+
+def test_regions_report_facets_and_patches_and_warn_when_a_normal_catches_hole_walls(
+        tmp_path: Path) -> None:
+    a, b = 0.05, 0.1
+    ring = trimesh.creation.annulus(r_min=a, r_max=b, height=0.02, sections=48)
+    config = {"regions": {"bore": {"cylinder": {"center": [0, 0, 0], "radius": a * 1.01,
+                                                "wall": True}},
+                          "minus_x": {"normal": [-1, 0, 0], "angle": 10}},
+              "thermal": {"sources": ["minus_x"], "fixed": ["bore"], "convection": {"h": 10.0},
+                          "tets": 3000, "residual_kriging": False}}
+    sensors = [Sensor(f"r/t{i}", "temperature", "degC", "/Ring",
+                      position=(b * np.cos(t), b * np.sin(t), 0.0))
+               for i, t in enumerate(np.linspace(0.3, 5.9, 5))]
+    with pytest.warns(RegionWarning, match=r"region 'minus_x' \(source\) selects \d+ facets on 2 "
+                                           "separate surface patches") as caught:
+        model = build_models(ring.vertices, ring.faces, 1.0, sensors, config,
+                             cache_dir=tmp_path)["temperature"]
+    assert len(caught) == 1  # the bore is one patch: no warning for it
+    report = {r.name: r for r in model.regions}
+    assert [(r.name, r.role) for r in model.regions] == [
+        ("minus_x", "source"), ("bore", "fixed"), ("rest", "convection")]
+    # independent count: the ring's own triangles facing -x, grouped by trimesh's adjacency
+    facing = np.flatnonzero(ring.face_normals @ [-1.0, 0, 0] >= np.cos(np.radians(10)))
+    groups = trimesh.graph.connected_components(ring.face_adjacency, nodes=facing)
+    assert report["minus_x"].patches == len(groups) == 2
+    assert report["minus_x"].area == pytest.approx(ring.area_faces[facing].sum(), rel=1e-9)
+    assert report["bore"].patches == 1
+    assert report["bore"].area == pytest.approx(2 * np.pi * a * 0.02, rel=0.01)
+    cen = ring.triangles_center
+    bore = np.flatnonzero(np.linalg.norm(cen[:, :2], axis=1) < a * 1.01)
+    assert report["bore"].area == pytest.approx(ring.area_faces[bore].sum(), rel=1e-9)
+    taken = np.union1d(facing, bore)  # the -x facets of the bore are the source's as well
+    assert report["rest"].area == pytest.approx(ring.area - ring.area_faces[taken].sum(),
+                                                rel=1e-9)
+    assert sum(r.facets for r in model.regions) > report["rest"].facets > 0
+    with pytest.warns(RegionWarning, match="'minus_x'"):  # a cached model warns the same
+        again = build_models(ring.vertices, ring.faces, 1.0, sensors, config,
+                             cache_dir=tmp_path)["temperature"]
+    assert again.regions == model.regions and again is not model
+
+
+# --- updates: channels, values, sensors off the part -----------------------------------------
+
+def test_update_refuses_unknown_channels_and_values_that_are_not_finite_numbers() -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    sensors = [Sensor(f"s/t{i}", "temperature", "degC", "/S", vertex=i * 30) for i in range(5)]
+    k = build_models(sphere.vertices, sphere.faces, 1.0, sensors, {}, cache=False)["temperature"]
+    k.update({"s/t0": 30.0})
+    before = k.values.copy()
+    with pytest.raises(FieldError) as info:
+        k.update({"s/t99": 50.0})
+    assert str(info.value) == ("Kriging has no channel 's/t99' (its channels: s/t0, s/t1, s/t2, "
+                               "s/t3, ... 5 in all); check the channel name")
+    for bad in ("50", float("nan"), float("inf"), None, True):
+        with pytest.raises(FieldError, match=r"^channel 's/t2': value .* is not a finite number"):
+            k.update({"s/t1": 40.0, "s/t2": bad})  # type: ignore[dict-item]
+    with pytest.raises(FieldError, match="channel 's/t3': value nan is not a finite number"):
+        k.update([1.0, 2.0, 3.0, np.nan, 5.0])
+    with pytest.raises(FieldError, match="values must be numbers"):
+        k.update(["1", "2", "3", "4", "5"])
+    np.testing.assert_array_equal(k.values, before)  # a refused update changes nothing
+    k.update({"s/t1": np.float32(40.0), "s/t2": np.int64(41)})  # numpy numbers are numbers
+    assert k.values[1:3].tolist() == [40.0, 41.0]
+
+
+def test_channels_of_the_twin_are_ignored_by_the_models_they_do_not_drive() -> None:
+    v, f = _beam_like()
+    sensors = [Sensor("b/t0", "temperature", "degC", "/B", vertex=0),
+               Sensor("b/t1", "temperature", "degC", "/B", vertex=5),
+               Sensor("b/sg", "strain", "ustrain", "/B", vertex=9)]
+    models = build_models(v, f, 1.0, sensors, {}, cache=False, other_channels=["other/tc"])
+    k = models["temperature"]
+    assert k.ignored_channels == {"b/sg", "other/tc"}
+    k.update({"b/t0": 20.0, "b/t1": 30.0, "b/sg": 400.0, "other/tc": 1.0})
+    assert k.values.tolist() == [20.0, 30.0]
+    with pytest.raises(FieldError, match="no channel 'b/tc1'"):
+        k.update({"b/tc1": 20.0})
+
+
+def _beam_like() -> tuple[np.ndarray, np.ndarray]:
+    box = trimesh.creation.box((0.4, 0.1, 0.1))
+    return trimesh.remesh.subdivide(box.vertices, box.faces)
+
+
+def test_build_models_refuses_a_sensor_off_the_part_and_keeps_one_on_a_coarse_face() -> None:
+    box = trimesh.creation.box((1.0, 1.0, 1.0))  # 8 vertices: face centres are far from them
+    on_face = [Sensor(f"b/t{i}", "temperature", "degC", "/B", position=p) for i, p in
+               enumerate([(0.0, 0.0, 0.5), (0.5, 0.1, 0.0), (0.1, -0.5, 0.2)])]
+    models = build_models(box.vertices, box.faces, 1.0, on_face, {}, cache=False)
+    assert models["temperature"].channels == ["b/t0", "b/t1", "b/t2"]
+    near = on_face + [Sensor("b/near", "temperature", "degC", "/B", position=(0.0, 0.0, 0.502))]
+    build_models(box.vertices, box.faces, 1.0, near, {}, cache=False)  # 2 mm: within 5 mm
+    with pytest.raises(FieldError, match=r"^sensor 'b/near': position \(0, 0, 0.502\) is 2.0 mm "
+                                         r"from the surface of its mesh \(tolerance 1.0 mm\)"):
+        build_models(box.vertices, box.faces, 1.0, near, {}, cache=False, snap_tolerance=0.001)
+    far = on_face + [Sensor("b/far", "temperature", "degC", "/B", position=(0.0, 0.99, 0.0))]
+    with pytest.raises(FieldError, match="'b/far': position .* is 490.0 mm from the surface"):
+        build_models(box.vertices, box.faces, 1.0, far, {}, cache=False)
+    in_mm = [Sensor(s.channel, s.quantity, s.unit, s.target,
+                    position=tuple(1000.0 * x for x in s.position or ())) for s in on_face]
+    in_mm.append(Sensor("b/mm", "temperature", "degC", "/B", position=(0.0, 0.0, 503.0)))
+    build_models(box.vertices * 1000.0, box.faces, 0.001, in_mm, {}, cache=False)  # 3 mm
+    in_mm[-1] = Sensor("b/mm", "temperature", "degC", "/B", position=(0.0, 0.0, 508.0))
+    with pytest.raises(FieldError, match="'b/mm': .* is 8.0 mm from the surface"):
+        build_models(box.vertices * 1000.0, box.faces, 0.001, in_mm, {}, cache=False)
+
+
+# --- the heat model's fitted inputs ---------------------------------------------------------
+
+def test_fitted_inputs_flag_impossible_values_and_an_update_warns_once() -> None:
+    v, f = _plate()
+    mesh = tetrahedralize(v, f, 1.0, target_tets=3000)
+    sensors = _plate_sensors(v, 8, seed=4)
+    model = HeatModel.build(v, f, 1.0, sensors, PLATE_MODEL, mesh=mesh)
+    good = model.readings({"source:heater": 25.0, "ambient": 21.0})
+    check = model.fitted_inputs(good)
+    assert check.plausible and check.problems == ()
+    assert check.values == pytest.approx({"source:heater": 25.0, "ambient": 21.0}, rel=1e-6)
+    assert check.units == {"source:heater": "W", "ambient": "degC"}
+    assert np.isnan(model.values).all()  # asking changed nothing
+    cold = model.readings({"source:heater": 25.0, "ambient": -300.0})
+    assert model.fitted_inputs(cold).problems == (
+        ("ambient fitted at -300.0 degC, below absolute zero (-273.15 degC): check the sensors' "
+         "readings and units, and the [model.thermal] regions"),)
+    sink = model.readings({"source:heater": -10.0, "ambient": 21.0})
+    (problem,) = model.fitted_inputs(sink).problems
+    assert problem.startswith("heat source 'heater' fitted at -10 W, below zero beyond the noise")
+    sigma = model.fitted_inputs(sink).sigma["source:heater"]
+    assert 0 < sigma < 5.0  # 0.05 K sensor noise: the -10 W is far outside it
+    slightly = model.readings({"source:heater": -sigma, "ambient": 21.0})
+    assert model.fitted_inputs(slightly).plausible  # within 2 sigma of zero: noise, not a sink
+    with pytest.warns(ImplausibleInputWarning, match="ambient fitted at -300.0 degC"):
+        model.update(cold)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.update(cold)  # still the same problem: no second warning
+        model.update(good)
+        assert model.fitted_inputs().plausible  # default: the latest values
+    with pytest.warns(ImplausibleInputWarning, match="ambient"):
+        model.update(cold)  # implausible again after a plausible update: warns again
+
+
+# --- kriging keys that used to change nothing ----------------------------------------------
+
+def test_kriging_noise_and_nugget_keys_change_the_model() -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    obs = [20, 60, 120, 200, 300, 400, 500, 600]
+    sensors = [Sensor(f"s/t{i}", "temperature", "degC", "/S", vertex=j)
+               for i, j in enumerate(obs)]
+    values = 20.0 + 5.0 * sphere.vertices[obs, 0] + 2.0 * sphere.vertices[obs, 2]
+
+    def build(**kriging: float) -> Kriging:
+        model = build_models(sphere.vertices, sphere.faces, 1.0, sensors,
+                             {"kriging": {"range": 1.0} | kriging}, cache=False)["temperature"]
+        assert isinstance(model, Kriging)
+        model.update(values)
+        return model
+
+    plain, noisy = build(), build(noise=0.5)
+    assert plain.sigma is not None and noisy.sigma is not None
+    assert plain.sigma[obs].mean() < 0.25  # tiny nugget: the field is pinned to the readings
+    # noise 0.5 K: at a sensor the field is known to about the sensor's own noise
+    np.testing.assert_allclose(noisy.sigma[obs], 0.5, rtol=0.1)
+    assert np.all(noisy.sigma >= plain.sigma - 1e-6)
+    np.testing.assert_array_equal(noisy.W, plain.W)  # noise widens sigma; weights unchanged
+    smooth = build(nugget=0.5)  # a large nugget smooths: the field no longer hits each reading
+    assert np.abs(smooth.update(values)[obs] - values).max() > 0.05
+    assert np.abs(plain.update(values)[obs] - values).max() < 0.05
+
+
+def test_models_save_and_load_themselves_through_plain_arrays(tmp_path: Path) -> None:
+    v, f = _plate()
+    sensors = _plate_sensors(v, 6, seed=7)
+    model = HeatModel.build(v, f, 1.0, sensors, PLATE_MODEL)
+    arrays = model.to_arrays()
+    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
+    np.savez(tmp_path / "m.npz", **arrays)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        back = HeatModel.from_arrays({k: data[k] for k in data.files})
+    assert back.inputs == model.inputs and back.regions == model.regions
+    assert back.channels == model.channels and back.noise == model.noise
+    values = np.linspace(30.0, 40.0, 6)
+    np.testing.assert_allclose(back.update(values), model.update(values), rtol=1e-6)
+    np.testing.assert_allclose(back.sigma, model.sigma, rtol=1e-5)
+    assert back.fitted_inputs() == model.fitted_inputs()
+    assert back.readings({"ambient": 20.0}) == model.readings({"ambient": 20.0})
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    kriged = Kriging(sphere.vertices * 1000.0, sphere.faces, 0.001, ["a", "b", "c", "d"],
+                     [0, 40, 80, 120], "temperature", "degC", noise=0.3).fit([20.0, 25, 21, 23])
+    again = Kriging.from_arrays(kriged.to_arrays())
+    assert again.range == pytest.approx(kriged.range) and again.noise == 0.3
+    readings = [22.0, 24.0, 20.0, 21.0]
+    np.testing.assert_array_equal(again.update(readings), kriged.update(readings))
+    np.testing.assert_allclose(again.sigma, kriged.sigma, rtol=1e-6)

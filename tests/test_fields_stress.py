@@ -9,7 +9,7 @@ import trimesh
 from twin3d.errors import FieldError
 from twin3d.fields import StressModel, build_models, von_mises
 from twin3d.fields.mesh import probe_matrix, tetrahedralize
-from twin3d.fields.stress import _strain_from_stress, solve_load_cases
+from twin3d.fields.stress import solve_load_cases, strain_from_stress
 from twin3d.model import Sensor
 
 E, NU, P, L, H = 200e9, 0.3, 1000.0, 1.0, 0.1
@@ -85,7 +85,7 @@ def test_strain_gauges_recover_two_tip_loads() -> None:
     gauge_pos = np.array([[x, y, z] for x in (0.25, 0.5) for y, z in
                           ((0.0, H / 2), (0.0, -H / 2), (H / 2, 0.0))])
     true_sig = probe_matrix(fine.nodes, fine.tets, gauge_pos) @ (sig @ [1.0, 0.3])
-    eps_xx = _strain_from_stress(true_sig.T, E, NU)[0, 0]  # gauges along the beam axis
+    eps_xx = strain_from_stress(true_sig.T, E, NU)[0, 0]  # gauges along the beam axis
     rng = np.random.default_rng(0)
     readings = eps_xx / 1e-6 + rng.normal(0.0, 0.1, len(eps_xx))  # microstrain, 0.1 µε noise
     gauges = [Sensor(f"beam/sg{i}", "strain", "ustrain", "/Beam", position=tuple(p))
@@ -162,3 +162,33 @@ def test_forward_readings_of_gauges_round_trip_to_the_amplitudes() -> None:
     assert abs(readings["beam/sg0"]) > 1.0  # microstrain of a real bending beam, not zeros
     model.update(readings)
     np.testing.assert_allclose(model.amplitudes, [0.8, -0.2], atol=1e-9)
+
+
+def test_stress_model_counts_vertices_not_rows_and_saves_itself() -> None:
+    v, f = _beam()
+    cell = Sensor("beam/load", "force", "kN", "/Beam", position=(L, 0.0, 0.0))
+    model = StressModel.build(v, f, 1.0, [cell], _config(force=[0.0, 0.0, -1.0],
+                                                          channel="beam/load"))
+    assert model.W.shape[0] == 6 * len(v) and model.n_vertices == len(v)  # a view sizes by this
+    assert [(r.name, r.role, r.patches) for r in model.regions] == [
+        ("root", "fixed", 1), ("tip", "load tip", 1)]
+    assert model.regions[0].area == pytest.approx(H * H) == model.regions[1].area
+    back = StressModel.from_arrays(model.to_arrays())
+    assert back.n_vertices == len(v) and back.regions == model.regions
+    assert back.cases == model.cases and back.channels == model.channels
+    np.testing.assert_array_equal(back.update({"beam/load": 1.5}),
+                                  model.update({"beam/load": 1.5}))
+    np.testing.assert_array_equal(back.amplitudes, model.amplitudes)
+    assert back.readings({"tip": 2.0}) == model.readings({"tip": 2.0})
+    assert model.readings({"tip": 2.0})["beam/load"] == pytest.approx(0.002)  # 2 N in kN
+    with pytest.raises(FieldError, match="StressModel has no channel 'beam/lod'"):
+        model.update({"beam/lod": 1.0})
+
+
+def test_a_load_given_as_one_table_is_a_one_line_error() -> None:
+    v, f = _beam()
+    cfg = _config()
+    cfg["stress"]["load"] = cfg["stress"]["load"][0]  # [model.stress.load] instead of [[...]]
+    with pytest.raises(FieldError, match=r"^\[model.stress\]: load must be an array of tables: "
+                                         r"write \[\[model.stress.load\]\] once per entry$"):
+        build_models(v, f, 1.0, [], cfg, cache=False)

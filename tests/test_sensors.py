@@ -29,9 +29,10 @@ unit = "N"
 target = "/A/Geom/Body"
 vertex = 12
 
-[model]
-kind = "thermal"
+[model.thermal]
 conductivity = 45.0
+[model.thermal.convection]
+h = 10.0
 """
 
 
@@ -43,7 +44,7 @@ def test_parses_sensors_limits_and_keeps_model_raw() -> None:
     assert t1.limits == Limits(warn_high=80.0, alarm_high=95.0)
     assert t1.description == "hot spot" and t1.unit == "degC"
     assert load.vertex == 12 and load.position is None and load.limits == Limits()
-    assert smap.model == {"kind": "thermal", "conductivity": 45.0}
+    assert smap.model == {"thermal": {"conductivity": 45.0, "convection": {"h": 10.0}}}
     assert smap.snap_tolerance is None
     assert smap["a/load"] is load
 

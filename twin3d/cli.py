@@ -11,11 +11,13 @@ imported inside the runner so ``twin3d --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from twin3d import __version__
-from twin3d.errors import Twin3DError, UsageError
+from twin3d.errors import Twin3DError, UsageError, reason
 
 __all__ = ["build_parser", "main"]
 
@@ -217,6 +219,24 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_recover(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("recover", help="copy the intact part of a damaged recording into a new one")
+    p.add_argument("recording", metavar="REC")
+    p.add_argument("-o", "--output", required=True, help="the new recording (.sqlite)")
+    p.set_defaults(run=_run_recover)
+
+
+def _run_recover(args: argparse.Namespace) -> int:
+    from twin3d.bridge.recorder import recover_recording
+
+    if Path(args.output).resolve() == Path(args.recording).resolve():
+        raise UsageError("write the recovered recording to a new file (-o), not over the damaged one")
+    r = recover_recording(args.recording, args.output)
+    state = f"the rest is unreadable ({r.damage})" if r.damage else "the whole file was readable"
+    print(f"wrote {args.output}: {r.samples} samples of {r.channels} channels; {state}")
+    return 0
+
+
 def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("replay", help="replay a recording into a bridge")
     p.add_argument("recording", metavar="REC")
@@ -307,7 +327,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 # --- main ----------------------------------------------------------------------------------
 
 _COMMANDS = [_add_convert, _add_validate, _add_bind, _add_info, _add_serve, _add_export,
-             _add_replay, _add_view, _add_demo]
+             _add_recover, _add_replay, _add_view, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,13 +359,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # the machine said no: disk full, permission denied, port in use
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{_prog(args)}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"{_prog(args)}: error: {where}{reason(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{_prog(args)}: interrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
+    except Exception as exc:  # a bug in twin3d: still one line, never a traceback
+        if os.environ.get("TWIN3D_DEBUG"):
+            raise
+        print(f"{_prog(args)}: internal error: {type(exc).__name__}: {reason(exc)} (a bug in twin3d: "
+              "please report it; TWIN3D_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 def _prog(args: argparse.Namespace | None) -> str:

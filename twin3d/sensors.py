@@ -1,7 +1,7 @@
 """The sensor map: a TOML file that says which sensor sits where. Pure: no USD.
 
-One ``[[sensor]]`` table per sensor; an optional ``[model]`` table is kept as a raw dict
-for the field models (its schema belongs to :mod:`twin3d.fields`)::
+One ``[[sensor]]`` table per sensor; an optional ``[model]`` table for the field models is
+checked against its schema (:func:`twin3d.fields.config.check_model`) and kept as a dict::
 
     snap_tolerance = 0.005            # metres; optional (default 5 mm)
 
@@ -15,8 +15,8 @@ for the field models (its schema belongs to :mod:`twin3d.fields`)::
     description = "near the heater"
 
 :func:`parse_sensor_map` checks everything that can be checked without a stage (types,
-quantities, unique channels, limit order); :func:`twin3d.usd.bind.bind_sensors` checks
-targets and positions against the stage.
+quantities, unique channels, limit order, every key of ``[model]``);
+:func:`twin3d.usd.bind.bind_sensors` checks targets and positions against the stage.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from twin3d._types import PathLike
-from twin3d.errors import SensorMapError
+from twin3d.errors import FieldError, SensorMapError
 from twin3d.model import QUANTITIES, Limits, Sensor
 
 __all__ = ["DEFAULT_SNAP_TOLERANCE_M", "SensorMap", "load_sensor_map", "parse_sensor_map"]
@@ -79,8 +79,9 @@ def load_sensor_map(path: PathLike) -> SensorMap:
         path: a TOML file.
 
     Raises:
-        SensorMapError: the file is missing, not TOML, or a sensor is malformed
-            (the message names the sensor and the problem).
+        SensorMapError: the file is missing, not TOML, a sensor is malformed, or a key of
+            ``[model]`` is unknown or of the wrong type (the message names the sensor or the
+            table and key, and the problem).
 
     Examples:
         >>> import tempfile, pathlib
@@ -126,6 +127,13 @@ def parse_sensor_map(text: str, *, source: str = "<sensor map>") -> SensorMap:
     model = doc.get("model", {})
     if not isinstance(model, dict):
         raise SensorMapError(f"{source}: [model] must be a table")
+    if model:
+        from twin3d.fields.config import check_model  # numpy/scipy: only for maps with a model
+
+        try:
+            check_model(model)
+        except FieldError as exc:
+            raise SensorMapError(f"{source}: {exc}") from None
     tol = doc.get("snap_tolerance")
     if tol is not None and (not _is_number(tol) or not tol >= 0 or not math.isfinite(tol)):
         raise SensorMapError(f"{source}: snap_tolerance must be a number >= 0 (metres)")

@@ -160,3 +160,58 @@ def test_disk_full_then_drop_then_restart_loses_no_acked_sample(small_disk: Path
     assert set(codes) == {"disk_full"}
     assert acked == n - 1
     assert [v for _, v in committed(rec)] == [float(i) for i in range(n)]   # none lost, none twice
+
+
+def test_a_damaged_recording_keeps_its_intact_prefix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from twin3d.bridge import Bridge, read_recording
+    from twin3d.cli import main
+
+    rec = tmp_path / "run.sqlite"
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        async with Client(bridge.url, client_id="plc") as c:
+            for i in range(60_000):
+                await c.publish(f"line/c{i % 5}", float(i), 1000.0 + i)
+            await c.flush()
+        await bridge.stop()
+
+    run(record(), timeout=60)
+    size = rec.stat().st_size
+    with rec.open("r+b") as f:            # a copy cut short, as by a full disk or a failed transfer
+        f.truncate(int(size * 0.6) // 4096 * 4096)
+
+    assert main(["export", str(rec), "-o", str(tmp_path / "all.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "twin3d recover" in err and not (tmp_path / "all.csv").exists()
+
+    fixed = tmp_path / "fixed.sqlite"
+    assert main(["recover", str(rec), "-o", str(fixed)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {fixed}: ") and "unreadable" in out
+    values = [s.value for s in read_recording(fixed)]
+    assert 10_000 < len(values) < 60_000
+    assert values == [float(i) for i in range(len(values))]        # a prefix, in order, nothing invented
+    assert main(["export", str(fixed), "-o", str(tmp_path / "fixed.csv")]) == 0
+    assert main(["recover", str(rec), "-o", str(rec)]) == 2           # never over the damaged file
+
+
+def test_no_exception_but_twin3d_s_own_reaches_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from twin3d import cli
+
+    def boom(args: object) -> int:
+        raise IndexError("too many indices for array")
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["info", "x.usda"])
+    args.run = boom
+    original = cli.build_parser
+    cli.build_parser = lambda: type("P", (), {"parse_args": lambda self, argv: args,  # type: ignore[assignment]
+                                             "print_help": lambda self, f: None})()
+    try:
+        assert cli.main(["info", "x.usda"]) == 1
+    finally:
+        cli.build_parser = original
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("twin3d info: internal error: IndexError: too many indices")

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from twin3d.bridge.config import BridgeConfig, BridgeLimits, Role, parse_config
 from twin3d.bridge.protocol import (
-    BadMessage, BridgeProtocol, Fatal, Hello, Publish, Subscribe, encode_alias, encode_binary,
+    BadMessage, BridgeProtocol, Fatal, Hello, Ping, Publish, Subscribe, encode_alias, encode_binary,
+    encode_gap, encode_samples,
 )
 from twin3d.errors import BridgeError
 from twin3d.model import Sample
@@ -180,9 +181,11 @@ def test_rate_limit_token_bucket() -> None:
     for _ in range(8):
         p.receive_text('{"type":"ping"}', now=100.0)
     codes = [f.get("code") for f in frames(p)]
-    assert codes.count("rate_limited") == 3 and codes.count(None) == 5
+    assert codes == ["rate_limited"] * 3 and p.events_received().count(Ping(100.0)) == 5
     p.receive_text('{"type":"ping"}', now=100.5)  # refilled 5 tokens
-    assert frames(p)[0]["type"] == "pong"
+    assert p.events_received() == [Ping(100.5)]
+    p.send_pong(100.5, ack_lag=0.25)
+    assert frames(p) == [{"type": "pong", "time": 100.5, "ack_lag": 0.25}]
 
 
 def test_hello_and_ack_frames() -> None:
@@ -239,13 +242,13 @@ def test_alias_for_forbidden_channel_is_rejected() -> None:
 
 def test_subscriber_frames_and_gap() -> None:
     p = BridgeProtocol()
-    p.send_samples(["a"], [1.0], [2.0], [-1])
-    p.send_samples(["a", "b"], [1.0, 2.0], [2.0, 3.0], [4, 5])
-    p.send_gap({"a": 3})
+    p.send_frame(encode_samples([("a", 2.0, 1.0, -1)]))
+    p.send_frame(encode_samples([("a", 2.0, 1.0, 4), ("b", 3.0, 2.0, 5)]))
+    p.send_frame(encode_gap({"a": 3}, "stale"))
     one, many, gap = frames(p)
     assert one == {"type": "sample", "channel": "a", "value": 2.0, "time": 1.0}
     assert many["samples"][1] == {"channel": "b", "value": 3.0, "time": 2.0, "seq": 5}
-    assert gap == {"type": "gap", "channels": {"a": 3}, "skipped": 3}
+    assert gap == {"type": "gap", "channels": {"a": 3}, "skipped": 3, "reason": "stale"}
 
 
 def test_config_parsing_and_errors() -> None:

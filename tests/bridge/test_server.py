@@ -321,33 +321,54 @@ def test_export_usd_time_samples_on_the_bound_stage(tmp_path: Path, bound_plate:
     assert not (tmp_path / "bad.usdc").exists()
 
 
-def test_resent_samples_after_a_lost_ack_are_recorded_once(tmp_path: Path) -> None:
+def test_resend_after_a_lost_ack_is_recorded_once_and_a_restarted_numbering_is_refused(tmp_path: Path) -> None:
     rec = tmp_path / "run.db"
 
-    async def send(url: str, seqs: range) -> tuple[dict, int]:
+    async def send(url: str, seqs: range) -> tuple[dict, dict]:
         async with websockets.connect(url) as ws:
             await ws.send(json.dumps({"type": "hello", "version": 1, "client": "dev-9"}))
             hello = json.loads(await ws.recv())
             await ws.send(json.dumps({"type": "samples", "samples": [
                 {"channel": "d/x", "value": float(i), "time": float(i), "seq": i} for i in seqs]}))
-            ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        return hello, ack["seq"]
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        return hello, reply
 
-    async def go() -> tuple[dict, dict, int, int]:
+    async def go() -> list[tuple[dict, dict]]:
         bridge = Bridge(record=rec)
         await bridge.start()
-        hello1, ack1 = await send(bridge.url, range(1, 11))
-        await bridge.stop()                        # a restart on the same recording
+        first = await send(bridge.url, range(1, 11))
+        await bridge.stop()                                  # a restart on the same recording
         bridge = Bridge(record=rec)
         await bridge.start()
-        hello2, ack2 = await send(bridge.url, range(5, 16))   # 5..10 again: the ack was "lost"
+        naive = await send(bridge.url, range(5, 16))         # ignores resume.seq: a rebooted device
+        resumed = await send(bridge.url, range(11, 16))      # continues after resume.seq
         await bridge.stop()
-        return hello1, hello2, ack1, ack2
+        return [first, naive, resumed]
 
-    hello1, hello2, ack1, ack2 = run(go())
-    assert hello1["resume"] == {"seq": None} and hello2["resume"] == {"seq": 10}
-    assert (ack1, ack2) == (10, 15)
-    assert [s.seq for s in read_recording(rec)] == list(range(1, 16))
+    (hello1, ack1), (hello2, refused), (hello3, ack3) = run(go())
+    assert hello1["resume"] == {"seq": None} and ack1 == {"type": "ack", "seq": 10}
+    assert hello2["resume"] == {"seq": 10} and refused["code"] == "bad_seq"
+    assert "resume.seq is 10" in refused["message"]
+    assert hello3["resume"] == {"seq": 10} and ack3 == {"type": "ack", "seq": 15}
+    assert [s.seq for s in read_recording(rec)] == list(range(1, 16))     # once each
+
+
+def test_a_seq_that_goes_back_is_refused_not_acked() -> None:
+    async def go() -> list[dict]:
+        bridge = Bridge()
+        await bridge.start()
+        async with websockets.connect(bridge.url) as ws:
+            await ws.send(json.dumps({"type": "hello", "version": 1, "client": "dev-3"}))
+            await ws.recv()
+            replies = []
+            for seq in (100, 50, 101):
+                await ws.send(json.dumps({"type": "sample", "channel": "d/y", "value": 1.0, "seq": seq}))
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        await bridge.stop()
+        return replies
+
+    replies = run(go())
+    assert [r.get("seq", r.get("code")) for r in replies] == [100, "bad_seq", 101]
 
 
 def test_late_subscriber_first_gets_the_latest_value_per_channel() -> None:

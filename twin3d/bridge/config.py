@@ -18,6 +18,10 @@ Shape (every table and key optional)::
     max_client_id_length = 128    # hello's "client"
     max_meta_key_length = 32      # keys of a channel's meta object
     max_meta_bytes = 1024         # one channel's meta object, as JSON
+    max_subscribe_patterns = 256  # globs in one subscribe
+    max_total_channels = 100000   # channels the whole bridge holds
+    max_staleness = 1.0           # s a value may wait for a subscriber before a gap replaces it
+    send_timeout = 10.0           # s a peer may take nothing we send before it is dropped
 
     [server]
     origins = ["https://hmi.example.com"]   # Origin allowlist (absent = any origin)
@@ -84,6 +88,10 @@ class BridgeLimits:
     max_client_id_length: int = 128
     max_meta_key_length: int = 32
     max_meta_bytes: int = 1024
+    max_subscribe_patterns: int = 256
+    max_total_channels: int = 100_000
+    max_staleness: float = 1.0
+    send_timeout: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ __all__ = [
     "Fatal",
     "Hello",
     "Meta",
+    "Ping",
     "Publish",
     "Subscribe",
     "check_channel",
@@ -49,6 +50,7 @@ __all__ = [
     "decode",
     "encode_alias",
     "encode_binary",
+    "encode_gap",
     "encode_hello",
     "encode_meta",
     "encode_sample",
@@ -158,7 +160,14 @@ class Fatal:
     message: str
 
 
-Event = Authenticated | Hello | Publish | Subscribe | Meta | BadMessage | Fatal
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """An application ping; answer with :meth:`BridgeProtocol.send_pong`."""
+
+    time: float
+
+
+Event = Authenticated | Hello | Publish | Subscribe | Meta | Ping | BadMessage | Fatal
 
 
 try:  # orjson parses ~3x faster; the stdlib stays the reference (and names NaN/Infinity)
@@ -209,6 +218,9 @@ class BridgeProtocol:
         self._ids: dict[str, int] = {}
         self._alias = np.full(0, -1, dtype=np.int64)
         self.closed = False
+        #: the highest seq accepted on this connection (seq must grow), or -1
+        self.last_seq = -1
+        self._resume: int | None = None
         self._events: list[Event] = []
         self._writes: list[str | bytes] = []
 
@@ -266,7 +278,13 @@ class BridgeProtocol:
     # --- replies the server asks for -----------------------------------------------------
 
     def send_hello(self, server: str, resume_seq: int | None) -> None:
-        """Answer a :class:`Hello`: version, limits and the last recorded seq of this client."""
+        """Answer a :class:`Hello`: version, limits and the last recorded seq of this client.
+
+        From then on a sample with a seq at or below ``resume_seq`` is refused (``bad_seq``):
+        it is recorded already, and acking it would hide a restarted numbering.
+        """
+        self._resume = resume_seq
+        self.last_seq = max(self.last_seq, -1 if resume_seq is None else resume_seq)
         lim = self.config.limits
         self._writes.append(_dumps({
             "type": "hello", "version": PROTOCOL_VERSION, "server": server,
@@ -288,15 +306,10 @@ class BridgeProtocol:
         """Queue a ``meta`` frame (channel metadata) for a subscriber."""
         self._writes.append(encode_meta(channels))
 
-    def send_gap(self, skipped: Mapping[str, int]) -> None:
-        """Tell a live subscriber how many values per channel it skipped (it got the latest)."""
-        self._writes.append(_dumps({"type": "gap", "channels": dict(skipped),
-                                    "skipped": int(sum(skipped.values()))}))
-
-    def send_samples(self, names: Sequence[str], time: Sequence[float], value: Sequence[float],
-                     seq: Sequence[int]) -> None:
-        """Queue samples for a subscriber, as one ``sample`` or ``samples`` frame."""
-        self._writes.append(encode_samples(zip(names, value, time, seq, strict=True)))
+    def send_frame(self, frame: str) -> None:
+        """Queue a frame made by one of this module's ``encode_*`` functions (the fan-out encodes
+        a frame once for many subscribers)."""
+        self._writes.append(frame)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -364,7 +377,12 @@ class BridgeProtocol:
         self._events.append(Hello(client, version))
 
     def _ping(self, msg: dict[str, Any], now: float) -> None:
-        self._writes.append(_dumps({"type": "pong", "time": now}))
+        self._events.append(Ping(now))
+
+    def send_pong(self, now: float, ack_lag: float) -> None:
+        """Answer a :class:`Ping`: the bridge's time, and how long (s) this connection's oldest
+        accepted but not yet acknowledged sample has waited for its commit (0: none waits)."""
+        self._writes.append(_dumps({"type": "pong", "time": now, "ack_lag": round(ack_lag, 6)}))
 
     def _subscribe(self, msg: dict[str, Any], now: float) -> None:
         pats = msg.get("channels")
@@ -373,6 +391,10 @@ class BridgeProtocol:
         assert self.role is not None
         if not self.role.subscribe:
             raise ProtocolViolation("forbidden", f"token {self.role.name!r} may not subscribe")
+        top = self.config.limits.max_subscribe_patterns
+        if len(pats) > top:
+            raise ProtocolViolation("too_many", f"{len(pats)} patterns in one subscribe; the limit is "
+                                    f"{top}: use globs such as \"plate/*\"")
         for p in pats:
             if len(p) > 2 * self._max_len:
                 raise ProtocolViolation("bad_channel", f"subscribe pattern longer than {2 * self._max_len}")
@@ -397,6 +419,20 @@ class BridgeProtocol:
         batch = self._columns(items, now)
         if batch is None:
             batch = self._rows(items, now)
+        self._accept(batch)
+
+    def _accept(self, batch: Batch) -> None:
+        """Emit ``batch`` if its seqs grow past every earlier one of this connection."""
+        seq = batch.seq
+        numbered = seq[seq >= 0]
+        if len(numbered):
+            low = int(numbered.min())
+            if low <= self.last_seq or (len(numbered) > 1 and (np.diff(numbered) < 0).any()):
+                told = (f"resume.seq is {self._resume}" if self._resume is not None
+                        and low <= self._resume else f"seq {self.last_seq} came before")
+                raise ProtocolViolation("bad_seq", f"seq {low} does not follow on ({told}); seqs "
+                                        "must grow: continue from resume.seq, or use a new client id")
+            self.last_seq = int(numbered.max())
         self._events.append(Publish(batch))
 
     def _columns(self, items: list[Any], now: float) -> Batch | None:
@@ -497,7 +533,9 @@ class BridgeProtocol:
         if len(data) != _HEADER.size + count * BINARY_DTYPE.itemsize:
             raise ProtocolViolation("bad_frame", f"binary frame says {count} records but has "
                           f"{len(data) - _HEADER.size} bytes after the header (20 per record)")
-        if not 0 < count <= self._max_batch:
+        if count == 0:
+            raise ProtocolViolation("bad_frame", "binary frame with a count of 0: send at least one record")
+        if count > self._max_batch:
             raise ProtocolViolation("too_many", f"{count} samples in one frame; allowed 1..{self._max_batch}")
         rec = np.frombuffer(data, dtype=BINARY_DTYPE, count=count, offset=_HEADER.size)
         alias = rec["alias"]
@@ -516,8 +554,7 @@ class BridgeProtocol:
             raise ProtocolViolation("bad_time", "binary frame holds a NaN or infinite time")
         if seq < -1:
             raise ProtocolViolation("bad_seq", "binary frame seq must be >= 0 (or -1 for none)")
-        self._events.append(Publish(Batch(self.channels, index, time, value,
-                                          np.full(count, seq, dtype=np.int64))))
+        self._accept(Batch(self.channels, index, time, value, np.full(count, seq, dtype=np.int64)))
 
     _HANDLERS = {
         "auth": _auth, "hello": _hello, "ping": _ping, "subscribe": _subscribe,
@@ -576,6 +613,12 @@ def encode_hello(client: str | None) -> str:
 def encode_subscribe(patterns: Sequence[str]) -> str:
     """A ``subscribe`` frame for channel globs."""
     return _dumps({"type": "subscribe", "channels": list(patterns)})
+
+
+def encode_gap(skipped: Mapping[str, int], reason: str) -> str:
+    """A ``gap`` frame: values skipped per channel, and why (``stale`` or ``overflow``)."""
+    return _dumps({"type": "gap", "channels": dict(skipped), "skipped": int(sum(skipped.values())),
+                   "reason": reason})
 
 
 def encode_meta(channels: Mapping[str, Mapping[str, Any]]) -> str:

@@ -30,10 +30,12 @@ incident is logged once, when it starts and when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
 import sqlite3
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -47,7 +49,7 @@ from twin3d._types import PathLike
 from twin3d.errors import DiskFullError, RecordingError
 from twin3d.model import Sample
 
-__all__ = ["Recorder", "read_recording"]
+__all__ = ["Recorder", "Recovery", "read_recording", "recover_recording"]
 
 log = logging.getLogger("twin3d.bridge")
 
@@ -82,7 +84,9 @@ class Recorder:
         path: the recording (created if missing; appended to if it exists).
         synchronous: ``"FULL"`` (an ack survives power loss) or ``"NORMAL"`` (survives a
             process kill only; faster on slow disks).
-        max_pending: rows queued before :meth:`submit` makes publishers wait.
+        max_pending: rows queued before :meth:`submit` makes publishers wait; one source may
+            have at most a quarter of them queued, so a heavy publisher cannot make the others
+            wait behind its backlog.
 
     Raises:
         RecordingError: the file is not a twin3d recording or cannot be written.
@@ -109,7 +113,8 @@ class Recorder:
             self.meta: dict[str, dict[str, Any]] = {
                 name: json.loads(text) for name, text in self._db.execute("SELECT name, meta FROM channel_meta")}
         except sqlite3.DatabaseError as exc:
-            raise RecordingError(f"cannot open recording {self.path}: {exc}") from None
+            raise RecordingError(f"cannot open recording {self.path}: {exc}; if it is damaged, keep its "
+                                 f"intact part with: twin3d recover {self.path} -o NEW.sqlite") from None
         self._source_ids = {name: sid for name, sid, _ in rows}
         self._last_seq: dict[str, int] = {name: s for name, _, s in rows if s is not None}
         self._queue: deque[_Item | None] = deque()
@@ -117,6 +122,7 @@ class Recorder:
         self._channels_pending: dict[int, str] = {}   # registered, not yet committed
         self._cv = threading.Condition()
         self._pending = 0
+        self._pending_by: dict[str, int] = {}
         self._room = asyncio.Event()
         self._room.set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,12 +151,14 @@ class Recorder:
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
-        while self._pending >= self.max_pending:
+        share = max(1, self.max_pending // 4)
+        while self._pending >= self.max_pending or self._pending_by.get(source, 0) >= share:
             self._room.clear()
             await self._room.wait()
         fut: asyncio.Future[int] = loop.create_future()
         item = _Item(gid, time, value, seq, source, dedup, fut)
         self._pending += len(gid)
+        self._pending_by[source] = self._pending_by.get(source, 0) + len(gid)
         with self._cv:
             if channels:
                 self._channels_pending.update(channels)
@@ -290,13 +298,17 @@ class Recorder:
         def done() -> None:
             for it in items:
                 self._pending -= len(it.gid)
+                left = self._pending_by.get(it.source, 0) - len(it.gid)
+                if left > 0:
+                    self._pending_by[it.source] = left
+                else:
+                    self._pending_by.pop(it.source, None)
                 if it.future is not None and not it.future.done():
                     if exc is None:
                         it.future.set_result(len(it.gid))
                     else:
                         it.future.set_exception(exc)
-            if self._pending < self.max_pending:
-                self._room.set()
+            self._room.set()   # waiters check their own condition again
 
         try:
             loop.call_soon_threadsafe(done)
@@ -329,9 +341,123 @@ def read_recording(path: PathLike) -> Iterator[Sample]:
             names = dict(db.execute("SELECT id, name FROM channels"))
             sources = dict(db.execute("SELECT id, name FROM sources"))
             cur = db.execute("SELECT channel, time, value, seq, source FROM samples ORDER BY time, rowid")
-        except sqlite3.DatabaseError as exc:
-            raise RecordingError(f"{p} is not a twin3d recording ({exc})") from None
-        for ch, t, v, s, src in cur:
-            yield Sample(names[ch], v, t, s, sources[src])
+            for ch, t, v, s, src in cur:
+                yield Sample(names[ch], v, t, s, sources[src])
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise RecordingError(f"{p} is not a twin3d recording ({exc})") from None
+            raise _damaged(p, exc) from None
+        except (sqlite3.DatabaseError, KeyError) as exc:
+            raise _damaged(p, exc) from None
     finally:
         db.close()
+
+
+def _damaged(path: Path, exc: BaseException) -> RecordingError:
+    fixed = path.with_name(f"{path.stem}.recovered{path.suffix or '.sqlite'}")
+    return RecordingError(f"{path} is damaged ({exc}); keep its intact part with: "
+                          f"twin3d recover {path} -o {fixed}")
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover_recording` kept.
+
+    Args:
+        samples: rows copied (the intact prefix, in commit order).
+        channels: channels those rows use.
+        damage: why reading stopped early, or ``None`` when the whole file was readable.
+    """
+
+    samples: int
+    channels: int
+    damage: str | None
+
+
+def recover_recording(path: PathLike, output: PathLike) -> Recovery:
+    """Copy the intact committed prefix of a damaged recording into a new one.
+
+    Works on a copy of the file (and of its WAL). Rows are read in the order they were committed
+    until the first unreadable page; channel, source and metadata rows are kept where readable
+    (a sample whose channel or source row is lost gets a placeholder name, ``lost-channel-<id>``).
+
+    Raises:
+        RecordingError: ``path`` is missing or not an SQLite file at all.
+        OutputError: ``output`` cannot be written (nothing is left behind).
+    """
+
+    src = Path(path)
+    if not src.is_file():
+        raise RecordingError(f"{src}: no such recording")
+    with tempfile.TemporaryDirectory(prefix=".twin3d-recover-", dir=Path(output).parent) as folder:
+        copy = Path(folder) / src.name    # the damaged file is never written to
+        shutil.copyfile(src, copy)
+        wal = src.with_name(src.name + "-wal")
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        _trust_file_size(copy)
+        try:
+            db = sqlite3.connect(copy)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise RecordingError(f"{src}: not an SQLite recording, nothing to recover ({exc})") from None
+        return _copy_prefix(db, output)
+
+
+def _trust_file_size(path: Path) -> None:
+    """A file cut short still says in its header how many pages it had (SQLite file format,
+    offset 28); SQLite then refuses even its schema. Say what is really there."""
+    with path.open("r+b") as f:
+        header = f.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+            return
+        page = int.from_bytes(header[16:18], "big") or 65536
+        pages = path.stat().st_size // (page if page != 1 else 65536)
+        if int.from_bytes(header[28:32], "big") > pages:
+            f.seek(28)
+            f.write(pages.to_bytes(4, "big"))
+
+
+def _copy_prefix(db: sqlite3.Connection, output: PathLike) -> Recovery:
+    """Stream the readable rows of ``db`` into a new recording at ``output``."""
+    from twin3d._io import atomic_output
+
+    def table(sql: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        with contextlib.suppress(sqlite3.DatabaseError):
+            rows.extend(tuple(row) for row in db.execute(sql))
+        return rows
+
+    damage: str | None = None
+    n = 0
+    with atomic_output(output) as tmp:
+        out = sqlite3.connect(tmp)
+        try:
+            out.executescript(_SCHEMA)
+            out.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            out.executemany("INSERT INTO channels(id, name) VALUES (?, ?)", table("SELECT id, name FROM channels"))
+            out.executemany("INSERT INTO sources(id, name) VALUES (?, ?)", table("SELECT id, name FROM sources"))
+            out.executemany("INSERT INTO channel_meta(name, meta) VALUES (?, ?)",
+                            table("SELECT name, meta FROM channel_meta"))
+            cur = db.execute("SELECT channel, time, value, seq, source FROM samples ORDER BY rowid")
+            try:
+                while rows := cur.fetchmany(10_000):
+                    out.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)", rows)
+                    n += len(rows)
+            except sqlite3.DatabaseError as exc:
+                damage = f"{exc} after {n} samples"
+            # rows whose channel or source row was lost get a placeholder name; resume points
+            # come from what survived, not from what the damaged file claimed
+            out.executescript("""
+                INSERT INTO channels(id, name) SELECT DISTINCT channel, 'lost-channel-' || channel
+                  FROM samples WHERE channel NOT IN (SELECT id FROM channels);
+                INSERT INTO sources(id, name) SELECT DISTINCT source, 'lost-source-' || source
+                  FROM samples WHERE source NOT IN (SELECT id FROM sources);
+                UPDATE sources SET last_seq = (SELECT max(seq) FROM samples WHERE samples.source = sources.id);
+            """)
+            used = out.execute("SELECT count(DISTINCT channel) FROM samples").fetchone()[0]
+            out.commit()
+        finally:
+            out.close()
+            db.close()
+    return Recovery(n, int(used), damage)

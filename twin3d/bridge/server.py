@@ -1,18 +1,24 @@
 """The bridge server: a websockets.asyncio adapter around :class:`~twin3d.bridge.protocol.BridgeProtocol`.
 
-Fan-out rules (see DESIGN.md: ``broadcast`` has no backpressure):
+What it promises (see DESIGN.md; ``broadcast`` has no backpressure):
 
-* live subscribers get a bounded buffer each; when it overflows (a slow or stuck viewer) it
-  collapses to the latest value per channel and the viewer is told so with a ``gap`` frame;
-  publishers and other subscribers never wait for it;
-* the recorder gets a bounded queue that pushes back: a publisher's read loop waits for room,
-  so TCP slows the publisher down and nothing is skipped; acks are sent after the commit;
-* live subscribers are offered samples before the recorder sees them, so a slow or failing
-  recording never holds up the live view; a resend after a reconnect is not offered twice;
-* a commit that fails (disk full) is never acked: the publisher gets one ``disk_full`` (or
+* **live subscribers** get fresh values or a ``gap``: each has its own bounded buffer and
+  sender task (:mod:`twin3d.bridge.fanout`); no value waits longer than ``[limits]
+  max_staleness`` without the subscriber being told; a subscriber that stops reading for
+  ``send_timeout`` seconds is dropped. They are served before the recorder sees the samples, so
+  a slow or failing recording never holds up the live view; a resend after a reconnect is not
+  offered twice;
+* **the recorder** gets a bounded queue that pushes back: a publisher's read loop waits for
+  room (each publisher may hold at most a quarter of it, so one heavy publisher cannot starve
+  the others), TCP slows the publisher down, and nothing is skipped; acks are sent after the
+  commit; ``pong`` says how long this connection's oldest unacked sample has waited
+  (``ack_lag``);
+* **a commit that fails** (disk full) is never acked: the publisher gets one ``disk_full`` (or
   ``recording_failed``) error and the connection is closed with 1013 (try again later), so its
   acks cannot cover what was lost; a reconnecting client resumes from ``resume.seq``, the last
-  committed seq, and resends the rest.
+  committed seq, and resends the rest;
+* **channels** are registered only when a sample carries them, up to ``[limits]
+  max_total_channels`` for the whole bridge.
 
 Examples:
     >>> async def main():  # doctest: +SKIP
@@ -30,8 +36,11 @@ import fnmatch
 import ipaddress
 import logging
 import signal
+import socket
 import ssl as ssl_module
 import time as clock
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -46,35 +55,50 @@ from twin3d import __version__
 from twin3d._tasks import cancel_and_wait
 from twin3d._types import PathLike
 from twin3d.bridge.config import BridgeConfig, Role
+from twin3d.bridge.fanout import Chunk, Matcher, Subscriber
 from twin3d.bridge.protocol import (
-    Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Publish, Subscribe,
+    Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Ping, Publish, Subscribe,
     check_channel, check_time, check_value,
 )
 from twin3d.bridge.recorder import Recorder
-from twin3d.errors import BridgeError, RecordingError
+from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
 from twin3d.model import Sample
 
 __all__ = ["Bridge", "ChannelTable", "serve"]
 
 log = logging.getLogger("twin3d.bridge")
-_SUB_BUFFER = 10_000  # values a live subscriber may lag before collapsing to latest-per-channel
+_SEND_BUFFER = 16 * 1024   # kernel send buffer per connection (Linux doubles it): bounds what is in flight
 
 
 class ChannelTable:
-    """The bridge's channel table: name <-> id (shared with the recording)."""
+    """The bridge's channel table: name <-> id (shared with the recording).
 
-    def __init__(self, known: dict[str, int] | None = None) -> None:
+    Args:
+        known: channels of the recording (name -> id).
+        limit: the most channels the bridge holds (``[limits] max_total_channels``).
+    """
+
+    def __init__(self, known: dict[str, int] | None = None, limit: int = 1 << 62) -> None:
         self.ids: dict[str, int] = dict(known or {})
         size = max(self.ids.values(), default=-1) + 1
         self.names: list[str] = [""] * size
         for name, gid in self.ids.items():
             self.names[gid] = name
+        self.limit = limit
         self.new: list[tuple[int, str]] = []
 
     def id(self, name: str) -> int:
+        """The id of ``name``, registering it if new.
+
+        Raises:
+            ProtocolViolation: ``too_many_channels`` when the table is full.
+        """
         gid = self.ids.get(name)
         if gid is None:
             gid = len(self.names)
+            if gid >= self.limit:
+                raise ProtocolViolation("too_many_channels", f"the bridge holds {gid} channels "
+                                        f"(limit [limits] max_total_channels); {name!r} is refused")
             self.names.append(name)
             self.ids[name] = gid
             self.new.append((gid, name))
@@ -85,101 +109,49 @@ class ChannelTable:
         return new
 
 
-class _Subscriber:
-    """Bounded latest-value buffer and sender task of one live subscriber."""
-
-    def __init__(self, conn: _Connection, patterns: tuple[str, ...], role: Role, reg: ChannelTable) -> None:
-        self.conn, self.patterns, self.role, self.reg = conn, patterns, role, reg
-        self.match_all = patterns == ("*",) and role.subscribe == ("*",)
-        self.lut = np.zeros(0, dtype=bool)
-        self.chunks: list[tuple[np.ndarray, ...]] = []
-        self.count = 0
-        self.skipped: dict[int, int] = {}
-        self.wake = asyncio.Event()
-        self.task = asyncio.ensure_future(self._run())
-
-    def wants(self, name: str) -> bool:
-        """True if this subscriber may and wants to see channel ``name``."""
-        return self.role.may_subscribe(name) and any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
-
-    def _matches(self, gid: np.ndarray) -> np.ndarray:
-        top = int(gid.max()) + 1
-        if top > self.lut.shape[0]:
-            old = self.lut.shape[0]
-            grown = np.zeros(len(self.reg.names), dtype=bool)
-            grown[:old] = self.lut
-            for g in range(old, grown.shape[0]):
-                name = self.reg.names[g]
-                grown[g] = self.role.may_subscribe(name) and any(
-                    fnmatch.fnmatchcase(name, p) for p in self.patterns)
-            self.lut = grown
-        matched: np.ndarray = self.lut[gid]
-        return matched
-
-    def offer(self, gid: np.ndarray, time: np.ndarray, value: np.ndarray, seq: np.ndarray) -> None:
-        if not self.match_all:
-            keep = self._matches(gid)
-            if not keep.any():
-                return
-            if not keep.all():
-                gid, time, value, seq = gid[keep], time[keep], value[keep], seq[keep]
-        self.chunks.append((gid, time, value, seq))
-        self.count += len(gid)
-        if self.count > _SUB_BUFFER:
-            self._collapse()
-        self.wake.set()
-
-    def _collapse(self) -> None:
-        gid, time, value, seq = (np.concatenate(c) for c in zip(*self.chunks, strict=True))
-        uniq, first_rev, counts = np.unique(gid[::-1], return_index=True, return_counts=True)
-        last = np.sort(len(gid) - 1 - first_rev)
-        for g, c in zip(uniq.tolist(), counts.tolist(), strict=True):
-            if c > 1:
-                self.skipped[g] = self.skipped.get(g, 0) + c - 1
-        self.chunks = [(gid[last], time[last], value[last], seq[last])]
-        self.count = len(last)
-
-    async def _run(self) -> None:
-        conn, names = self.conn, self.reg.names
-        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
-            while True:
-                await self.wake.wait()
-                self.wake.clear()
-                chunks, self.chunks, self.count = self.chunks, [], 0
-                skipped, self.skipped = self.skipped, {}
-                if skipped:
-                    conn.proto.send_gap({names[g]: n for g, n in skipped.items()})
-                if chunks:
-                    gid, time, value, seq = (np.concatenate(c) for c in zip(*chunks, strict=True))
-                    conn.proto.send_samples([names[g] for g in gid.tolist()], time.tolist(),
-                                            value.tolist(), seq.tolist())
-                await conn.flush()
-
-
 class _Connection:
     def __init__(self, bridge: Bridge, ws: ServerConnection, proto: BridgeProtocol) -> None:
         self.bridge, self.ws, self.proto = bridge, ws, proto
         peer = ws.remote_address
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self.source = f"{proto.role.name if proto.role else 'anonymous'}@{self.peer}"
+        self.host = str(peer[0]) if peer else "?"
+        # without a hello, the recording names the source by role and host (not port: every
+        # reconnect would add a source)
+        self.source = f"{proto.role.name if proto.role else 'anonymous'}@{self.host}"
         self.dedup = False
-        self.gmap = np.zeros(0, dtype=np.int64)
-        self.sub: _Subscriber | None = None
+        self.gmap = np.zeros(0, dtype=np.int64)   # local channel id -> bridge id (-1: not yet)
+        self.sub: Subscriber | None = None
+        self.sub_task: asyncio.Task[None] | None = None
         self.ack_target = -1
         self.ack_sent = -1
         self.ack_wake = asyncio.Event()
         self.ack_task = asyncio.ensure_future(self._acks())
+        self.unacked: deque[tuple[int, float]] = deque()   # (last seq, accepted at) per batch
         self.accepted = 0
         self.recording_failed = False   # set once a commit of this connection failed: no more acks
         self._send_lock = asyncio.Lock()
+        sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
 
     async def flush(self) -> None:
+        """Send what the protocol queued; a peer that takes none of it for ``send_timeout``
+        seconds is not reading: raises ``TimeoutError``."""
         async with self._send_lock:
             for frame in self.proto.data_to_send():
-                await self.ws.send(frame)
+                await asyncio.wait_for(self.ws.send(frame), self.bridge.config.limits.send_timeout)
+
+    def ack_lag(self, now: float) -> float:
+        """Seconds the oldest accepted, not yet acknowledged batch has waited."""
+        return now - self.unacked[0][1] if self.unacked else 0.0
 
     def committed(self, seq: int | None) -> None:
-        if seq is not None and seq > self.ack_target and not self.recording_failed:
+        if seq is None or self.recording_failed:
+            return
+        while self.unacked and self.unacked[0][0] <= seq:
+            self.unacked.popleft()
+        if seq > self.ack_target:
             self.ack_target = seq
             self.ack_wake.set()
 
@@ -194,12 +166,12 @@ class _Connection:
         asyncio.ensure_future(self._close_after_error(code))
 
     async def _close_after_error(self, reason: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
             await self.flush()
-            await self.ws.close(1013, reason)
+        await self.ws.close(1013, reason)
 
     async def _acks(self) -> None:
-        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError, TimeoutError):
             while True:
                 await self.ack_wake.wait()
                 self.ack_wake.clear()
@@ -209,14 +181,31 @@ class _Connection:
                 await self.flush()
 
     def global_ids(self, batch: Batch) -> np.ndarray:
+        """Bridge ids of the batch's channels; only channels that carry a sample are registered."""
         n = len(batch.channels)
         if n > self.gmap.shape[0]:
-            reg = self.bridge.channels
-            extra = np.array([reg.id(name) for name in batch.channels[self.gmap.shape[0]:n]],
-                             dtype=np.int64)
-            self.gmap = np.concatenate([self.gmap, extra])
+            grown = np.full(n, -1, dtype=np.int64)
+            grown[: self.gmap.shape[0]] = self.gmap
+            self.gmap = grown
         gid: np.ndarray = self.gmap[batch.index]
+        if (gid < 0).any():
+            table = self.bridge.channels
+            for local in np.unique(batch.index[gid < 0]).tolist():
+                self.gmap[local] = table.id(batch.channels[local])
+            gid = self.gmap[batch.index]
         return gid
+
+    async def serve_subscriber(self, sub: Subscriber) -> None:
+        """The sender task of this connection's subscription; drops a peer that stops reading."""
+        try:
+            await sub.run()
+        except TimeoutError:
+            log.warning("dropping %s: it took less than %d KiB in %g s (send_timeout): it does "
+                        "not read, or too slowly to follow", self.peer, 3 * _SEND_BUFFER // 1024,
+                        self.bridge.config.limits.send_timeout)
+            await self.ws.close(1008, "not reading")
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
 
 
 class Bridge:
@@ -236,11 +225,13 @@ class Bridge:
         self._synchronous = synchronous
         self.recorder: Recorder | None = None
         #: every channel seen (name <-> id), shared with the recording
-        self.channels = ChannelTable()
+        self.channels = ChannelTable(limit=self.config.limits.max_total_channels)
         self._server: Server | None = None
-        self._subs: list[_Subscriber] = []
+        self._subs: list[Subscriber] = []
         self._conns: set[_Connection] = set()
-        self._header_roles: dict[ServerConnection, Role] = {}
+        # roles proven by an Authorization header, until the handshake ends (a failed handshake
+        # drops its connection object, and with it the entry)
+        self._header_roles: weakref.WeakKeyDictionary[ServerConnection, Role] = weakref.WeakKeyDictionary()
         self._mem_seq: dict[str, int] = {}
         self._offered_seq: dict[str, int] = {}   # per de-duplicated source: highest seq fanned out
         #: channel metadata announced by publishers (``meta`` messages), kept in the recording
@@ -266,7 +257,7 @@ class Bridge:
         """
         if self._record is not None:
             self.recorder = Recorder(self._record, synchronous=self._synchronous)
-            self.channels = ChannelTable(self.recorder.channels)
+            self.channels = ChannelTable(self.recorder.channels, self.config.limits.max_total_channels)
             self.meta = dict(self.recorder.meta)
         ssl_ctx = None
         if certfile is not None:
@@ -281,7 +272,7 @@ class Bridge:
             self._server = await ws_serve(
                 self._handle, host, port, ssl=ssl_ctx, max_size=lim.max_frame_bytes,
                 compression="deflate" if self.config.compression else None,
-                process_request=self._check_request, max_queue=64, close_timeout=2,
+                process_request=self._check_request, max_queue=4, write_limit=_SEND_BUFFER, close_timeout=2,
                 server_header=f"twin3d/{__version__}")
         except OSError as exc:
             if self.recorder:
@@ -361,8 +352,9 @@ class Bridge:
             if len(seq):
                 self._offered_seq[source] = max(top, int(seq.max()))
         if len(fresh[0]):
+            chunk = Chunk(self.channels.names, *fresh, clock.monotonic())
             for sub in self._subs:
-                sub.offer(*fresh)
+                sub.offer(chunk)
             self._remember(*fresh)
         if self.recorder is None:
             return None
@@ -382,12 +374,13 @@ class Bridge:
         rows["time"], rows["value"], rows["seq"], rows["seen"] = time[last], value[last], seq[last], True
         self._last[uniq] = rows
 
-    def _snapshot(self, sub: _Subscriber) -> None:
+    def _snapshot(self, sub: Subscriber) -> None:
         """Offer a new subscriber the latest value of every channel seen since start."""
         gid = np.flatnonzero(self._last["seen"])
         if len(gid):
             rows = self._last[gid]
-            sub.offer(gid.astype(np.int64), rows["time"], rows["value"], rows["seq"])
+            sub.offer(Chunk(self.channels.names, gid.astype(np.int64), rows["time"], rows["value"],
+                            rows["seq"], clock.monotonic()), fresh=False)
 
     # --- connections ---------------------------------------------------------------------
 
@@ -434,15 +427,39 @@ class Bridge:
                 if not await self._receive(conn, msg):
                     reason = "policy violation"
                     return
-        except ConnectionClosed:
+                await asyncio.sleep(0)   # one message, then the others' turn (fairness)
+        except (ConnectionClosed, TimeoutError):
             pass
         finally:
-            conn.ack_task.cancel()
-            if conn.sub is not None:
-                conn.sub.task.cancel()
-                self._subs.remove(conn.sub)
+            await self._unsubscribe(conn)
+            await cancel_and_wait([conn.ack_task])
             self._conns.discard(conn)
             log.info("disconnected %s (%s): %d samples accepted", conn.peer, reason, conn.accepted)
+
+    async def _unsubscribe(self, conn: _Connection) -> None:
+        if conn.sub is not None:
+            self._subs.remove(conn.sub)
+            conn.sub = None
+        if conn.sub_task is not None:
+            task, conn.sub_task = conn.sub_task, None
+            await cancel_and_wait([task])
+
+    async def _subscribe(self, conn: _Connection, patterns: tuple[str, ...]) -> None:
+        """Replace the connection's subscription: match the known channels (in slices), then
+        meta, the snapshot, and live samples from now on."""
+        await self._unsubscribe(conn)
+        assert conn.proto.role is not None
+        lim = self.config.limits
+        sub = Subscriber(Matcher(patterns, conn.proto.role.subscribe), self.channels.names,
+                         conn.proto.send_frame, conn.flush, lim.max_staleness)
+        await sub.match_known()
+        if conn.ws.state.name != "OPEN":
+            return
+        conn.sub = sub
+        self._subs.append(sub)
+        sub.offer_meta(self.meta)
+        self._snapshot(sub)
+        conn.sub_task = asyncio.ensure_future(conn.serve_subscriber(sub))
 
     async def _receive(self, conn: _Connection, msg: str | bytes) -> bool:
         proto = conn.proto
@@ -452,27 +469,20 @@ class Bridge:
             proto.receive_bytes(msg, clock.time())
         for ev in proto.events_received():
             if isinstance(ev, Publish):
-                await self._publish(conn, ev.batch)
+                try:
+                    await self._publish(conn, ev.batch)
+                except ProtocolViolation as exc:   # the bridge's channel table is full
+                    proto.send_error(exc.code, exc.message)
             elif isinstance(ev, Subscribe):
-                if conn.sub is not None:
-                    conn.sub.task.cancel()
-                    self._subs.remove(conn.sub)
-                assert proto.role is not None
-                conn.sub = _Subscriber(conn, ev.patterns, proto.role, self.channels)
-                self._subs.append(conn.sub)
-                meta = {k: v for k, v in self.meta.items() if conn.sub.wants(k)}
-                if meta:
-                    proto.send_meta(meta)
-                self._snapshot(conn.sub)
+                await self._subscribe(conn, ev.patterns)
             elif isinstance(ev, Meta):
                 self.meta.update(ev.channels)
                 if self.recorder is not None:
                     self.recorder.submit_meta(ev.channels)
                 for sub in self._subs:
-                    wanted = {k: v for k, v in ev.channels.items() if sub.wants(k)}
-                    if wanted:
-                        sub.conn.proto.send_meta(wanted)
-                        sub.wake.set()
+                    sub.offer_meta(ev.channels)
+            elif isinstance(ev, Ping):
+                proto.send_pong(ev.time, conn.ack_lag(clock.monotonic()))
             elif isinstance(ev, Hello):
                 if ev.client is not None:
                     assert proto.role is not None
@@ -483,7 +493,7 @@ class Bridge:
                           else self._mem_seq.get(conn.source)) if conn.dedup else None
                 proto.send_hello(f"twin3d {__version__}", resume)
             elif isinstance(ev, Authenticated):
-                conn.source = f"{ev.role.name}@{conn.peer}"
+                conn.source = f"{ev.role.name}@{conn.host}"
             elif isinstance(ev, BadMessage):
                 log.debug("%s: %s: %s", conn.peer, ev.code, ev.message)
             elif isinstance(ev, Fatal):
@@ -497,6 +507,8 @@ class Bridge:
     async def _publish(self, conn: _Connection, batch: Batch) -> None:
         gid = conn.global_ids(batch)
         last = batch.last_seq
+        if last is not None and self.recorder is not None:
+            conn.unacked.append((last, clock.monotonic()))
         fut = await self._accept(gid, batch.time, batch.value, batch.seq, conn.source, conn.dedup)
         conn.accepted += len(batch)
         if fut is None:
@@ -542,6 +554,9 @@ async def serve(config: BridgeConfig, host: str, port: int, *, record: PathLike 
         if certfile is None:
             log.warning("listening on %s without TLS: tokens and values travel in clear; "
                         "use --cert/--key", host)
+        if config.origins is None:
+            log.warning("listening on %s for any Origin: any web page a user opens may connect "
+                        "through their browser; set [server] origins in bridge.toml", host)
     try:
         await stop.wait()
     finally:

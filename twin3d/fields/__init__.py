@@ -10,18 +10,20 @@ matrix ``W`` (vertices × channels, float32, column-major) and an update is ``W 
 * :class:`StressModel`: linear elasticity with P2 tets; load cells scale load cases, strain
   gauges identify the others; von Mises per vertex from the six linear tensor fields.
 
-The ``[model]`` section of the sensor map (all lengths in stage units)::
+The ``[model]`` section of the sensor map (all lengths in stage units; every key is checked
+by :func:`twin3d.fields.config.check_model` when the map is parsed and when a model is built)::
 
     [model.regions.heater]        # named regions select boundary facets of the part
     box = [[0.08, 0.10, 0.0126], [0.12, 0.14, 0.0128]]   # [[min], [max]] corners
     # sphere = { center = [x, y, z], radius = r }
-    # cylinder = { center = [x, y, z], axis = [0, 0, 1], radius = r, outside = false }
+    # cylinder = { center = [x, y, z], axis = [0, 0, 1], radius = r, wall = true }
+    #   (wall = true: only the wall of a hole or shaft; outside = true: beyond the radius)
     # normal = [0, 0, -1]   angle = 10          # outward normal within 10° (alone or with a shape)
     # all = true                               # the whole boundary
 
     [model.thermal]               # -> HeatModel over the temperature sensors
     conductivity = 16.0           # W/(m K)
-    sources = ["heater"]          # unknown heat input (W) per region
+    sources = ["heater"]          # unknown heat input (W) per region; a source only heats
     fixed = []                    # regions at an unknown uniform temperature
     noise = 0.2                   # sensor standard deviation (sensors' unit)
     residual_kriging = true       # physics + kriged residual
@@ -36,7 +38,8 @@ The ``[model]`` section of the sensor map (all lengths in stage units)::
     [model.kriging]               # -> Kriging, for sensors of quantities with no physics model
     quantities = ["temperature"]  # which quantities (default: temperature when no thermal)
     range = 0.08                  # stage units (default: a fifth of the diagonal)
-    noise = 0.2
+    nugget = 0.001                # noise variance as a share of the field's variance
+    noise = 0.2                   # sensor standard deviation: widens sigma (see Kriging)
 
     [model.stress]                # -> StressModel over the force and strain sensors
     E = 200e9                     # Pa
@@ -52,6 +55,11 @@ The ``[model]`` section of the sensor map (all lengths in stage units)::
     force = [0, 0, -1]            # N per channel unit (or pressure = Pa per channel unit)
     channel = "plate/load"        # a load cell drives it; omit to identify it from the gauges
 
+A built physics model says what each region selected (``model.regions``: facets, connected
+patches, area) and warns (:class:`RegionWarning`) when a region spans several surface patches;
+:meth:`HeatModel.fitted_inputs` flags fitted inputs that are physically impossible, and an
+update that produces one warns (:class:`ImplausibleInputWarning`).
+
 Examples:
     >>> from twin3d.fields import build_models                       # doctest: +SKIP
     >>> models = build_models(points, faces, 1.0, sensors, config)   # doctest: +SKIP
@@ -60,60 +68,121 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from twin3d.errors import FieldError
-from twin3d.fields.base import LinearFieldModel, sensor_locations
-from twin3d.fields.cache import cached, model_key
-from twin3d.fields.heat import HeatModel
-from twin3d.fields.kriging import Kriging
-from twin3d.fields.stress import StressModel, von_mises
+from twin3d.fields.base import (
+    FieldWarning,
+    ImplausibleInputWarning,
+    LinearFieldModel,
+    RegionReport,
+    RegionWarning,
+    matvec,
+    reports_from_arrays,
+    reports_to_arrays,
+    sensor_locations,
+    warn_regions,
+)
+from twin3d.fields.cache import cache_dir, cached, model_key
+from twin3d.fields.config import (
+    DEFAULT_MESH_QUALITY,
+    STRESS_UNITS,
+    check_model,
+    check_region,
+    mesh_quality,
+)
+from twin3d.fields.heat import FittedInputs, HeatModel, solve_unit_responses
+from twin3d.fields.kriging import (
+    MAX_WORK_BYTES,
+    Kriging,
+    KrigingSolution,
+    cotangent_matrices,
+    fit_range,
+    krige,
+)
+from twin3d.fields.mesh import (
+    TetMesh,
+    facet_geometry,
+    probe_matrix,
+    report_region,
+    select_facets,
+    surface_patches,
+    tetrahedralize,
+)
+from twin3d.fields.stress import (
+    COMPONENTS,
+    FORCE_UNITS,
+    STRAIN_UNITS,
+    StressModel,
+    solve_load_cases,
+    strain_from_stress,
+    von_mises,
+)
 
-__all__ = ["HeatModel", "Kriging", "LinearFieldModel", "StressModel", "build_field_models",
-           "build_models", "von_mises"]
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_MESH_QUALITY",
+    "FORCE_UNITS",
+    "MAX_WORK_BYTES",
+    "STRAIN_UNITS",
+    "STRESS_UNITS",
+    "FieldWarning",
+    "FittedInputs",
+    "HeatModel",
+    "ImplausibleInputWarning",
+    "Kriging",
+    "KrigingSolution",
+    "LinearFieldModel",
+    "RegionReport",
+    "RegionWarning",
+    "StressModel",
+    "TetMesh",
+    "build_field_models",
+    "build_models",
+    "cache_dir",
+    "cached",
+    "check_model",
+    "check_region",
+    "cotangent_matrices",
+    "facet_geometry",
+    "fit_range",
+    "krige",
+    "matvec",
+    "mesh_quality",
+    "model_key",
+    "probe_matrix",
+    "report_region",
+    "reports_from_arrays",
+    "reports_to_arrays",
+    "select_facets",
+    "sensor_locations",
+    "solve_load_cases",
+    "solve_unit_responses",
+    "strain_from_stress",
+    "surface_patches",
+    "tetrahedralize",
+    "von_mises",
+    "warn_regions",
+]
 
 
-def _save_heat(m: HeatModel) -> dict[str, Any]:
-    out = m.arrays() | {"inputs": np.asarray(m.inputs), "fit": m._fit,
-                        "var_physics": m._var_physics, "noise": np.asarray(m._noise),
-                        "response": m.response}
-    if m._kriging is not None and m._residual is not None:
-        k = m._kriging
-        out |= {"residual": m._residual, "k_W": k.W, "k_var": k.var, "k_Rinv": k.Rinv,
-                "k_meta": np.asarray([k.beta, k.range_m, k.nugget])}
-    return out
+_M = TypeVar("_M", bound=LinearFieldModel)
 
 
-def _load_heat(d: dict[str, Any]) -> HeatModel:
-    from twin3d.fields.kriging import KrigingSolution
-
-    kriging = None
-    if "residual" in d:
-        beta, rng, nug = d["k_meta"]
-        kriging = KrigingSolution(W=d["k_W"], var=d["k_var"], Rinv=d["k_Rinv"], beta=float(beta),
-                                  range_m=float(rng), nugget=float(nug))
-    return HeatModel(list(d["channels"]), d["W"], str(d["unit"]), inputs=list(d["inputs"]),
-                     fit=d["fit"], var_physics=d["var_physics"], residual=d.get("residual"),
-                     kriging=kriging, noise=float(d["noise"]), response=d["response"])
-
-
-def _save_stress(m: StressModel) -> dict[str, Any]:
-    return m.arrays() | {"cases": np.asarray(m.cases), "amp": m._amp, "response": m.response}
-
-
-def _load_stress(d: dict[str, Any]) -> StressModel:
-    return StressModel(list(d["channels"]), d["W"], str(d["unit"]), cases=list(d["cases"]),
-                       amplitude_map=d["amp"], response=d["response"])
+def _warned(model: _M) -> _M:
+    """A model loaded from the cache warns about its regions as a freshly built one does."""
+    warn_regions(model.regions, stacklevel=5)  # the caller of build_models
+    return model
 
 
 def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
                  sensors: Sequence[Any], config: Mapping[str, Any] | None = None, *,
-                 cache: bool = True, cache_dir: Path | None = None
+                 cache: bool = True, cache_dir: Path | None = None,
+                 snap_tolerance: float | None = None, other_channels: Iterable[str] = ()
                  ) -> dict[str, LinearFieldModel]:
     """Build every field model the sensors and the ``[model]`` section call for, on one mesh.
 
@@ -125,47 +194,61 @@ def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: f
         config: the ``[model]`` table of the sensor map (``{}`` or None: kriging only).
         cache: reuse models built before from the same inputs (see :mod:`twin3d.fields.cache`).
         cache_dir: the cache folder, when not the default.
+        snap_tolerance: largest distance (metres) from a sensor position to the surface
+            (default: 5 mm, as ``twin3d bind``; bound sensors sit on it).
+        other_channels: more channels updates may carry (e.g. the twin's sensors on other
+            meshes); each model's ``ignored_channels`` gets these and every sensor's channel
+            that is not its own.
 
     Returns:
         ``{quantity: model}``: ``"temperature"`` (HeatModel or Kriging), ``"von_mises"``
         (StressModel), and a Kriging per other quantity listed in ``[model.kriging]``.
 
     Raises:
-        FieldError: a model that cannot be built (the message names the key to fix).
+        FieldError: a model that cannot be built (the message names the key to fix), or a
+            sensor farther than ``snap_tolerance`` from the part.
+
+    Warns:
+        RegionWarning: a region that selects facets on several surface patches.
     """
     config = dict(config or {})
+    check_model(config)
     pts = np.asarray(points, dtype=np.float64)
     tri = np.asarray(faces, dtype=np.int64)
+    sensor_locations(sensors, pts * meters_per_unit, meters_per_unit, tri,
+                     tolerance_m=snap_tolerance)  # before the cache, so it is never skipped
     by_q: dict[str, list[Any]] = {}
     for s in sensors:
         by_q.setdefault(s.quantity, []).append(s)
     models: dict[str, LinearFieldModel] = {}
-    thermal = config.get("thermal")
-    if thermal is not None and by_q.get("temperature"):
+    if "thermal" in config and by_q.get("temperature"):
         temps = by_q["temperature"]
         key = model_key("heat", pts, tri, meters_per_unit, temps, config)
         models["temperature"] = cached(
             key, lambda: HeatModel.build(pts, tri, meters_per_unit, temps, config),
-            _save_heat, _load_heat, directory=cache_dir, enabled=cache)
-    stress = config.get("stress")
-    if stress is not None:
+            HeatModel.to_arrays, lambda d: _warned(HeatModel.from_arrays(d)),
+            directory=cache_dir, enabled=cache)
+    if "stress" in config:
         loads = by_q.get("force", []) + by_q.get("strain", [])
         key = model_key("stress", pts, tri, meters_per_unit, loads, config)
         models["von_mises"] = cached(
             key, lambda: StressModel.build(pts, tri, meters_per_unit, loads, config),
-            _save_stress, _load_stress, directory=cache_dir, enabled=cache)
+            StressModel.to_arrays, lambda d: _warned(StressModel.from_arrays(d)),
+            directory=cache_dir, enabled=cache)
     kcfg = config.get("kriging", {})
-    if not isinstance(kcfg, Mapping):
-        raise FieldError("[model.kriging] must be a table")
     default_q = [] if "temperature" in models else ["temperature"]
     for q in kcfg.get("quantities", default_q):
         group = by_q.get(q, [])
         if len(group) < 2 or q in models:
             continue
-        _, vert = sensor_locations(group, pts * meters_per_unit, meters_per_unit)
-        k = Kriging(pts, tri, meters_per_unit, [s.channel for s in group], vert, q,
-                    group[0].unit, range=kcfg.get("range"), noise=kcfg.get("noise"))
-        models[q] = k
+        _, vert = sensor_locations(group, pts * meters_per_unit, meters_per_unit, tri,
+                                   tolerance_m=snap_tolerance)
+        models[q] = Kriging(pts, tri, meters_per_unit, [s.channel for s in group], vert, q,
+                            group[0].unit, range=kcfg.get("range"),
+                            nugget=kcfg.get("nugget", 1e-3), noise=kcfg.get("noise"))
+    everyone = {s.channel for s in sensors} | set(other_channels)
+    for model in models.values():
+        model.ignored_channels = frozenset(everyone - set(model.channels))
     return models
 
 
@@ -183,7 +266,8 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
         cache_dir: the cache folder, when not the default.
 
     Returns:
-        ``{mesh prim path: {quantity: model}}``.
+        ``{mesh prim path: {quantity: model}}``; each model ignores the twin's other channels
+        in an update (so a view may push them all) and raises on any other.
 
     Examples:
         >>> twin = twin3d.Twin.open("scenes/plate/plate.usda")               # doctest: +SKIP
@@ -193,10 +277,12 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
     config = model if model is not None else (getattr(twin, "model", None) or {})
     sensors = list(twin.sensors.values()) if isinstance(twin.sensors, Mapping) else list(
         twin.sensors)
+    channels = [s.channel for s in sensors]
     out: dict[str, dict[str, LinearFieldModel]] = {}
     for mesh in twin.meshes:
         mine = [s for s in sensors if s.target == mesh.path]
         if mine:
             out[mesh.path] = build_models(mesh.points, mesh.faces, twin.meters_per_unit, mine,
-                                          config, cache=cache, cache_dir=cache_dir)
+                                          config, cache=cache, cache_dir=cache_dir,
+                                          other_channels=channels)
     return out

@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 __all__ = ["cache_dir", "cached", "model_key"]
 
-#: Bump when the numerics change so old entries are not reused.
-CACHE_VERSION = "fields-2"
+#: Bump when the numerics or the saved arrays change so old entries are not reused.
+CACHE_VERSION = "fields-3"
 T = TypeVar("T")
 
 
@@ -43,10 +43,19 @@ def model_key(kind: str, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per
     return h.hexdigest()[:32]
 
 
-def cached(key: str, build: Callable[[], T], save: Callable[[T], dict[str, Any]],
+def cached(key: str, build: Callable[[], T], save: Callable[[T], Mapping[str, Any]],
            load: Callable[[dict[str, Any]], T], *, directory: Path | None = None,
            enabled: bool = True) -> T:
-    """Return ``load(entry)`` for a cached key, else ``build()`` and store ``save(model)``."""
+    """Return ``load(entry)`` for a cached key, else ``build()`` and store ``save(model)``.
+
+    Args:
+        key: from :func:`model_key`.
+        build: makes the model.
+        save: the model as named arrays (e.g. ``type(model).to_arrays``).
+        load: the model from those arrays (e.g. ``HeatModel.from_arrays``).
+        directory: the cache folder, when not :func:`cache_dir`.
+        enabled: False builds every time and stores nothing.
+    """
     if not enabled:
         return build()
     folder = directory or cache_dir()

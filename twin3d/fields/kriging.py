@@ -12,8 +12,9 @@ and the nugget by maximum (profile) likelihood from one or more snapshots of rea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,8 @@ from scipy.sparse.linalg import splu
 from twin3d.errors import FieldError
 from twin3d.fields.base import LinearFieldModel
 
-__all__ = ["Kriging", "KrigingSolution", "cotangent_matrices", "krige"]
+__all__ = ["MAX_WORK_BYTES", "Kriging", "KrigingSolution", "cotangent_matrices", "fit_range",
+           "krige"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -97,6 +99,22 @@ class KrigingSolution:
     beta: float
     range_m: float
     nugget: float
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The solution as plain arrays (``W``, ``var``, ``Rinv``, ``meta``)."""
+        return {"W": self.W, "var": self.var, "Rinv": self.Rinv,
+                "meta": np.asarray([self.beta, self.range_m, self.nugget])}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> Self:
+        """The inverse of :meth:`to_arrays`.
+
+        Raises:
+            KeyError: an array is missing.
+        """
+        beta, range_m, nugget = (float(x) for x in arrays["meta"])
+        return cls(W=np.asarray(arrays["W"]), var=np.asarray(arrays["var"]),
+                   Rinv=np.asarray(arrays["Rinv"]), beta=beta, range_m=range_m, nugget=nugget)
 
     def scale2(self, v: FloatArray) -> float:
         """Prior variance estimated from readings ``v`` (m,) (generalised least squares)."""
@@ -216,12 +234,17 @@ class Kriging(LinearFieldModel):
         unit: the sensors' unit.
         range: Matérn range, stage units (default: a fifth of the part's diagonal).
         nugget: noise variance as a share of the field's variance.
-        noise: sensor standard deviation in ``unit``, used by :meth:`fit`.
+        noise: sensor standard deviation in ``unit``. The part of its variance the nugget
+            does not already hold is carried through the weights into sigma
+            (``noise² Σⱼ Wᵢⱼ²``), and :meth:`fit` keeps the nugget from going below it.
+        solution: a solution already computed for these points and sensors (as
+            :meth:`from_arrays` passes); ``range`` and ``nugget`` are then not used.
 
     Examples:
         >>> import trimesh
         >>> s = trimesh.creation.icosphere(subdivisions=2)
-        >>> k = Kriging(s.vertices, s.faces, 1.0, ["a", "b", "c"], [0, 40, 80], "temperature", "degC")
+        >>> k = Kriging(s.vertices, s.faces, 1.0, ["a", "b", "c"], [0, 40, 80], "temperature",
+        ...             "degC")
         >>> k.update({"a": 20.0, "b": 21.0, "c": 22.0}).shape
         (162,)
     """
@@ -229,32 +252,63 @@ class Kriging(LinearFieldModel):
     def __init__(self, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
                  channels: Sequence[str], sensor_vertices: npt.ArrayLike, quantity: str,
                  unit: str, *, range: float | None = None, nugget: float = 1e-3,
-                 noise: float | None = None) -> None:
+                 noise: float | None = None, solution: KrigingSolution | None = None) -> None:
         self._points_m = np.asarray(points, dtype=np.float64) * meters_per_unit
         self._faces = np.asarray(faces, dtype=np.int64)
         self._obs = np.asarray(sensor_vertices, dtype=np.int64)
-        self._noise = noise
+        self.noise = noise
         self.meters_per_unit = meters_per_unit
         self.quantity = quantity
         if len(self._obs) != len(channels) or len(channels) < 2:
             raise FieldError("kriging needs at least 2 sensors, one vertex per channel")
-        size = float(np.linalg.norm(np.ptp(self._points_m, axis=0)))
-        range_m = size / 5 if range is None else float(range) * meters_per_unit
-        self._solution = krige(self._points_m, self._faces, self._obs, range_m, nugget)
+        if solution is None:
+            size = float(np.linalg.norm(np.ptp(self._points_m, axis=0)))
+            range_m = size / 5 if range is None else float(range) * meters_per_unit
+            solution = krige(self._points_m, self._faces, self._obs, range_m, nugget)
+        self._solution = solution
         super().__init__(channels, self._solution.W, unit)
+        self._w2 = np.einsum("ij,ij->i", self._solution.W, self._solution.W)  # (n,) Σ W²
 
     @property
     def range(self) -> float:
         """The Matérn range in use, stage units."""
         return self._solution.range_m / self.meters_per_unit
 
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays that define the model, mesh included; see :meth:`from_arrays`."""
+        return super().to_arrays() | {
+            "points": self._points_m / self.meters_per_unit, "faces": self._faces,
+            "sensor_vertices": self._obs, "meters_per_unit": np.asarray(self.meters_per_unit),
+            "quantity": np.asarray(self.quantity),
+            "noise": np.asarray(np.nan if self.noise is None else self.noise),
+        } | {f"kriging_{k}": v for k, v in self._solution.to_arrays().items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> Self:
+        """Rebuild a model from :meth:`to_arrays`' output (no kriging solve).
+
+        Raises:
+            KeyError: an array is missing (a file written by another version).
+        """
+        noise = float(arrays["noise"])
+        solution = KrigingSolution.from_arrays(
+            {k.removeprefix("kriging_"): v for k, v in arrays.items() if k.startswith("kriging_")})
+        return cls(arrays["points"], arrays["faces"], float(arrays["meters_per_unit"]),
+                   [str(c) for c in arrays["channels"]], arrays["sensor_vertices"],
+                   str(arrays["quantity"]), str(arrays["unit"]),
+                   noise=None if np.isnan(noise) else noise, solution=solution)
+
     def fit(self, values: npt.ArrayLike) -> Kriging:
         """Re-fit range and nugget to readings (m,) or snapshots (t, m); rebuilds ``W``."""
-        rng, nug = fit_range(self._points_m, self._faces, self._obs, values, noise=self._noise)
+        rng, nug = fit_range(self._points_m, self._faces, self._obs, values, noise=self.noise)
         self._solution = krige(self._points_m, self._faces, self._obs, rng, nug)
         self.W = np.asfortranarray(self._solution.W.astype(np.float32))
+        self._w2 = np.einsum("ij,ij->i", self._solution.W, self._solution.W)
         return self
 
     def _after_update(self, v: FloatArray, field: npt.NDArray[np.float32]) -> None:
         s2 = self._solution.scale2(v)
-        self._sigma = np.sqrt(s2 * self._solution.var).astype(np.float32)
+        var = s2 * self._solution.var
+        if self.noise:  # sensor noise the nugget does not cover, through the weights
+            var = var + max(self.noise**2 - self._solution.nugget * s2, 0.0) * self._w2
+        self._sigma = np.sqrt(var).astype(np.float32)

@@ -16,6 +16,9 @@ Regions (the ``[model.regions]`` tables of the sensor map) select boundary facet
 * ``normal = [nx, ny, nz]`` with optional ``angle = 10`` (degrees): outward facet normals
   within that angle, alone or combined with a box or sphere (both must hold);
 * ``all = true``: the whole boundary.
+
+:func:`report_region` says how many facets a selection holds and on how many connected surface
+patches: ``normal = [-1, 0, 0]`` alone also catches the walls of holes that face −x.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from twin3d.errors import FieldError
+from twin3d.fields.base import RegionReport
+from twin3d.fields.config import check_region
 
-__all__ = ["TetMesh", "probe_matrix", "select_facets", "tetrahedralize"]
+__all__ = ["TetMesh", "facet_geometry", "probe_matrix", "report_region", "select_facets",
+           "surface_patches", "tetrahedralize"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -113,7 +119,8 @@ def tetrahedralize(
     gen = tetgen.TetGen(pts, tri.astype(np.int32))
     try:
         with _quiet_stdout():  # TetGen's C++ prints to fd 1 even with its quiet switch
-            nodes, tets = gen.tetrahedralize(switches=f"pq{quality[0]:g}/{quality[1]:g}a{max_volume:.6g}Q")[:2]
+            switches = f"pq{quality[0]:g}/{quality[1]:g}a{max_volume:.6g}Q"
+            nodes, tets = gen.tetrahedralize(switches=switches)[:2]
     except RuntimeError as exc:
         raise FieldError(f"TetGen could not mesh the surface ({exc}); check it is closed "
                          "and not self-intersecting") from None
@@ -225,63 +232,72 @@ def select_facets(mesh: Any, name: str, region: Mapping[str, Any],
     Raises:
         FieldError: an unknown key, a malformed shape, or a region that selects nothing.
     """
-    known = {"box", "sphere", "cylinder", "normal", "angle", "all", "description"}
-    unknown = set(region) - known
-    if unknown:
-        raise FieldError(f"region {name!r}: unknown key(s) {sorted(unknown)}; "
-                         f"use box, sphere, cylinder, normal (+angle) or all")
+    check_region(name, region)
     facets = np.asarray(mesh.boundary_facets(), dtype=np.int64)
     cen, nrm, _ = facet_geometry(mesh, facets)
     keep = np.ones(len(facets), dtype=bool)
     m = float(meters_per_unit)
-    shaped = False
-    try:
-        if "box" in region:
-            lo, hi = (np.asarray(c, dtype=np.float64) * m for c in region["box"])
-            if lo.shape != (3,) or hi.shape != (3,):
-                raise ValueError
-            tol = 1e-9 * float(np.ptp(mesh.p, axis=1).max())
-            keep &= np.all((cen >= np.minimum(lo, hi) - tol) & (cen <= np.maximum(lo, hi) + tol),
-                           axis=1)
-            shaped = True
-        if "sphere" in region:
-            centre = np.asarray(region["sphere"]["center"], dtype=np.float64) * m
-            radius = float(region["sphere"]["radius"]) * m
-            if centre.shape != (3,):
-                raise ValueError
-            keep &= np.linalg.norm(cen - centre, axis=1) <= radius
-            shaped = True
-        if "cylinder" in region:
-            cyl = region["cylinder"]
-            centre = np.asarray(cyl["center"], dtype=np.float64) * m
-            axis = np.asarray(cyl.get("axis", (0.0, 0.0, 1.0)), dtype=np.float64)
-            if centre.shape != (3,) or axis.shape != (3,) or not np.linalg.norm(axis):
-                raise ValueError
-            axis = axis / np.linalg.norm(axis)
-            rel = cen - centre
-            radial = rel - np.outer(rel @ axis, axis)
-            dist = np.linalg.norm(radial, axis=1)
-            radius = float(cyl["radius"]) * m
-            keep &= dist >= radius if cyl.get("outside", False) else dist <= radius
-            if cyl.get("wall", False):  # only facets whose normal is radial: the wall itself
-                radial_n = np.abs(np.einsum("ij,ij->i", nrm, radial)) / np.maximum(dist, 1e-300)
-                keep &= radial_n >= np.cos(np.radians(float(region.get("angle", 10.0))))
-            shaped = True
-        if "normal" in region:
-            want = np.asarray(region["normal"], dtype=np.float64)
-            if want.shape != (3,) or not np.linalg.norm(want):
-                raise ValueError
-            cos = np.cos(np.radians(float(region.get("angle", 10.0))))
-            keep &= nrm @ (want / np.linalg.norm(want)) >= cos
-            shaped = True
-    except (ValueError, TypeError, KeyError):
-        raise FieldError(f"region {name!r}: box must be [[x,y,z],[x,y,z]], sphere "
-                         "{center=[x,y,z], radius=r}, cylinder {center, axis, radius}, "
-                         "normal [nx,ny,nz]") from None
-    if not shaped and not region.get("all", False):
-        raise FieldError(f"region {name!r} selects nothing: give box, sphere, cylinder, normal or all = true")
+    if "box" in region:
+        lo, hi = (np.asarray(c, dtype=np.float64) * m for c in region["box"])
+        tol = 1e-9 * float(np.ptp(mesh.p, axis=1).max())
+        keep &= np.all((cen >= np.minimum(lo, hi) - tol) & (cen <= np.maximum(lo, hi) + tol),
+                       axis=1)
+    if "sphere" in region:
+        centre = np.asarray(region["sphere"]["center"], dtype=np.float64) * m
+        keep &= np.linalg.norm(cen - centre, axis=1) <= float(region["sphere"]["radius"]) * m
+    if "cylinder" in region:
+        cyl = region["cylinder"]
+        centre = np.asarray(cyl["center"], dtype=np.float64) * m
+        axis = np.asarray(cyl.get("axis", (0.0, 0.0, 1.0)), dtype=np.float64)
+        axis = axis / np.linalg.norm(axis)
+        rel = cen - centre
+        radial = rel - np.outer(rel @ axis, axis)
+        dist = np.linalg.norm(radial, axis=1)
+        radius = float(cyl["radius"]) * m
+        keep &= dist >= radius if cyl.get("outside", False) else dist <= radius
+        if cyl.get("wall", False):  # only facets whose normal is radial: the wall itself
+            radial_n = np.abs(np.einsum("ij,ij->i", nrm, radial)) / np.maximum(dist, 1e-300)
+            keep &= radial_n >= np.cos(np.radians(float(region.get("angle", 10.0))))
+    if "normal" in region:
+        want = np.asarray(region["normal"], dtype=np.float64)
+        cos = np.cos(np.radians(float(region.get("angle", 10.0))))
+        keep &= nrm @ (want / np.linalg.norm(want)) >= cos
     out = facets[keep]
     if not len(out):
         raise FieldError(f"region {name!r} contains no boundary facet of the part; "
                          "check its coordinates are in stage units and touch the surface")
     return out
+
+
+def surface_patches(mesh: Any, facets: IntArray) -> IntArray:
+    """Sizes of the edge-connected surface patches a set of boundary facets forms.
+
+    Args:
+        mesh: the skfem mesh.
+        facets: (k,) int facet indices.
+
+    Returns:
+        (p,) int64 facet count of each patch, largest first (``p == 1``: one connected face).
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    tri = np.sort(np.asarray(mesh.facets[:, facets].T, dtype=np.int64), axis=1)  # (k, 3)
+    k = len(tri)
+    if not k:
+        return np.zeros(0, dtype=np.int64)
+    edges = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [0, 2]]])
+    _, edge_id = np.unique(edges, axis=0, return_inverse=True)
+    edge_id = edge_id.ravel()
+    n = k + int(edge_id.max()) + 1  # facets and edges as one bipartite graph
+    graph = sp.coo_matrix((np.ones(3 * k), (np.tile(np.arange(k), 3), k + edge_id)),
+                          shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    sizes = np.bincount(labels[:k])
+    return np.sort(sizes[sizes > 0])[::-1].astype(np.int64)
+
+
+def report_region(mesh: Any, name: str, role: str, facets: IntArray) -> RegionReport:
+    """Facet count, connected patches and area of a selection (see :class:`RegionReport`)."""
+    area = float(facet_geometry(mesh, facets)[2].sum())
+    return RegionReport(name=name, role=role, facets=len(facets),
+                        patches=len(surface_patches(mesh, facets)), area=area)

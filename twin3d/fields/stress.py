@@ -3,10 +3,11 @@
 Each load case declared in the scene (a force on a region, or a pressure) is solved once with
 the stiffness matrix factorised once (scikit-fem, ``ElementTetP2``: linear tets lock in
 bending). Its stress (linear in each element) is evaluated at the element corners and
-volume-averaged at the nodes, then read at the surface vertices: a unit stress field per case. Live inputs give the case amplitudes linearly: a load-cell channel
-scales its case directly, and strain-gauge channels identify the cases that have no load cell
-by least squares (never by interpolating stress between gauges). So the six stress-tensor
-components are ``W @ values``; von Mises is computed per vertex from them on each update.
+volume-averaged at the nodes, then read at the surface vertices: a unit stress field per case.
+Live inputs give the case amplitudes linearly: a load-cell channel scales its case directly,
+and strain-gauge channels identify the cases that have no load cell by least squares (never by
+interpolating stress between gauges). So the six stress-tensor components are ``W @ values``;
+von Mises is computed per vertex from them on each update.
 
 ``[model.stress]`` keys (see :mod:`twin3d.fields` for the whole schema)::
 
@@ -29,7 +30,7 @@ components are ``W @ values``; von Mises is computed per vertex from them on eac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -37,21 +38,30 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from twin3d.errors import FieldError
-from twin3d.fields.base import LinearFieldModel, matvec, sensor_locations
-from twin3d.fields.heat import _quality, _region, _regions
-from twin3d.fields.mesh import TetMesh, facet_geometry, probe_matrix, select_facets
+from twin3d.fields.base import (
+    LinearFieldModel,
+    RegionReport,
+    matvec,
+    reports_from_arrays,
+    sensor_locations,
+    warn_regions,
+)
+from twin3d.fields.config import STRESS_UNITS, check_model, mesh_quality
+from twin3d.fields.mesh import TetMesh, probe_matrix, report_region, select_facets, tetrahedralize
 
-__all__ = ["COMPONENTS", "StressModel", "solve_load_cases", "von_mises"]
+__all__ = ["COMPONENTS", "FORCE_UNITS", "STRAIN_UNITS", "StressModel", "solve_load_cases",
+           "strain_from_stress", "von_mises"]
 
 FloatArray = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 
 #: Order of the stress-tensor components in ``StressModel.W``'s row blocks.
 COMPONENTS = ("xx", "yy", "zz", "xy", "yz", "zx")
-_STRESS_UNITS = {"Pa": 1.0, "kPa": 1e3, "MPa": 1e6, "GPa": 1e9, "psi": 6894.757293168}
-_FORCE_UNITS = {"N": 1.0, "kN": 1e3, "lbf": 4.4482216152605}
-_STRAIN_UNITS = {"strain": 1.0, "m/m": 1.0, "ustrain": 1e-6, "µε": 1e-6, "microstrain": 1e-6,
-                 "ue": 1e-6}
+#: Load-cell units and their size in N.
+FORCE_UNITS = {"N": 1.0, "kN": 1e3, "lbf": 4.4482216152605}
+#: Strain-gauge units and their size in m/m.
+STRAIN_UNITS = {"strain": 1.0, "m/m": 1.0, "ustrain": 1e-6, "µε": 1e-6, "microstrain": 1e-6,
+                "ue": 1e-6}
 
 
 def von_mises(s: npt.ArrayLike, out: F32 | None = None) -> F32:
@@ -69,16 +79,6 @@ def von_mises(s: npt.ArrayLike, out: F32 | None = None) -> F32:
     return np.asarray(np.sqrt(t), dtype=np.float32)
 
 
-def _vector(value: Any, where: str) -> FloatArray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = np.empty(0)
-    if arr.shape != (3,):
-        raise FieldError(f"{where} must be a vector [x, y, z]")
-    return arr
-
-
 def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
                      meters_per_unit: float) -> tuple[list[str], FloatArray, FloatArray]:
     """Displacement and stress at the mesh nodes for each load case at unit amplitude.
@@ -94,23 +94,24 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
         (components in :data:`COMPONENTS` order), at the vertices of the tetrahedra.
 
     Raises:
-        FieldError: bad material, no fixed region, no load case, or a bad load.
+        FieldError: a bad key or number (see :func:`~twin3d.fields.config.check_model`), or a
+            region that selects no facet.
     """
+    names, disp, sig, _ = _solve(mesh, stress, regions, meters_per_unit)
+    return names, disp, sig
+
+
+def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
+           meters_per_unit: float
+           ) -> tuple[list[str], FloatArray, FloatArray, tuple[RegionReport, ...]]:
+    """:func:`solve_load_cases` plus what each region selected."""
     from skfem import Basis, BilinearForm, ElementTetP2, ElementVector, FacetBasis, LinearForm, asm
     from skfem.helpers import dot
     from skfem.models.elasticity import lame_parameters
 
-    try:
-        E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
-    except (KeyError, TypeError, ValueError):
-        raise FieldError("[model.stress] needs E = <Pa> (and nu)") from None
-    if not (E > 0 and -1.0 < nu < 0.5):
-        raise FieldError("[model.stress] needs E > 0 Pa and -1 < nu < 0.5")
-    loads = stress.get("load", [])
-    if not loads:
-        raise FieldError("[model.stress] has no [[model.stress.load]] case")
-    if not stress.get("fixed"):
-        raise FieldError("[model.stress] needs fixed = [<region>, ...] to hold the part")
+    check_model({"regions": regions, "stress": stress})
+    E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
+    loads = stress["load"]
     m = mesh.to_skfem()
     basis = Basis(m, ElementVector(ElementTetP2()))
     lam, mu = lame_parameters(E, nu)
@@ -129,31 +130,31 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
         return out
 
     K = sp.csr_matrix(asm(elasticity, basis))
-    fixed = [select_facets(m, r, _region(regions, r, "[model.stress] fixed"), meters_per_unit)
-             for r in stress["fixed"]]
+    reports: list[RegionReport] = []
+    fixed = []
+    for r in stress["fixed"]:
+        fixed.append(select_facets(m, r, regions[r], meters_per_unit))
+        reports.append(report_region(m, r, "fixed", fixed[-1]))
     D = basis.get_dofs(facets=np.concatenate(fixed)).all()
     inner = np.setdiff1d(np.arange(K.shape[0]), D)
     names, rhs = [], []
     for i, load in enumerate(loads):
         name = str(load.get("name", f"load{i + 1}"))
-        where = f"[[model.stress.load]] {name!r}"
-        facets = select_facets(m, load.get("region"), _region(regions, load.get("region"), where),
-                               meters_per_unit)
+        facets = select_facets(m, load["region"], regions[load["region"]], meters_per_unit)
+        reports.append(report_region(m, load["region"], f"load {name}", facets))
         fb = FacetBasis(m, basis.elem, facets=facets)
         if "force" in load:
-            traction = _vector(load["force"], f"{where} force") / facet_geometry(m, facets)[2].sum()
+            traction = np.asarray(load["force"], dtype=np.float64) / reports[-1].area
 
             @LinearForm  # type: ignore[untyped-decorator]
             def form(v: Any, w: Any, t: FloatArray = traction) -> Any:
                 return t[0] * v[0] + t[1] * v[1] + t[2] * v[2]
-        elif "pressure" in load:
+        else:  # checked: exactly one of force and pressure
             p = float(load["pressure"])
 
             @LinearForm  # type: ignore[untyped-decorator]
             def form(v: Any, w: Any, p: float = p) -> Any:
                 return -p * dot(w.n, v)
-        else:
-            raise FieldError(f"{where} needs force = [fx, fy, fz] (N) or pressure = <Pa>")
         names.append(name)
         rhs.append(np.asarray(asm(form, fb)))
     lu = splu(K[inner][:, inner].tocsc())
@@ -180,10 +181,10 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
             acc = np.zeros(n_nodes)
             np.add.at(acc, m.t.T, comp * weight)
             sig[:, c, k] = acc / total
-    return names, disp, sig
+    return names, disp, sig, tuple(reports)
 
 
-def _strain_from_stress(s: FloatArray, E: float, nu: float) -> FloatArray:
+def strain_from_stress(s: FloatArray, E: float, nu: float) -> FloatArray:
     """(6, ...) stress -> (3, 3, ...) strain tensor (isotropic, linear)."""
     xx, yy, zz, xy, yz, zx = s
     tr = xx + yy + zz
@@ -196,11 +197,13 @@ class StressModel(LinearFieldModel):
     """Von Mises stress from load cells and strain gauges (linear elasticity, P2 tets).
 
     ``W`` is (6 n, c) float32, column-major: row block ``i`` is stress component
-    ``COMPONENTS[i]`` at the n vertices, in ``unit`` per channel unit. :meth:`update` returns
-    the von Mises stress (n,); :attr:`tensor` holds the (6, n) components of the last update.
+    ``COMPONENTS[i]`` at the n vertices, in ``unit`` per channel unit, so :attr:`n_vertices`
+    is ``W.shape[0] // 6``. :meth:`update` returns the von Mises stress (n,); :attr:`tensor`
+    holds the (6, n) components of the last update.
 
     Attributes:
         cases: load-case names; ``amplitudes`` their values at the last update.
+        regions: what each region selected on the FEM mesh (:class:`RegionReport`).
     """
 
     quantity = "von_mises"
@@ -208,7 +211,8 @@ class StressModel(LinearFieldModel):
 
     def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str, *,
                  cases: Sequence[str], amplitude_map: FloatArray,
-                 response: FloatArray | None = None) -> None:
+                 response: FloatArray | None = None,
+                 regions: Sequence[RegionReport] = ()) -> None:
         W = np.asarray(W)
         super().__init__(channels, W, unit)
         if self.W.shape[0] % 6:
@@ -216,6 +220,7 @@ class StressModel(LinearFieldModel):
         self.cases = list(cases)
         self.inputs = self.cases
         self.response = None if response is None else np.asarray(response)  # (c, k)
+        self.regions = tuple(regions)
         self._amp = np.asarray(amplitude_map)
         self.amplitudes = np.zeros(len(self.cases))
         self.tensor = np.zeros((6, self.W.shape[0] // 6), dtype=np.float32)
@@ -223,22 +228,46 @@ class StressModel(LinearFieldModel):
 
     @property
     def n_vertices(self) -> int:
-        """Number of vertices of the field."""
+        """Number of mesh vertices the field has: a sixth of the rows of ``W``."""
         return int(self.W.shape[0] // 6)
 
     def update(self, values: Mapping[str, float] | npt.ArrayLike,
                out: F32 | None = None) -> F32:
-        """Von Mises stress (n,) float32 in ``unit`` from the latest readings."""
+        """Von Mises stress (n,) float32 in ``unit`` from the latest readings.
+
+        Raises:
+            FieldError: as :meth:`LinearFieldModel.update`.
+        """
         v = self._set_values(values)
         self._v32[:] = v
         matvec(self.W, self._v32, self.tensor.reshape(-1))
         self.amplitudes = self._amp @ v
         return von_mises(self.tensor, out=self._out if out is None else out)
 
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays that define the model (for the on-disk cache); see :meth:`from_arrays`."""
+        out = super().to_arrays() | {"cases": np.asarray(self.cases, dtype=str),
+                                     "amplitude_map": self._amp}
+        if self.response is not None:
+            out["response"] = self.response
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> Self:
+        """Rebuild a model from :meth:`to_arrays`' output.
+
+        Raises:
+            KeyError: an array is missing (a file written by another version).
+        """
+        return cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]),
+                   cases=[str(c) for c in arrays["cases"]],
+                   amplitude_map=arrays["amplitude_map"], response=arrays.get("response"),
+                   regions=reports_from_arrays(arrays))
+
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
               sensors: Sequence[Any], config: Mapping[str, Any], *,
-              mesh: TetMesh | None = None) -> StressModel:
+              mesh: TetMesh | None = None, snap_tolerance: float | None = None) -> StressModel:
         """Mesh the part, solve each load case and fold the amplitudes into ``W``.
 
         Args:
@@ -248,19 +277,26 @@ class StressModel(LinearFieldModel):
             sensors: force (load-cell) and strain (gauge) sensors on this mesh.
             config: the whole ``[model]`` table (``stress`` and ``regions`` are read).
             mesh: a ready tetrahedral mesh (metres); by default TetGen makes one.
+            snap_tolerance: largest distance (metres) from a sensor position to the surface
+                (default: 5 mm, as ``twin3d bind``).
 
         Raises:
-            FieldError: no ``[model.stress]``, unknown units or channels, too few gauges.
+            FieldError: no ``[model.stress]``, a bad key, unknown units or channels, too few
+                gauges, a sensor off the part.
+
+        Warns:
+            RegionWarning: a region that selects facets on several surface patches.
         """
+        check_model(config)
         stress = config.get("stress")
         if not isinstance(stress, Mapping):
             raise FieldError("the [model] section has no [model.stress] table")
         unit = str(stress.get("unit", "MPa"))
-        if unit not in _STRESS_UNITS:
-            raise FieldError(f"[model.stress] unit {unit!r} is not one of {sorted(_STRESS_UNITS)}")
         pts = np.asarray(points, dtype=np.float64)
+        pts_m = pts * meters_per_unit
+        sensor_locations(sensors, pts_m, meters_per_unit, faces, tolerance_m=snap_tolerance)
         by_channel = {s.channel: s for s in sensors}
-        loads = stress.get("load", [])
+        loads = stress["load"]
         driven: dict[int, str] = {}
         for i, load in enumerate(loads):
             ch = load.get("channel")
@@ -268,66 +304,61 @@ class StressModel(LinearFieldModel):
                 if ch not in by_channel or by_channel[ch].quantity != "force":
                     raise FieldError(f"load case {load.get('name', i + 1)!r}: channel {ch!r} is "
                                      "not a force sensor of this mesh in the sensor map")
-                if by_channel[ch].unit not in _FORCE_UNITS:
+                if by_channel[ch].unit not in FORCE_UNITS:
                     raise FieldError(f"load cell {ch!r}: unit {by_channel[ch].unit!r} is not "
-                                     f"one of {sorted(_FORCE_UNITS)}")
+                                     f"one of {sorted(FORCE_UNITS)}")
                 driven[i] = ch
         ident = [i for i in range(len(loads)) if i not in driven]
         gauges = [s for s in sensors if s.quantity == "strain"] if ident else []
         if len(gauges) < len(ident):
             raise FieldError(f"{len(ident)} load case(s) without a load cell need at least as "
                              f"many strain gauges; found {len(gauges)}")
+        bad = [g.channel for g in gauges if g.unit not in STRAIN_UNITS]
+        if bad:
+            raise FieldError(f"strain gauges {bad}: unit must be one of {sorted(STRAIN_UNITS)}")
         if mesh is None:
-            from twin3d.fields.mesh import tetrahedralize
-
             mesh = tetrahedralize(pts, faces, meters_per_unit,
                                   target_tets=int(stress.get("tets", 4000)),
-                                  quality=_quality(stress, "[model.stress]"))
-        names, _, sig = solve_load_cases(mesh, stress, _regions(config), meters_per_unit)
-        pts_m = pts * meters_per_unit
+                                  quality=mesh_quality(stress))
+        names, _, sig, reports = _solve(mesh, stress, config.get("regions", {}), meters_per_unit)
+        warn_regions(reports, stacklevel=2)
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
             S = sig[: len(pts)]
         else:
             P = probe_matrix(mesh.nodes, mesh.tets, pts_m)
             S = np.stack([P @ sig[:, :, k] for k in range(sig.shape[2])], axis=2)
-        ident = [i for i in range(len(names)) if i not in driven]
         channels = [driven[i] for i in sorted(driven)] + [g.channel for g in gauges]
         col = {c: j for j, c in enumerate(channels)}
         amp = np.zeros((len(names), len(channels)))
         for i, ch in driven.items():
-            amp[i, col[ch]] = _FORCE_UNITS[by_channel[ch].unit]
+            amp[i, col[ch]] = FORCE_UNITS[by_channel[ch].unit]
+        response = np.zeros((len(channels), len(names)))  # reading per unit of each case
+        for i, ch in driven.items():
+            response[col[ch], i] = 1.0 / FORCE_UNITS[by_channel[ch].unit]
         if ident:
             E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
-            default_dir = _vector(stress.get("gauge_direction", (1, 0, 0)), "gauge_direction")
+            default_dir = stress.get("gauge_direction", (1.0, 0.0, 0.0))
             dirs = stress.get("gauge_directions", {})
-            pos, _ = sensor_locations(gauges, pts_m, meters_per_unit)
+            pos, _ = sensor_locations(gauges, pts_m, meters_per_unit, faces,
+                                      tolerance_m=snap_tolerance)
             P = probe_matrix(mesh.nodes, mesh.tets, pos)
             Gm = np.zeros((len(gauges), len(names)))  # strain per unit amplitude
             for k in range(len(names)):
-                eps = _strain_from_stress((P @ sig[:, :, k]).T, E, nu)  # (3, 3, g)
+                eps = strain_from_stress((P @ sig[:, :, k]).T, E, nu)  # (3, 3, g)
                 for g, gauge in enumerate(gauges):
-                    d = _vector(dirs.get(gauge.channel, default_dir),
-                                f"gauge direction of {gauge.channel!r}")
+                    d = np.asarray(dirs.get(gauge.channel, default_dir), dtype=np.float64)
                     d = d / np.linalg.norm(d)
                     Gm[g, k] = d @ eps[:, :, g] @ d
-            scale = np.array([_STRAIN_UNITS.get(g.unit, np.nan) for g in gauges])
-            if np.isnan(scale).any():
-                bad = [g.channel for g, s in zip(gauges, scale) if np.isnan(s)]
-                raise FieldError(f"strain gauges {bad}: unit must be one of "
-                                 f"{sorted(_STRAIN_UNITS)}")
+            scale = np.array([STRAIN_UNITS[g.unit] for g in gauges])
             fit = np.linalg.pinv(Gm[:, ident])  # (ident, g)
             gcols = [col[g.channel] for g in gauges]
             for a, i in enumerate(ident):
                 amp[i, gcols] = fit[a] * scale
                 for j in driven:
                     amp[i] -= (fit[a] @ Gm[:, j]) * amp[j]
-        # forward model: each channel's reading per unit amplitude of each case
-        response = np.zeros((len(channels), len(names)))
-        for i, ch in driven.items():
-            response[col[ch], i] = 1.0 / _FORCE_UNITS[by_channel[ch].unit]
-        if ident:
             response[gcols] = Gm / scale[:, None]
-        factor = 1.0 / _STRESS_UNITS[unit]
+        factor = 1.0 / STRESS_UNITS[unit]
         # (n, 6, k) @ (k, c) -> (6, n, c) -> (6 n, c)
         W = np.einsum("nsk,kc->snc", S, amp).reshape(6 * len(pts), len(channels)) * factor
-        return cls(channels, W, unit, cases=names, amplitude_map=amp, response=response)
+        return cls(channels, W, unit, cases=names, amplitude_map=amp, response=response,
+                   regions=reports)
