@@ -132,14 +132,20 @@ def test_a_failed_demo_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest
 @pytest.mark.slow
 def test_a_plain_install_runs_the_demo_from_any_folder(tmp_path: Path) -> None:
     """``pip install .`` (not editable): the demo's CAD file and sensor map come with it."""
+    import shutil
     import zipfile
 
     from conftest import IN_CI
 
     repo = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside it
+    shutil.copytree(repo, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", ".venv*", "__pycache__", ".*_cache", "tests",
+        "benchmarks", "twin3d-demo"))
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                            str(wheels), str(repo)], capture_output=True, text=True, timeout=600)
+                            str(wheels), str(source)], capture_output=True, text=True,
+                           timeout=600)
     if build.returncode != 0:  # pip could not reach a package index for setuptools
         (pytest.fail if IN_CI else pytest.skip)(f"cannot build a wheel: {build.stderr[-500:]}")
     (wheel,) = wheels.glob("twin3d-*.whl")

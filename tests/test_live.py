@@ -418,3 +418,39 @@ def test_export_of_unbound_channels_names_skip_unknown(bound_plate: Path, tmp_pa
     assert not out.exists()
     assert main(["export", str(rec), "-o", str(out), "--stage", str(bound_plate),
                  "--skip-unknown"]) == 0
+
+
+@pytest.mark.slow
+def test_info_and_the_view_flag_impossible_fitted_inputs(bound_plate: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """Readings whose best fit needs an ambient below absolute zero are flagged, not shown."""
+    from twin3d.cli import main
+
+    twin = Twin.open(bound_plate)
+    temps = [c for c, s in twin.sensors.items() if s.quantity == "temperature"]
+    twin.update({c: 40.0 + i for i, c in enumerate(temps)})
+    twin.save()
+    assert main(["info", str(bound_plate)]) == 0
+    out = capsys.readouterr().out
+    assert f"fitted inputs on {MESH} (from the current values):" in out
+    assert "ambient" in out and "IMPOSSIBLE" not in out
+    twin.update({c: -400.0 for c in temps})
+    twin.save()
+    assert main(["info", str(bound_plate)]) == 0
+    flagged = [line for line in capsys.readouterr().out.splitlines() if "IMPOSSIBLE" in line]
+    assert any("below absolute zero" in line for line in flagged), flagged
+
+    pytest.importorskip("pyvista")
+    from twin3d.fields import ImplausibleInputWarning, build_field_models
+    from twin3d.view import View
+
+    heat = build_field_models(twin)[MESH]["temperature"]
+    with View(twin, {MESH: heat}, off_screen=True, window_size=(320, 240)) as view:
+        with pytest.warns(ImplausibleInputWarning, match="below absolute zero"):
+            view.render()  # the live layer's values (-400 °C) are shown from the start
+        assert view.problems and "below absolute zero" in view.problem_line.GetInput()
+        assert view.problem_line.GetVisibility()
+        view.push({c: 40.0 + i for i, c in enumerate(temps)})
+        view.render()
+        assert view.problems == [] and not view.problem_line.GetVisibility()

@@ -130,7 +130,12 @@ def _run_bind(args: argparse.Namespace) -> int:
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("info", help="print a stage's hierarchy, units and sensors")
+    p = sub.add_parser(
+        "info", help="print a stage's hierarchy, sizes, units and sensors",
+        description="Print a stage's units, size (to place sensors by), layers, hierarchy "
+        "(meshes inside instances too) and bound sensors. For a twin with current values and "
+        "a thermal model, also the heat inputs fitted to those values, with any that are "
+        "physically impossible flagged (builds the field models once; they are cached).")
     p.add_argument("stage", metavar="STAGE")
     p.set_defaults(run=_run_info)
 
@@ -139,7 +144,31 @@ def _run_info(args: argparse.Namespace) -> int:
     from twin3d.usd.info import stage_info
 
     print(stage_info(args.stage))
+    for line in _fitted_inputs(args.stage):
+        print(line)
     return 0
+
+
+def _fitted_inputs(stage: str) -> list[str]:
+    """The heat inputs fitted to a twin's current values, impossible ones flagged."""
+    from twin3d.fields import HeatModel, build_field_models
+    from twin3d.twin import Twin
+
+    twin = Twin.open(stage)
+    values = twin.values
+    if not values or "thermal" not in twin.model:
+        return []
+    lines = []
+    for mesh, models in build_field_models(twin).items():
+        heat = models.get("temperature")
+        if not isinstance(heat, HeatModel):
+            continue
+        fit = heat.fitted_inputs({c: v for c, v in values.items() if c in heat.channels})
+        lines.append(f"fitted inputs on {mesh} (from the current values):")
+        lines += [f"  {name:<24} {v:10.4g} {fit.units[name]:<6} (noise sigma "
+                  f"{fit.sigma[name]:.2g})" for name, v in fit.values.items()]
+        lines += [f"  IMPOSSIBLE: {problem}" for problem in fit.problems]
+    return lines
 
 
 # --- serve / export / replay / ingest ------------------------------------------------------

@@ -39,7 +39,7 @@ from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
 from twin3d.model import Sample, Sensor
 
-__all__ = ["FieldModel", "TwinLike", "View", "has_display", "source_time_text"]
+__all__ = ["FieldModel", "FittedModel", "TwinLike", "View", "has_display", "source_time_text"]
 
 
 @runtime_checkable
@@ -59,6 +59,14 @@ class FieldModel(Protocol):
     def n_vertices(self) -> int: ...  # mesh vertices the field covers (not rows of W)
 
     def update(self, values: Mapping[str, float]) -> npt.NDArray[np.floating[Any]]: ...
+
+
+@runtime_checkable
+class FittedModel(Protocol):
+    """A field model that fits physical inputs (``twin3d.fields.HeatModel``) and can say which
+    fitted values are physically impossible (``fitted_inputs().problems``)."""
+
+    def fitted_inputs(self) -> Any: ...  # twin3d.fields.heat.FittedInputs
 
 
 class TwinLike(Protocol):
@@ -149,8 +157,9 @@ class View:
 
     Attributes:
         connection: the source's state in the status line (feeders set it).
-        problems: lines shown under the status line in the warn colour (e.g. fitted model
-            inputs that are physically impossible); empty: none shown.
+        problems: lines shown above the status line in the warn colour: the physically
+            impossible inputs a field model fitted to the latest values (an ambient below
+            absolute zero, a heater that cools); empty: none shown.
         source_time: source time (Unix seconds) of the latest values, shown in the status line.
 
     Examples:
@@ -384,9 +393,11 @@ class View:
             self._seen[ch] = now
         if pending and self._models:
             for i, model in self._models.items():
-                self.mesh_actors[i].write(model.update(dict(self.values)))
+                self.mesh_actors[i].write(model.update(self._channels_of(model)))
                 if not self.mesh_actors[i].has_field:
                     self.mesh_actors[i].show_field(True)
+            self.problems = [p for m in self._models.values() if isinstance(m, FittedModel)
+                             for p in m.fitted_inputs().problems]
             if self.field_range is None:
                 self._auto_range()
         if self.color_bar is not None:
@@ -409,6 +420,10 @@ class View:
         rw.Render()
         self.frame_ms = (time.perf_counter() - t0) * 1e3
         self.frames += 1
+
+    def _channels_of(self, model: FieldModel) -> dict[str, float]:
+        """The latest values of the channels ``model`` is made from."""
+        return {c: self.values[c] for c in model.channels if c in self.values}
 
     def _update_status(self, states: Sequence[str]) -> None:
         parts = [self.connection]
