@@ -37,7 +37,7 @@ from twin3d._types import PathLike
 from twin3d.errors import Twin3DError
 from twin3d.model import Sample, Sensor
 
-__all__ = ["DemoResult", "PlateScenario", "run_demo"]
+__all__ = ["DemoResult", "PlateScenario", "build_twin", "run_demo", "summary"]
 
 #: The demo's inputs, installed with the package (see twin3d/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
