@@ -91,6 +91,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_a_valid_recording(tmp_path: Path) -> Non
 
 
 @pytest.mark.render
+@pytest.mark.slow
 def test_with_a_display_the_demo_opens_a_window(tmp_path: Path) -> None:
     from conftest import require_binary
 

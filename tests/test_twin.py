@@ -105,6 +105,7 @@ def _tree(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
 
 
+@pytest.mark.slow
 def test_example_scripts_leave_the_repository_as_it_was() -> None:
     """Run as a newcomer would, with no arguments: outputs go to a new temporary folder."""
     import re

@@ -330,6 +330,7 @@ view.close()
 """
 
 
+@pytest.mark.slow
 def test_window_with_a_display_under_xvfb(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
     import os
