@@ -313,7 +313,7 @@ class View:
         model = next(iter(self._models.values()))
         self.quantity, self.unit = str(model.quantity), str(model.unit)
         unit = unit_text(self.unit)
-        self.color_bar = build_color_bar(f"{self.quantity} [{unit}]" if unit else self.quantity,
+        self.color_bar = build_color_bar(f"{self.quantity} ({unit})" if unit else self.quantity,
                                          cmap)
         for prop in self.color_bar.actors():
             self.plotter.renderer.AddViewProp(prop)
@@ -431,7 +431,7 @@ class View:
             parts.append(f"source {source_time_text(self.source_time)}")
         parts += [f"{self.values_per_second():.0f} values/s", f"frame {self.frame_ms:.1f} ms",
                   f"{len(states)} sensors, {sum(s == 'stale' for s in states)} stale"]
-        self.status.SetText(0, "  |  ".join(parts))
+        self.status.SetText(0, "  ·  ".join(parts))  # not "|": VTK would parse it as math
         if self.problems:
             self.problem_line.SetInput("CHECK THE MODEL: " + "; ".join(self.problems))
         self.problem_line.SetVisibility(bool(self.problems))
