@@ -454,3 +454,18 @@ def test_info_and_the_view_flag_impossible_fitted_inputs(bound_plate: Path, tmp_
         view.push({c: 40.0 + i for i, c in enumerate(temps)})
         view.render()
         assert view.problems == [] and not view.problem_line.GetVisibility()
+
+
+def test_an_older_live_layer_with_direct_colours_switches_too(bound_plate: Path) -> None:
+    """Live layers written before the display variants held displayColor on the mesh itself,
+    which would win over every variant: the next field written removes it."""
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    live = twin.stage.GetEditTarget().GetLayer()
+    old = Sdf.CreatePrimInLayer(live, MESH)
+    attr = Sdf.AttributeSpec(old, "primvars:displayColor", Sdf.ValueTypeNames.Color3fArray)
+    attr.default = [(1.0, 0.0, 1.0)] * n
+    twin.set_field("Plate", "temperature", np.linspace(20.0, 90.0, n), vmin=20.0, vmax=100.0)
+    np.testing.assert_allclose(_flat(twin.stage, MESH, "displayColor"),
+                               linear_colorize(np.linspace(20.0, 90.0, n), 20.0, 100.0),
+                               rtol=1e-6)

@@ -134,6 +134,7 @@ def author_field(layer: Sdf.Layer, root: Sdf.Path, target: FieldTarget, quantity
         spec.customData = {"twin3d": {"colormap": DEFAULT_CMAP, "vmin": vmin, "vmax": vmax}}
         if sigma is not None:
             author_primvar(layer, path, f"{quantity}_sigma", sigma[start:start + n], time)
+        _drop_direct_colors(layer, path)
         variant = path.AppendVariantSelection(DISPLAY_SET, quantity)
         if not layer.GetPrimAtPath(variant):
             Sdf.CreatePrimInLayer(layer, variant)
@@ -145,6 +146,16 @@ def author_field(layer: Sdf.Layer, root: Sdf.Path, target: FieldTarget, quantity
     material = _author_material(layer, root)
     for mesh in target.meshes:
         bind_material(layer, Sdf.Path(mesh.path), material)
+
+
+def _drop_direct_colors(layer: Sdf.Layer, mesh: Sdf.Path) -> None:
+    """Remove colours authored on the mesh itself in ``layer`` (live layers written before the
+    display variants): a direct opinion is stronger than any variant and would hide them all."""
+    spec = layer.GetPrimAtPath(mesh)
+    for name in ("primvars:displayColor", "primvars:displayColor:indices"):
+        attr = spec.attributes.get(name) if spec else None
+        if attr is not None:
+            spec.RemoveProperty(attr)
 
 
 def select_display(layer: Sdf.Layer, meshes: Sequence[Sdf.Path], quantity: str | None = None

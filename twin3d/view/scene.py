@@ -410,7 +410,7 @@ class ColorBar:
         ticks: the tick marks (short lines below the strip).
         labels: tick label texts (as many as :data:`MAX_TICKS`; unused ones hidden).
         title: the title text.
-        name: the title, e.g. ``"temperature [°C]"``.
+        name: the title, e.g. ``"temperature (°C)"``.
     """
 
     strip: vtk.vtkActor2D
@@ -492,7 +492,7 @@ def build_color_bar(name: str, cmap: str = DEFAULT_CMAP) -> ColorBar:
     """Make the colour bar of a field ("no data" until :meth:`ColorBar.show`).
 
     Args:
-        name: the title, e.g. ``"temperature [°C]"``.
+        name: the title, e.g. ``"temperature (°C)"``.
         cmap: matplotlib colour map name.
     """
     n = 256
