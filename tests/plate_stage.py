@@ -1,5 +1,5 @@
-"""The example plate twin the tests use: the real CAD file ``assets/plate/plate_holes.stl`` (mm)
-and the example scene's ``scenes/plate/sensors.toml``. The fixtures ``plate``, ``bound_plate``
+"""The example plate twin the tests use: the real CAD file ``twin3d/data/plate_holes.stl`` (mm)
+and the demo's sensor map ``twin3d/data/plate_sensors.toml``. The fixtures ``plate``, ``bound_plate``
 and ``plate_templates`` (conversion and binding once per session, a fresh copy per test) are in
 ``conftest.py``.
 """
@@ -9,6 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STL = REPO / "assets" / "plate" / "plate_holes.stl"
-SENSORS = REPO / "scenes" / "plate" / "sensors.toml"
+STL = REPO / "twin3d" / "data" / "plate_holes.stl"
+SENSORS = REPO / "twin3d" / "data" / "plate_sensors.toml"
 MESH = "/Plate/Geom/plate_holes_stl"

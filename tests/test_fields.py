@@ -24,7 +24,7 @@ from twin3d.fields.mesh import probe_matrix, tetrahedralize
 from twin3d.model import Sensor
 from twin3d.sensors import parse_sensor_map
 
-SCENE_MAP = Path(__file__).resolve().parents[1] / "scenes" / "plate" / "sensors.toml"
+SCENE_MAP = Path(__file__).resolve().parents[1] / "twin3d" / "data" / "plate_sensors.toml"
 
 
 def _bar() -> tuple[np.ndarray, np.ndarray]:

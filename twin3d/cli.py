@@ -137,7 +137,12 @@ def _run_bind(args: argparse.Namespace) -> int:
 
 
 def _add_info(sub: _Commands) -> None:
-    p = sub.add_parser("info", help="print a stage's hierarchy, units and sensors")
+    p = sub.add_parser(
+        "info", help="print a stage's hierarchy, sizes, units and sensors",
+        description="Print a stage's units, size (to place sensors by), layers, hierarchy "
+        "(meshes inside instances too) and bound sensors. For a twin with current values and "
+        "a thermal model, also the heat inputs fitted to those values, with any that are "
+        "physically impossible flagged (builds the field models once; they are cached).")
     p.add_argument("stage", metavar="STAGE")
     p.set_defaults(run=_run_info)
 
@@ -146,7 +151,31 @@ def _run_info(args: argparse.Namespace) -> int:
     from twin3d.usd.info import stage_info
 
     print(stage_info(args.stage))
+    for line in _fitted_inputs(args.stage):
+        print(line)
     return 0
+
+
+def _fitted_inputs(stage: str) -> list[str]:
+    """The heat inputs fitted to a twin's current values, impossible ones flagged."""
+    from twin3d.fields import HeatModel, build_field_models
+    from twin3d.twin import Twin
+
+    twin = Twin.open(stage)
+    values = twin.values
+    if not values or "thermal" not in twin.model:
+        return []
+    lines = []
+    for mesh, models in build_field_models(twin).items():
+        heat = models.get("temperature")
+        if not isinstance(heat, HeatModel):
+            continue
+        fit = heat.fitted_inputs({c: v for c, v in values.items() if c in heat.channels})
+        lines.append(f"fitted inputs on {mesh} (from the current values):")
+        lines += [f"  {name:<24} {v:10.4g} {fit.units[name]:<6} (noise sigma "
+                  f"{fit.sigma[name]:.2g})" for name, v in fit.values.items()]
+        lines += [f"  IMPOSSIBLE: {problem}" for problem in fit.problems]
+    return lines
 
 
 # --- serve / export / replay / ingest ------------------------------------------------------
@@ -281,10 +310,22 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 def _add_view(sub: _Commands) -> None:
-    p = sub.add_parser("view", help="open the live PyVista view, or export a walk-through movie")
+    p = sub.add_parser(
+        "view", help="open the live PyVista view, or export a screenshot or walk-through movie",
+        description="Show a twin: its meshes, a field and its sensors, live from a bridge, "
+        "replayed from a recording, or as they are in the stage. Without a display it renders "
+        "off-screen by itself (to STAGE-view.png, or REC-replay.mp4 with --recording, in the "
+        "current folder) unless -o says where. Camera path TOML: see README, 'Walk-throughs'.")
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("--bridge", help="ws://HOST:PORT to subscribe to")
-    p.add_argument("--field", help="field to overlay: temperature, von_mises, ...")
+    p.add_argument("--field", help="field to overlay: temperature, von_mises, ... (default: the "
+                   "field the stage shows, twin:displayField)")
+    p.add_argument("--range", nargs=2, type=float, metavar=("VMIN", "VMAX"),
+                   help="colour range of the field (default: the range stored in the stage, "
+                   "else the data's)")
+    p.add_argument("--labels", default="field", metavar="WHICH",
+                   help="sensor labels: field (the sensors of the shown field; default), all, "
+                   "none, or quantities such as temperature,strain; warn and alarm always show")
     p.add_argument("--token", help="subscribe token")
     p.add_argument("--off-screen", action="store_true", help="render without a window")
     p.add_argument("--path", help="camera path (TOML); default: an orbit around the stage")
@@ -295,7 +336,7 @@ def _add_view(sub: _Commands) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (x real time)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second of the movie")
     p.add_argument("--size", help="window/movie size WIDTHxHEIGHT (default 1024x768)")
-    p.add_argument("--usd-camera", metavar="CAM.usda",
+    p.add_argument("--usd-camera", metavar="CAM.usdc",
                    help="also write the path as a time-sampled UsdGeom.Camera over the stage")
     p.set_defaults(run=_run_view)
 

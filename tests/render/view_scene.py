@@ -81,6 +81,7 @@ class IdwModel:
         w = 1.0 / np.maximum(d2, 1e-12) ** 1.0
         w[d2 < 1e-12] = 1e12
         self.W = np.asfortranarray((w / w.sum(1, keepdims=True)).astype(np.float32))
+        self.n_vertices = len(points)
         self.values = np.full(len(self.channels), np.nan)
         self.sigma = None
 
