@@ -7,6 +7,7 @@ import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from plate_stage import SENSORS, STL
@@ -122,3 +123,11 @@ def plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
 def bound_plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
     """A fresh copy of the plate stage bound to ``scenes/plate/sensors.toml``."""
     return _copy(plate_templates[1], tmp_path)
+
+
+@pytest.fixture
+def view_plate(tmp_path: Path) -> Any:
+    """The view tests' small plate stage (tests/render/view_scene.py): its twin and a field model."""
+    from render.view_scene import make_plate
+
+    return make_plate(tmp_path)

@@ -14,8 +14,6 @@ import pytest
 
 from twin3d.colormap import ALARM_COLORS, colorize
 
-from view_scene import plate  # noqa: F401  (the fixture)
-
 pv = pytest.importorskip("pyvista")
 pytestmark = pytest.mark.render
 
@@ -47,8 +45,8 @@ class FakeClock:
         return self.t
 
 
-def test_field_overlay(plate, assert_image) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_field_overlay(view_plate, assert_image) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     values = {"plate/tc1": 30.0, "plate/tc2": 60.0, "plate/tc3": 90.0, "plate/tc4": 97.0}
     with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
               field_range=(20.0, 100.0), show_sensors=False) as view:
@@ -71,8 +69,8 @@ def test_field_overlay(plate, assert_image) -> None:  # type: ignore[no-untyped-
         assert_image(view.plotter)
 
 
-def test_auto_range_and_cpu_path_match_gpu(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_auto_range_and_cpu_path_match_gpu(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     values = {"plate/tc1": 12.0, "plate/tc2": 48.0, "plate/tc3": 70.0, "plate/tc4": 33.0}
     images = []
     for gpu in (True, False):
@@ -92,8 +90,8 @@ def test_auto_range_and_cpu_path_match_gpu(plate) -> None:  # type: ignore[no-un
     assert np.abs(images[0] - images[1]).mean() < 2.0
 
 
-def test_sensor_glyphs_alarm_and_stale(plate, assert_image) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_sensor_glyphs_alarm_and_stale(view_plate, assert_image) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     clock = FakeClock()
     with View(twin, model, off_screen=True, window_size=SIZE, field_range=(20.0, 100.0),
               stale_after=10.0, clock=clock) as view:
@@ -125,8 +123,8 @@ def test_sensor_glyphs_alarm_and_stale(plate, assert_image) -> None:  # type: ig
         assert "4 sensors, 3 stale" in status and "frame" in status
 
 
-def test_frames_write_in_place(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_frames_write_in_place(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     rng = np.random.default_rng(1)
     with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
               field_range=(0.0, 100.0), show_sensors=False) as view:
@@ -155,8 +153,8 @@ def test_frames_write_in_place(plate) -> None:  # type: ignore[no-untyped-def]
                                        rgb255(colorize([last[ch]], 0.0, 100.0)[0]), atol=8)
 
 
-def test_push_coalesces_latest_from_threads(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_push_coalesces_latest_from_threads(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     calls = []
 
     class Counting:
@@ -183,19 +181,19 @@ def test_push_coalesces_latest_from_threads(plate) -> None:  # type: ignore[no-u
         assert view.values_per_second() > 0
 
 
-def test_bad_field_model_is_one_line(plate) -> None:  # type: ignore[no-untyped-def]
+def test_bad_field_model_is_one_line(view_plate) -> None:  # type: ignore[no-untyped-def]
     from twin3d.errors import FieldError
 
-    twin, model = plate
+    twin, model = view_plate
     with pytest.raises(FieldError, match="not a mesh of the stage"):
         View(twin, {"/Nope": model}, off_screen=True, window_size=(64, 48))
 
 
-def test_bridge_stream_into_view(plate) -> None:  # type: ignore[no-untyped-def]
+def test_bridge_stream_into_view(view_plate) -> None:  # type: ignore[no-untyped-def]
     bridge_mod = pytest.importorskip("twin3d.bridge.server")
     from twin3d.bridge import Client
 
-    twin, model = plate
+    twin, model = view_plate
     rng = np.random.default_rng(7)
     batches = [{ch: float(v) for ch, v in zip(twin.sensors, rng.uniform(5, 95, 4))}
                for _ in range(30)]
@@ -250,12 +248,12 @@ def test_bridge_stream_into_view(plate) -> None:  # type: ignore[no-untyped-def]
         view.close()
 
 
-def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_replay_recording_into_view(view_plate, tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("twin3d.bridge.server")
     from twin3d.bridge import Bridge, read_recording
     from twin3d.model import Sample
 
-    twin, model = plate
+    twin, model = view_plate
     rec = tmp_path / "rec.sqlite"
     rows = [Sample(ch, 10.0 * k + i, 100.0 + 0.01 * k) for k in range(5)
             for i, ch in enumerate(twin.sensors)]
@@ -284,8 +282,8 @@ def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no
                                        rgb255(colorize([last[ch]], 0.0, 100.0)[0]), atol=8)
 
 
-def test_hard_edges_split_points_but_field_follows_stage_vertices(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_hard_edges_split_points_but_field_follows_stage_vertices(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
 
     class PerVertex:  # field = reading × stage vertex index, on the 8-vertex block
         channels, quantity, unit, n_vertices = ["plate/tc1"], "temperature", "degC", 8

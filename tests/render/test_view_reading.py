@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from view_scene import NX, IdwModel, make_plate
 
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, colorize, lookup_table
 from twin3d.model import Limits, Sample, Sensor
-
-from view_scene import NX, IdwModel, make_plate, plate  # noqa: F401  (plate: the fixture)
 
 pv = pytest.importorskip("pyvista")
 pytestmark = pytest.mark.render
@@ -62,8 +61,8 @@ class SixRowModel:
         return self.base.update(values)
 
 
-def test_a_stress_model_is_sized_by_its_vertices_not_its_rows(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_a_stress_model_is_sized_by_its_vertices_not_its_rows(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     stress = SixRowModel(model)
     with View(twin, stress, off_screen=True, window_size=(64, 48)) as view:  # by vertex count
         view.push({"plate/tc1": 10.0})
@@ -75,12 +74,12 @@ def test_a_stress_model_is_sized_by_its_vertices_not_its_rows(plate) -> None:  #
 
 
 def test_without_a_display_the_view_goes_off_screen_and_a_window_is_one_error(
-        plate, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        view_plate, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from twin3d.errors import RenderError
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    twin, model = plate
+    twin, model = view_plate
     with View(twin, model, window_size=(96, 72)) as view:  # as the README calls it
         assert view.plotter.off_screen
         view.push({"plate/tc1": 50.0})
@@ -184,10 +183,10 @@ def test_no_colour_of_the_default_map_reads_as_warn_or_alarm() -> None:
         assert distance > 30.0, (DEFAULT_CMAP, state, distance)  # inferno: 2.0 from warn
 
 
-def test_markers_are_outlined_and_the_states_have_a_legend(plate) -> None:  # type: ignore[no-untyped-def]
+def test_markers_are_outlined_and_the_states_have_a_legend(view_plate) -> None:  # type: ignore[no-untyped-def]
     from twin3d.view.scene import MARKER_PX, OUTLINE_PX
 
-    twin, model = plate
+    twin, model = view_plate
     with View(twin, model, off_screen=True, window_size=SIZE, field_range=(20.0, 100.0),
               lighting=False) as view:
         view.set_camera(**TOP)
@@ -206,8 +205,8 @@ def test_markers_are_outlined_and_the_states_have_a_legend(plate) -> None:  # ty
                 ALARM_COLORS[state])
 
 
-def test_colour_bar_round_ticks_title_clear_and_no_data(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_colour_bar_round_ticks_title_clear_and_no_data(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     with View(twin, model, off_screen=True, window_size=SIZE, field_range=(20.0, 105.0)) as view:
         view.set_camera(**TOP)
         view.render()
@@ -227,8 +226,8 @@ def test_colour_bar_round_ticks_title_clear_and_no_data(plate) -> None:  # type:
                 assert box[1] > 12.0, (t.GetInput(), box)  # and above the status line
 
 
-def test_status_line_shows_the_source_time_of_the_latest_value(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_status_line_shows_the_source_time_of_the_latest_value(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     t = 1767225600.0  # 2026-01-01 00:00:00 UTC
     with View(twin, model, off_screen=True, window_size=SIZE) as view:
         view.push([Sample("plate/tc1", 30.0, t + 12.5), Sample("plate/tc2", 31.0, t + 3.0)])
@@ -247,9 +246,9 @@ def test_status_line_shows_the_source_time_of_the_latest_value(plate) -> None:  
         assert "ambient fitted at -222.9" in view.problem_line.GetInput()
 
 
-def test_field_overlay_colours_use_the_fixed_range(plate) -> None:  # type: ignore[no-untyped-def]
+def test_field_overlay_colours_use_the_fixed_range(view_plate) -> None:  # type: ignore[no-untyped-def]
     """A plate at 91 °C in a 20-105 range is bright, not the dark 'cold' of a data range."""
-    twin, model = plate
+    twin, model = view_plate
     values = {ch: 91.0 + i * 0.5 for i, ch in enumerate(twin.sensors)}
     with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
               field_range=(20.0, 105.0), show_sensors=False) as view:

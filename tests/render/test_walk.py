@@ -11,9 +11,6 @@ import pytest
 from twin3d.errors import RenderError
 from twin3d.view.camerapath import CameraPath, load_path, orbit_path
 
-from plate_stage import bound_plate, plate_templates  # noqa: F401  (fixtures)
-from view_scene import plate  # noqa: F401  (the fixture)
-
 pv = pytest.importorskip("pyvista")
 
 KEYS = dict(positions=[[0.75, -0.45, 0.45], [0.2, -0.35, 0.3], [-0.3, 0.1, 0.35]],
@@ -75,13 +72,13 @@ def test_path_toml_round_trip_and_errors(tmp_path: Path) -> None:
 # --- USD camera ------------------------------------------------------------------------------
 
 
-def test_path_exported_as_time_sampled_usd_camera(plate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_path_exported_as_time_sampled_usd_camera(view_plate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from pxr import Sdf, Usd, UsdGeom
 
     from twin3d.errors import StageError
     from twin3d.usd.camera import export_camera_path, read_cameras
 
-    twin, _ = plate
+    twin, _ = view_plate
     path = orbit_path((0.2, 0.15, 0.0), 0.6, elevation=35.0)
     pos, foc = path.sample(24)
     out = export_camera_path(tmp_path / "walk.usdc", twin.stage_path, pos, foc, fps=12.0,
@@ -121,11 +118,11 @@ def test_path_exported_as_time_sampled_usd_camera(plate, tmp_path: Path) -> None
 
 
 @pytest.mark.render
-def test_walkthrough_frame(plate, assert_image) -> None:  # type: ignore[no-untyped-def]
+def test_walkthrough_frame(view_plate, assert_image) -> None:  # type: ignore[no-untyped-def]
     from twin3d.colormap import colorize
     from twin3d.view import View
 
-    twin, model = plate
+    twin, model = view_plate
     path = CameraPath(np.array(KEYS["positions"]), np.array(KEYS["focal_points"]), fov=35.0)
     pos, foc = path.sample(5)
     values = {"plate/tc1": 25.0, "plate/tc2": 55.0, "plate/tc3": 75.0, "plate/tc4": 92.0}
@@ -148,12 +145,12 @@ def test_walkthrough_frame(plate, assert_image) -> None:  # type: ignore[no-unty
 
 @pytest.mark.render
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
-def test_movie_export(plate, tmp_path: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+def test_movie_export(view_plate, tmp_path: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
     import imageio.v3 as iio
 
     from twin3d.view import View, export_movie
 
-    twin, model = plate
+    twin, model = view_plate
     seen = []
     with View(twin, model, off_screen=True, window_size=(160, 120)) as view:
         out = export_movie(view, orbit_path((0.2, 0.15, 0.0), 0.6), tmp_path / f"walk{suffix}",
@@ -169,10 +166,10 @@ def test_movie_export(plate, tmp_path: Path, suffix: str) -> None:  # type: igno
 
 
 @pytest.mark.render
-def test_movie_bad_suffix_leaves_nothing(plate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_movie_bad_suffix_leaves_nothing(view_plate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from twin3d.view import View, export_movie
 
-    twin, model = plate
+    twin, model = view_plate
     with View(twin, model, off_screen=True, window_size=(64, 48)) as view:
         with pytest.raises(RenderError, match="use .mp4 or .gif"):
             export_movie(view, orbit_path((0, 0, 0), 1.0), tmp_path / "walk.avi", frames=2)
@@ -183,12 +180,12 @@ def test_movie_bad_suffix_leaves_nothing(plate, tmp_path: Path) -> None:  # type
 
 
 @pytest.mark.render
-def test_cli_view_walkthrough_and_usd_camera(plate, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_view_walkthrough_and_usd_camera(view_plate, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import imageio.v3 as iio
 
     from twin3d.cli import main
 
-    twin, _ = plate
+    twin, _ = view_plate
     toml = tmp_path / "walk.toml"
     toml.write_text(CameraPath(np.array(KEYS["positions"]),
                                np.array(KEYS["focal_points"])).to_toml())
@@ -424,9 +421,9 @@ def test_cli_view_without_a_display_goes_off_screen_by_itself(
 @pytest.mark.render
 def test_cli_view_uses_the_stage_range_and_shows_the_source_time(
         tmp_path: Path, capsys, seen_views) -> None:  # type: ignore[no-untyped-def]
-    import twin3d
     from view_scene import SENSOR_VERTS, bind_plate
 
+    import twin3d
     from twin3d.cli import main
 
     stage = bind_plate(tmp_path)

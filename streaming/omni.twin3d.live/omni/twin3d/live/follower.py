@@ -29,8 +29,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 __all__ = ["COLORS", "Follower", "alarm_state", "sensor_prims"]
 
-#: marker colours per state, as twin3d authors them (linear RGB; a test checks they agree)
-COLORS = {"ok": (0.15, 0.68, 0.38), "warn": (1.0, 0.65, 0.0), "alarm": (0.9, 0.1, 0.1)}
+#: marker colours per state, as twin3d authors them: linear RGB, as USD's displayColor is
+#: (twin3d.colormap.ALARM_COLORS converted from sRGB; a test checks they agree)
+COLORS = {"ok": (0.0196, 0.42, 0.1193), "warn": (1.0, 0.3801, 0.0), "alarm": (0.7874, 0.01, 0.01)}
 
 
 def sensor_prims(stage: Usd.Stage) -> dict[str, Usd.Prim]:
