@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_helpers import Collector, receive_samples
+from bridge_helpers import Collector, bridge_subscriber, receive_samples
 
 from twin3d.bridge.adapters import build_adapters
 from twin3d.bridge.adapters.opcua import OpcUaAdapter
@@ -207,11 +207,9 @@ def test_reconnects_after_server_restart(server: UaServer) -> None:
 # --- end to end: asyncua server -> adapter -> Bridge -> WebSocket subscriber + recording ----------
 
 def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> None:
-    import json
 
-    import websockets
 
-    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge import read_recording
     from twin3d.bridge.config import parse_config
 
     rec = tmp_path / "rec.db"
@@ -220,20 +218,11 @@ def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> N
     stamp = datetime(2025, 11, 22, 9, 0, 0, tzinfo=UTC)
 
     async def main() -> list[dict[str, Any]]:
-        bridge = Bridge(config, record=rec)
-        await bridge.start("127.0.0.1", 0)
-        got: list[dict[str, Any]] = []
-        try:
-            async with websockets.connect(bridge.url) as ws:
-                await ws.send(json.dumps({"type": "subscribe", "channels": ["press/*"]}))
-                assert json.loads(await ws.recv())["type"] == "subscribed"
-                # the initial value arrives once the adapter has subscribed; then write a change
-                await receive_samples(ws, bool, got, timeout=15)
-                await asyncio.to_thread(server.write, server.force, 4321, ua.VariantType.Int32, stamp)
-                await receive_samples(ws, lambda got: got[-1]["value"] == 4321, got)
-        finally:
-            await bridge.stop()
-        return got
+        async with bridge_subscriber(config, rec, ["press/*"]) as ws:
+            # the initial value arrives once the adapter has subscribed; then write a change
+            got = await receive_samples(ws, bool, timeout=15)
+            await asyncio.to_thread(server.write, server.force, 4321, ua.VariantType.Int32, stamp)
+            return await receive_samples(ws, lambda got: got[-1]["value"] == 4321, got)
 
     got = asyncio.run(main())
     assert got[-1] == {**got[-1], "channel": "press/force", "value": 4321, "time": stamp.timestamp()}
