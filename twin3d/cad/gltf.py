@@ -13,8 +13,10 @@ decodes it; meshopt (``EXT_meshopt_compression``) cannot be read, and the error 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import tempfile
 from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
@@ -82,7 +84,7 @@ def read_gltf(path: Path, *, merged: bool = False) -> Scene | None:
     except CADImportError:
         raise
     except (_Decline, KeyError, IndexError, TypeError, ValueError, AttributeError):
-        return None
+        return None  # (a bad base64 buffer is a ValueError too)
 
 
 def check_compression(path: Path, header: dict[str, Any] | None = None) -> None:
@@ -282,7 +284,12 @@ def _json_and_buffers(path: Path, files: ExitStack) -> tuple[dict[str, Any], lis
                 raise _Decline
             buffers.append(bin_chunk)
             continue
-        if ":" in uri or "%" in uri or uri.startswith("/"):  # data: URIs, escapes, absolute
+        if uri.startswith("data:") and ";base64," in uri[:200]:  # embedded: into a temp file
+            f = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (the stack closes it)
+            f.write(base64.b64decode(uri.split(",", 1)[1], validate=True))
+            buffers.append(_Buffer(f, 0, f.tell()))
+            continue
+        if ":" in uri or "%" in uri or uri.startswith("/"):  # other URIs, escapes, absolute
             raise _Decline
         file = path.parent / uri
         if not file.is_file():

@@ -40,7 +40,6 @@ from twin3d._types import PathLike
 from twin3d.cad.geometry import conversion_matrix, take_welded
 from twin3d.cad.name import prim_name, unique_names
 from twin3d.cad.read import read_scene
-from twin3d.cad.step import Tolerance
 from twin3d.cad.scene import (
     NO_MATERIAL,
     Edge,
@@ -51,6 +50,7 @@ from twin3d.cad.scene import (
     Part,
     Scene,
 )
+from twin3d.cad.step import Tolerance
 from twin3d.errors import CADImportError
 
 __all__ = ["DEFAULT_UNITS", "FORMATS", "UNITS", "load_part"]
@@ -122,7 +122,8 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
     with ThreadPoolExecutor(1, thread_name_prefix="twin3d-sha256") as pool:
         digest = pool.submit(_sha256, p)  # beside the reading: hashlib releases the GIL
         limit = _Deadline(p, timeout)
-        scene = read_scene(p, fmt, tolerance=tolerance, timeout=limit.left(), progress=progress)
+        # reading starts now: the tessellation (STEP) may take all of the time
+        scene = read_scene(p, fmt, tolerance=tolerance, timeout=timeout, progress=progress)
         tessellation = scene.tessellation
         mpu, units_note, warnings = _source_units(p, fmt, declares, scene.units, units)
         warnings[:0] = scene.warnings
@@ -176,9 +177,6 @@ class _Deadline:
     def __init__(self, path: Path, timeout: float | None) -> None:
         self.path, self.timeout = path, timeout
         self.at = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float | None:
-        return None if self.at is None else max(0.0, self.at - time.monotonic())
 
     def check(self) -> None:
         """Raises CADImportError: the time is up."""
