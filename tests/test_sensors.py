@@ -68,7 +68,7 @@ def _one(body: str) -> str:
     ("text", "expected"),
     [
         ('[[sensor]\nchannel = "p/x"', "not valid TOML"),
-        ("", "no [[sensor]] tables"),
+        ("", "no [[sensor]] or [[binding]] tables"),
         ("sensor = 3", "array of tables"),
         ("speed = 3\n" + _one("vertex = 1"), "unknown top-level key 'speed'"),
         (_one("vertex = 1\nposition = [0, 0, 0]"), "sensor #1 'p/x': give exactly one of"),

@@ -103,9 +103,12 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("bind", help="bind sensors from a TOML sensor map to a stage")
+    p = sub.add_parser("bind", help="bind sensors and property bindings from a TOML file to a stage",
+                       description="Author the [[sensor]] and [[binding]] tables of a bindings "
+                       "file (docs/bindings.md) into a stage's root layer.")
     p.add_argument("stage", metavar="STAGE")
-    p.add_argument("--sensors", required=True, help="sensor map (TOML)")
+    p.add_argument("--sensors", required=True, help="bindings file (TOML): [[sensor]] and "
+                   "[[binding]] tables")
     p.add_argument("-o", "--output", help="write the bound stage here (default: in place)")
     p.add_argument("--tolerance", type=float, metavar="METRES",
                    help="largest distance from a sensor position to its target's surface "
@@ -125,7 +128,10 @@ def _run_bind(args: argparse.Namespace) -> int:
         pos = ", ".join(f"{v:.4g}" for v in (s.position or ()))
         print(f"{s.channel:<16} -> {s.target} at ({pos}), snapped {s.snap_distance * mm:.2f} mm, "
               f"vertex {s.vertex}")
-    print(f"bound {len(bound)} sensors in {args.output or args.stage}")
+    for b in smap.bindings:
+        print(f"{b.channel:<16} -> {b.kind} {b.prim} (Twin3DBindingAPI:{b.name})")
+    extra = f" and {len(smap.bindings)} property bindings" if smap.bindings else ""
+    print(f"bound {len(bound)} sensors{extra} in {args.output or args.stage}")
     return 0
 
 
