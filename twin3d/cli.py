@@ -39,7 +39,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "convert",
         help="convert CAD/mesh files to a USD stage",
         description="Convert STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP files into one OpenUSD "
-        "stage (Z-up, metres by default). Several inputs make one assembly with a component each.",
+        "stage (Z-up, metres by default). Several inputs make one assembly with a component each. "
+        "A URDF robot becomes nested link Xforms with UsdPhysics joints, each movable joint "
+        "bound to the channel <robot name>/<joint name>.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="CAD or mesh files")
     p.add_argument("-o", "--output", required=True, help="OUTPUT.usda|.usdc|.usd|.usdz")
@@ -49,7 +51,11 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--keep-units", action="store_true",
                    help="keep the source's units (metersPerUnit) instead of scaling points to metres")
     p.add_argument("--name", help="name of the root prim (default: the input's name; for "
-                   "several inputs, the output's)")
+                   "several inputs, the output's; for a URDF, the robot's)")
+    p.add_argument("--package-path", action="append", default=[], metavar="DIR",
+                   help="URDF: where package://NAME/... meshes are: a package folder, or a "
+                   "folder holding NAME/ (repeatable; the ROS layout around the file is searched "
+                   "too)")
     p.set_defaults(run=_run_convert)
 
 
@@ -61,7 +67,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         out = convert(args.inputs, args.output, units=args.units, up_axis=args.up,
-                      name=args.name, keep_units=args.keep_units)
+                      name=args.name, keep_units=args.keep_units,
+                      package_path=args.package_path)
     for w in caught:
         print(f"twin3d convert: warning: {w.message}", file=sys.stderr)
     geom = ""
