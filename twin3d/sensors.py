@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from twin3d._types import PathLike
-from twin3d.errors import FieldError, SensorMapError
 from twin3d.colormap import DEFAULT_CMAP
+from twin3d.errors import FieldError, SensorMapError
 from twin3d.model import QUANTITIES, Limits, Sensor
 
 __all__ = ["BINDING_KINDS", "DEFAULT_SNAP_TOLERANCE_M", "PropertyBinding", "SensorMap",
@@ -243,7 +243,9 @@ def parse_sensor_map(text: str, *, source: str = "<sensor map>") -> SensorMap:
     if not isinstance(model, dict):
         raise SensorMapError(f"{source}: [model] must be a table")
     if model:
-        from twin3d.fields.config import check_model  # numpy/scipy: only for maps with a model
+        from twin3d.fields.config import (
+            check_model,  # numpy/scipy: only for maps with a model
+        )
 
         try:
             check_model(model)
@@ -450,7 +452,9 @@ def _parse_color(t: Mapping[str, Any], args: dict[str, Any],
                    "colours")
     args["range"] = _pair(t["range"], "range", fail, strict=True)
     name = t.get("colormap", DEFAULT_CMAP)
-    from matplotlib import colormaps  # only for maps with colours (pyvista depends on it)
+    from matplotlib import (
+        colormaps,  # only for maps with colours (pyvista depends on it)
+    )
 
     if not isinstance(name, str) or name not in colormaps:
         raise fail(f"colormap {name!r} is not a matplotlib colour map (e.g. viridis, cividis, "

@@ -288,7 +288,7 @@ def _without_coincident_faces(tri: npt.NDArray[np.integer[Any]]) -> npt.NDArray[
     candidates = shared[(wanted != 0) & (sign[shared] == wanted)]
     _, one = np.unique(inverse[candidates], return_index=True)  # one face per group
     keep[candidates[one]] = True
-    return keep
+    return np.asarray(keep, dtype=np.bool_)
 
 
 def _consistent_winding(faces: npt.NDArray[np.integer[Any]],

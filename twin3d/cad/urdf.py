@@ -401,9 +401,9 @@ def _link(r: _Reader, el: ET.Element) -> Link:
         return Link(name, tuple(visuals))
     where = f"link {name!r} <inertial>"
     mass = r.numbers(inertial.find("mass"), "value", 1, (0,), where)[0]
-    i = inertial.find("inertia")
+    inertia = inertial.find("inertia")
     keys = ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")
-    ixx, ixy, ixz, iyy, iyz, izz = (r.numbers(i, k, 1, (0,), where)[0] for k in keys)
+    ixx, ixy, ixz, iyy, iyz, izz = (r.numbers(inertia, k, 1, (0,), where)[0] for k in keys)
     tensor = np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]], dtype=np.float64)
     return Link(name, tuple(visuals), mass, r.origin(inertial, where), tensor)
 
@@ -489,9 +489,10 @@ def robot_part(robot: Robot, name: str) -> Part:
         if visual.shape is not None:
             pts, faces = _shape_mesh(visual.shape)
             meshes.append(SourceMesh(visual.shape[0], pts, faces, material(visual.material)))
-            out = ([Edge(ROOT, "shape", mesh=len(meshes) - 1)], "shape")
-            by_key[key] = out
-            return out
+            shaped: tuple[list[Edge], str | None] = (
+                [Edge(ROOT, "shape", mesh=len(meshes) - 1)], "shape")
+            by_key[key] = shaped
+            return shaped
         assert visual.mesh is not None
         again = visual.mesh in files  # with another material: the welder edits arrays in place
         if not again:
@@ -503,19 +504,17 @@ def robot_part(robot: Robot, name: str) -> Part:
         for i in range(len(scene.meshes)):
             src = scene.meshes[i]
             mat = material(visual.material) if src.material is None else own + src.material
-            vertices, faces = src.vertices, src.faces
-            if again:
-                vertices = vertices.copy()
-                faces = None if faces is None else faces.copy()
-            meshes.append(SourceMesh(src.name, vertices, faces, mat, src.vertex_colors,
-                                     src.face_colors, src.uvs, src.welded))
+            meshes.append(SourceMesh(
+                src.name, src.vertices.copy() if again else src.vertices,
+                None if src.faces is None else src.faces.copy() if again else src.faces,
+                mat, src.vertex_colors, src.face_colors, src.uvs, src.welded))
         moved = [Edge(e.parent, e.child, e.matrix, None if e.mesh is None else first + e.mesh,
                       e.label) for e in scene.edges]
         single = len(moved) == 1 and moved[0].mesh is not None and \
             np.allclose(moved[0].matrix, np.eye(4))
-        out = (moved, moved[0].child if single else None)
-        by_key[key] = out
-        return out
+        found: tuple[list[Edge], str | None] = (moved, moved[0].child if single else None)
+        by_key[key] = found
+        return found
 
     def add_link(link_name: str, parent: str, matrix: Matrix) -> None:
         edges.append(Edge(parent, f"link:{link_name}", matrix, label=link_name, keep=True))
@@ -535,7 +534,9 @@ def robot_part(robot: Robot, name: str) -> Part:
 
     add_link(robot.root, ROOT, np.eye(4))
     scene = Scene(Meshes(meshes), tuple(materials), tuple(edges), "meters", ROOT)
-    del meshes, files, by_key
+    meshes.clear()  # the scene's Meshes hold them now, to be taken once
+    files.clear()
+    by_key.clear()
     return part_from_scene(scene, robot.path, "URDF", name=name,
                            sha256=file_sha256(robot.path),
                            units_note="URDF: metres", axis_note="Z (URDF)",

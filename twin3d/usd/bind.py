@@ -43,7 +43,6 @@ from twin3d.usd.bindings import (
     MODEL_KEY,
     SENSORS_SCOPE,
     binding_attr,
-    read_property_bindings,
     sensor_prim_name,
 )
 from twin3d.usd.geometry import triangulate
@@ -316,10 +315,10 @@ def _to_local(prim: Usd.Prim, b: PropertyBinding) -> PropertyBinding:
                                       "world axis is no rotation in its frame: give axis and "
                                       "pivot in its own frame (frame = \"local\")")
     inv = np.linalg.inv(world)
-    axis = np.asarray(b.axis, dtype=np.float64)
-    axis = inv[:3, :3] @ (axis / np.linalg.norm(axis))
+    given = np.asarray(b.axis, dtype=np.float64)
+    axis = inv[:3, :3] @ (given / np.linalg.norm(given))
     if b.kind == "rotate":
-        axis = axis / np.linalg.norm(axis)
+        axis = axis / float(np.linalg.norm(axis))
     pivot = inv[:3, :3] @ np.asarray(b.pivot, dtype=np.float64) + inv[:3, 3]
     return replace(b, axis=(float(axis[0]), float(axis[1]), float(axis[2])),
                    pivot=(float(pivot[0]), float(pivot[1]), float(pivot[2])), frame="local")

@@ -158,8 +158,7 @@ def _binding(prim: Usd.Prim, name: str) -> PropertyBinding:
         return default if v is None else float(v)
 
     rng = get("range")
-    states = Limits(**{k: num(a.rsplit(":", 1)[1], None)  # type: ignore[arg-type]
-                       for k, a in LIMIT_ATTRS.items()})
+    states = Limits(**{k: num(a.rsplit(":", 1)[1], None) for k, a in LIMIT_ATTRS.items()})
     return PropertyBinding(
         channel=str(get("channel")), prim=str(prim.GetPath()), kind=str(get("kind") or "rotate"),
         name=name, axis=vec("axis", (0.0, 0.0, 1.0)), pivot=vec("pivot", (0.0, 0.0, 0.0)),

@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from pxr import Gf, Sdf, Usd, UsdGeom, Vt
+from pxr import Gf, Sdf, Tf, Usd, UsdGeom, Vt
 
 from twin3d.colormap import colorize
 from twin3d.errors import StageError
@@ -101,7 +101,7 @@ def append_ops(prim: Usd.Prim, binding: PropertyBinding) -> None:
         xf.AddOrientOp(double, suffix).Set(Gf.Quatd(1.0))
         if _has_pivot(binding):
             xf.AddTranslateOp(double, f"{suffix}_pivot", isInverseOp=True)
-    except Exception as exc:  # pxr's Tf.ErrorException: the op exists already
+    except Tf.ErrorException as exc:  # the op exists already
         raise StageError(f"{prim.GetPath()}: cannot add the ops of binding {binding.name!r} "
                          f"({' '.join(str(exc).split())[:200]})") from None
 
@@ -358,7 +358,7 @@ class Motion:
             elif b.kind == "attribute":
                 m = b.motion(v)
                 assert plan.attr_type is not None
-                cast = int(round(m)) if plan.attr_type.type.pythonClass is int else m
+                cast = round(m) if plan.attr_type.type.pythonClass is int else m
                 _put(layer, plan.prim, b.attribute, plan.attr_type, cast, time)
             elif b.kind == "color":
                 color = _binding_color(b, v)
