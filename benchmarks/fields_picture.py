@@ -2,7 +2,7 @@
 
 The truth is the plate's own thermal model plus a hot spot the model does not know about
 (a 6 W source at the front right); the reconstruction uses only the 11 thermocouples of
-``scenes/plate/sensors.toml`` (0.2 K noise), physics + residual kriging. Writes
+``twin3d/data/plate_sensors.toml`` (0.2 K noise), physics + residual kriging. Writes
 ``assets/media/fields.png`` (matplotlib, off-screen). Run: ``python benchmarks/fields_picture.py``.
 """
 
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0]) if argv else ROOT / "assets/media/fields.png"
-    smap = load_sensor_map(ROOT / "scenes/plate/sensors.toml")
-    plate = trimesh.load(ROOT / "assets/plate/plate_holes.stl")
+    smap = load_sensor_map(ROOT / "twin3d/data/plate_sensors.toml")
+    plate = trimesh.load(ROOT / "twin3d/data/plate_holes.stl")
     pts, faces = plate.vertices / 1000.0, plate.faces
     mesh = tetrahedralize(pts, faces, 1.0, target_tets=8000)
     # a finer display surface than the CAD's 618 vertices, probed from the same FEM mesh

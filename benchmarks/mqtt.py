@@ -81,7 +81,7 @@ class Stream:
             path = tmp / f"line{k}.txt"
             with path.open("w") as f:
                 for i in range(self.n // TOPICS):
-                    f.write('{"v": %.3f, "ts": %.6f}\n' % (20 + (i % 1000) / 100, 1763800000 + i * 1e-3))
+                    f.write(f'{{"v": {20 + (i % 1000) / 100:.3f}, "ts": {1763800000 + i * 1e-3:.6f}}}\n')
             self.files.append(path)
 
     def publish(self) -> list[subprocess.Popen[bytes]]:

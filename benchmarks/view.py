@@ -67,7 +67,7 @@ class Precomputed:
 
     def __init__(self, fields: list[np.ndarray]) -> None:
         self.fields, self.i = fields, 0
-        self.W = np.zeros((fields[0].size, 1), np.float32)
+        self.n_vertices = fields[0].size
 
     def update(self, values: Any) -> np.ndarray:
         self.i += 1

@@ -7,8 +7,10 @@ import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from plate_stage import SENSORS, STL
 
 # VTK tries X first and warns when there is no display; EGL (Mesa llvmpipe here) works headless.
 if not os.environ.get("DISPLAY"):
@@ -84,3 +86,48 @@ def assert_image(request: pytest.FixtureRequest) -> Callable[..., None]:
             warnings.warn(f"{path.name}: image error {err:.0f} > {warning}", stacklevel=2)
 
     return check
+
+
+# --- the example plate twin (tests/plate_stage.py) -------------------------------------------
+
+@pytest.fixture(scope="session")
+def plate_templates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(converted plate.usda, the same bound to the example sensor map), made once."""
+    from twin3d.cad.convert import convert
+    from twin3d.sensors import load_sensor_map
+    from twin3d.usd.bind import bind_sensors
+
+    raw = tmp_path_factory.mktemp("plate_raw") / "plate.usda"
+    convert([STL], raw, units="mm", name="Plate", progress=False)
+    bound_dir = tmp_path_factory.mktemp("plate_bound")
+    for f in raw.parent.glob("plate.*"):
+        shutil.copy(f, bound_dir / f.name)
+    bound = bound_dir / "plate.usda"
+    bind_sensors(bound, load_sensor_map(SENSORS))
+    return raw, bound
+
+
+def _copy(src: Path, folder: Path) -> Path:
+    for f in src.parent.glob("plate.*"):
+        shutil.copy(f, folder / f.name)
+    return folder / src.name
+
+
+@pytest.fixture
+def plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
+    """A fresh copy of the converted, unbound plate stage."""
+    return _copy(plate_templates[0], tmp_path)
+
+
+@pytest.fixture
+def bound_plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
+    """A fresh copy of the plate stage bound to ``scenes/plate/sensors.toml``."""
+    return _copy(plate_templates[1], tmp_path)
+
+
+@pytest.fixture
+def view_plate(tmp_path: Path) -> Any:
+    """The view tests' small plate stage (tests/render/view_scene.py): its twin and a field model."""
+    from render.view_scene import make_plate
+
+    return make_plate(tmp_path)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from plate_stage import MESH, SENSORS, bound_plate, plate, plate_templates  # noqa: F401
+from plate_stage import MESH, SENSORS
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 import twin3d.usd  # noqa: F401  (registers the schema)
 from twin3d.cli import main
-from twin3d.colormap import ALARM_COLORS
+from twin3d.colormap import linear_state_color
 from twin3d.errors import BindingError
 from twin3d.sensors import load_sensor_map, parse_sensor_map
 from twin3d.usd.bind import bind_sensors
@@ -73,7 +73,7 @@ def test_bind_authors_sensor_prims(plate: Path) -> None:
         assert d_v == pytest.approx(np.linalg.norm(surface.vertices - world, axis=1).min())
         # visible, grey until a value arrives, shown through a displayColor material
         assert tuple(UsdGeom.Gprim(prim).GetDisplayColorAttr().Get()[0]) == pytest.approx(
-            ALARM_COLORS["stale"])
+            linear_state_color("stale"))
         assert prim.GetAttribute("twin:state").Get() == "stale"
         material = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()[0]
         assert material.GetPath() == Sdf.Path("/Plate/Sensors/Materials/Marker")
@@ -200,10 +200,38 @@ def test_info_prints_units_hierarchy_and_sensors(bound_plate: Path,
     out = capsys.readouterr().out
     assert "upAxis Z, metersPerUnit 1, defaultPrim /Plate" in out
     assert "plate_holes_stl [Mesh]  (618 points, 1252 faces)" in out
+    # part dimensions, to place sensors by: the plate is 8 × 12 × 0.5 inches
+    assert "size 203.2 × 304.8 × 12.7 mm, from (0, 0, 0) to (0.2032, 0.3048, 0.0127)" in out
     assert "sensors: 15" in out
     assert "plate/tc5" in out and f"-> {MESH}" in out and "snapped 0.80 mm" in out
     assert "warn_high=80, alarm_high=95" in out
+    capsys.readouterr()
     assert main(["info", str(bound_plate.with_name("missing.usda"))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"twin3d info: error: {bound_plate.with_name('missing.usda')}: no such file"]
+    garbage = bound_plate.with_name("garbage.usda")
+    garbage.write_bytes(b"\x00not usd at all")
+    assert main(["info", str(garbage)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"twin3d info: error: {garbage}: cannot open")
+
+
+def test_info_shows_meshes_inside_instances(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The enclosure's four gussets are one instanced mesh: each copy is listed with its size."""
+    step = Path(__file__).resolve().parents[1] / "assets" / "assembly" / "box_sides.STEP"
+    stage = tmp_path / "enclosure.usda"
+    assert main(["convert", str(step), "-o", str(stage), "--name", "Enclosure"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(stage)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    instances = [i for i, line in enumerate(lines) if line.endswith("[Xform]  (instance)")]
+    assert len(instances) >= 4
+    for i in instances:
+        depth = len(lines[i]) - len(lines[i].lstrip())
+        mesh, size = lines[i + 1], lines[i + 2]
+        assert "[Mesh]" in mesh and len(mesh) - len(mesh.lstrip()) == depth + 2, mesh
+        assert size.lstrip().startswith("size ") and " mm, from (" in size, size
 
 
 def test_markers_land_in_world_space_under_a_moved_root(tmp_path: Path) -> None:

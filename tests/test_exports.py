@@ -25,6 +25,7 @@ def _modules() -> list[ModuleType]:
 
 
 def test_top_level_exports_are_public_where_they_live() -> None:
+    assert twin3d.__all__ == sorted(twin3d.__all__)   # written out, in order: the list people read
     assert set(twin3d.__all__) == {n for n in dir(twin3d) if not n.startswith("_") and n != "annotations"
                                    and not isinstance(getattr(twin3d, n), ModuleType)} | {"__version__"}
     for name in twin3d.__all__:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from plate_stage import plate, plate_templates  # noqa: F401
 
 from twin3d.errors import FieldError, SensorMapError
 from twin3d.fields import (
@@ -25,7 +24,7 @@ from twin3d.fields.mesh import probe_matrix, tetrahedralize
 from twin3d.model import Sensor
 from twin3d.sensors import parse_sensor_map
 
-SCENE_MAP = Path(__file__).resolve().parents[1] / "scenes" / "plate" / "sensors.toml"
+SCENE_MAP = Path(__file__).resolve().parents[1] / "twin3d" / "data" / "plate_sensors.toml"
 
 
 def _bar() -> tuple[np.ndarray, np.ndarray]:
@@ -371,7 +370,7 @@ def _toml_model(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_bind_refuses_a_map_with_a_model_typo(plate: Path, tmp_path: Path,  # noqa: F811
+def test_bind_refuses_a_map_with_a_model_typo(plate: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from twin3d.cli import main
 

@@ -127,7 +127,7 @@ def test_plate_scene_models_build_from_the_twin_and_respond(tmp_path) -> None:
     for name in ("plate.usda", "plate.geom.usdc"):
         shutil.copy(scene / name, tmp_path)
     twin = Twin.open(tmp_path / "plate.usda", reset=True)
-    smap = load_sensor_map(scene / "sensors.toml")
+    smap = load_sensor_map(scene.parents[1] / "twin3d" / "data" / "plate_sensors.toml")
     (path, models), = build_field_models(twin, smap.model, cache_dir=tmp_path / "cache").items()
     points = next(m.points for m in twin.meshes if m.path == path)
     heat, stress = models["temperature"], models["von_mises"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH, bound_plate, plate_templates  # noqa: F401
+from plate_stage import MESH
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
-from twin3d.colormap import ALARM_COLORS, colorize
+from twin3d.colormap import linear_colorize, linear_state_color
 from twin3d.errors import BindingError, FieldError, RecordingError
 from twin3d.model import Sample
 from twin3d.twin import Twin
@@ -60,13 +60,13 @@ def test_update_goes_to_the_live_layer_only(bound_plate: Path) -> None:
     assert tc3.GetAttribute("twin:value").Get() == 81.5
     assert tc3.GetAttribute("twin:state").Get() == "warn"
     assert tc3.GetAttribute("twin:time").Get() == 1.7e9
-    assert _color(tc3) == pytest.approx(ALARM_COLORS["warn"])
+    assert _color(tc3) == pytest.approx(linear_state_color("warn"))
     tc1 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc1")
     assert tc1.GetAttribute("twin:state").Get() == "alarm"
-    assert _color(tc1) == pytest.approx(ALARM_COLORS["alarm"])
+    assert _color(tc1) == pytest.approx(linear_state_color("alarm"))
     sg1 = stage.GetPrimAtPath("/Plate/Sensors/plate_sg1")
     assert sg1.GetAttribute("twin:state").Get() == "ok"
-    assert _color(sg1) == pytest.approx(ALARM_COLORS["ok"])
+    assert _color(sg1) == pytest.approx(linear_state_color("ok"))
     tc2 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc2")  # not updated: grey, stale
     assert tc2.GetAttribute("twin:state").Get() == "stale"
     # the opinions live in the live layer, and the live layer opens on its own
@@ -100,9 +100,10 @@ def test_set_field_primvar_and_display_color(bound_plate: Path) -> None:
     pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
     assert pv.GetInterpolation() == "vertex" and pv.IsIndexed()
     np.testing.assert_array_equal(_flat(stage, MESH, "temperature"), second)
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"), colorize(second, 20.0, 100.0))
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+                               linear_colorize(second, 20.0, 100.0), rtol=1e-6)
     np.testing.assert_array_equal(_flat(stage, MESH, "temperature_sigma"), sigma)
-    assert pv.GetAttr().GetCustomDataByKey("twin3d") == {"colormap": "inferno", "vmin": 20.0,
+    assert pv.GetAttr().GetCustomDataByKey("twin3d") == {"colormap": "viridis", "vmin": 20.0,
                                                           "vmax": 100.0}
     dc = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("displayColor")
     assert dc.GetInterpolation() == "vertex"
@@ -155,7 +156,7 @@ def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
     state = tc3.GetAttribute("twin:state")
     assert [state.Get(t) for t in range(0, 13, 2)] == ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]
     color = UsdGeom.Gprim(tc3).GetDisplayColorAttr()
-    expected = [ALARM_COLORS[s] for s in ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]]
+    expected = [linear_state_color(s) for s in ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]]
     for t, c in zip(range(0, 13, 2), expected):
         assert tuple(color.Get(t)[0]) == pytest.approx(c)
     load_prim = stage.GetPrimAtPath("/Plate/Sensors/plate_load")
@@ -165,8 +166,8 @@ def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
     # the sample before, so linear interpolation holds each colour up to the change)
     load_color = UsdGeom.Gprim(load_prim).GetDisplayColorAttr()
     assert load_color.GetTimeSamples() == [0.0, 8.0, 10.0, 12.0]
-    assert tuple(load_color.Get(5.0)[0]) == pytest.approx(ALARM_COLORS["ok"])
-    assert tuple(load_color.Get(12.0)[0]) == pytest.approx(ALARM_COLORS["alarm"])
+    assert tuple(load_color.Get(5.0)[0]) == pytest.approx(linear_state_color("ok"))
+    assert tuple(load_color.Get(12.0)[0]) == pytest.approx(linear_state_color("alarm"))
     assert load_prim.GetAttribute("twin:state").GetTimeSamples() == [0.0, 10.0, 12.0]
     pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
     assert pv.GetAttr().GetTimeSamples() == [0.0, 6.0, 12.0]
@@ -267,3 +268,204 @@ def test_save_replaces_the_live_layer_atomically(bound_plate: Path) -> None:
         "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda"]
     layer = Sdf.Layer.OpenAsAnonymous(str(twin.live_path))
     assert layer.GetAttributeAtPath("/Plate/Sensors/plate_tc1.twin:value").default == 21.0
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1, written out here so the test does not trust the code under test."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def test_colours_are_authored_as_linear_rgb(bound_plate: Path) -> None:
+    """USD reads displayColor as linear: the colour map's sRGB colours are converted first."""
+    from matplotlib import colormaps
+
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    values = np.linspace(0.0, 100.0, n).astype(np.float32)
+    twin.set_field("Plate", "temperature", values, vmin=0.0, vmax=100.0)
+    twin.update({"plate/tc1": 20.0, "plate/tc3": 81.5, "plate/tc5": 99.0})
+    stage = twin.stage
+    srgb = colormaps["viridis"].resampled(256)(np.round(values / 100.0 * 255) / 255)[:, :3]
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"), _srgb_to_linear(srgb),
+                               atol=2e-6)
+    for channel, srgb_state in (("plate/tc1", (0.15, 0.68, 0.38)), ("plate/tc3", (1.0, 0.65, 0.0)),
+                                ("plate/tc5", (0.9, 0.1, 0.1)), ("plate/tc2", (0.55, 0.55, 0.55))):
+        prim = stage.GetPrimAtPath(f"/Plate/Sensors/{channel.replace('/', '_')}")
+        assert _color(prim) == pytest.approx(tuple(_srgb_to_linear(np.array(srgb_state))),
+                                             abs=1e-6), channel
+    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    reader = stage.GetPrimAtPath(material.GetPath().AppendChild("DisplayColor"))
+    fallback = reader.GetAttribute("inputs:fallback").Get()
+    assert tuple(fallback) == pytest.approx(tuple(_srgb_to_linear(np.full(3, 0.55))), abs=1e-6)
+
+
+def _switch(stage: Usd.Stage, quantity: str) -> None:
+    """What a usdview/Omniverse user does: pick another variant of the mesh's displayField."""
+    vset = stage.GetPrimAtPath(MESH).GetVariantSets().GetVariantSet("displayField")
+    assert vset.SetVariantSelection(quantity)
+
+
+def test_the_shown_field_is_a_choice_named_on_the_mesh(bound_plate: Path) -> None:
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    temperature = np.linspace(20.0, 90.0, n)
+    stress = np.linspace(0.0, 40.0, n)[::-1].copy()
+    twin.set_field("Plate", "temperature", temperature, vmin=20.0, vmax=100.0)
+    twin.set_field("Plate", "von_mises", stress, vmin=0.0, vmax=50.0)  # written last
+    twin.save()
+    assert twin.displayed_fields == {MESH: "temperature"}
+    del twin
+
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    mesh = stage.GetPrimAtPath(MESH)
+    vset = mesh.GetVariantSets().GetVariantSet("displayField")
+    assert vset.GetVariantNames() == ["temperature", "von_mises"]
+    # temperature is shown by default although von Mises was written last
+    assert mesh.GetAttribute("twin:displayField").Get() == "temperature"
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+                               linear_colorize(temperature, 20.0, 100.0), rtol=1e-6)
+    # switching the variant (no script: usdview's variant menu) shows von Mises
+    _switch(stage, "von_mises")
+    assert mesh.GetAttribute("twin:displayField").Get() == "von_mises"
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+                               linear_colorize(stress, 0.0, 50.0), rtol=1e-6)
+    # both fields' values stay on the mesh whichever is shown
+    np.testing.assert_allclose(_flat(stage, MESH, "temperature"), temperature, rtol=1e-6)
+
+    # the choice from Python is stored and kept by later writes
+    twin = Twin.open(bound_plate)
+    twin.show_field("Plate", "von_mises")
+    twin.set_field("Plate", "temperature", temperature + 1.0)
+    assert twin.displayed_fields == {MESH: "von_mises"}
+    with pytest.raises(FieldError, match="has no field 'strain' to show"):
+        twin.show_field("Plate", "strain")
+    twin.save()
+    assert Twin.open(bound_plate).displayed_fields == {MESH: "von_mises"}
+
+
+def test_recordings_show_temperature_and_switch_like_the_live_layer(bound_plate: Path,
+                                                                    tmp_path: Path) -> None:
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    ramp = np.linspace(0.0, 1.0, n)
+    out = tmp_path / "run.usdc"
+    with twin.recording(out, fps=1.0, ranges={"temperature": (20.0, 100.0),
+                                              "von_mises": (0.0, 50.0)}) as rec:
+        for t in range(3):
+            rec.write(float(t), fields={"Plate": {"temperature": 20.0 + 30.0 * t * ramp,
+                                                  "von_mises": 10.0 * t * ramp[::-1]}})
+    stage = _reopen(out)
+    mesh = stage.GetPrimAtPath(MESH)
+    assert mesh.GetAttribute("twin:displayField").Get() == "temperature"
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor", 2.0),
+                               linear_colorize(20.0 + 60.0 * ramp, 20.0, 100.0), rtol=1e-5)
+    _switch(stage, "von_mises")
+    np.testing.assert_allclose(_flat(stage, MESH, "displayColor", 2.0),
+                               linear_colorize(20.0 * ramp[::-1], 0.0, 50.0), rtol=1e-5)
+    # a twin that chose von Mises records it shown
+    twin.set_field("Plate", "von_mises", ramp)
+    twin.show_field("Plate", "von_mises")
+    chosen = tmp_path / "chosen.usdc"
+    with twin.recording(chosen) as rec:
+        rec.write(0.0, fields={"Plate": {"temperature": 20.0 + ramp, "von_mises": ramp}})
+    assert _reopen(chosen).GetPrimAtPath(MESH).GetAttribute("twin:displayField").Get() == \
+        "von_mises"
+
+
+def test_colour_ranges_are_stored_in_the_stage_and_kept(bound_plate: Path) -> None:
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    twin.set_field("Plate", "temperature", np.full(n, 50.0), vmin=20.0, vmax=105.0)
+    twin.save()
+    again = Twin.open(bound_plate)
+    assert again.field_ranges == {"temperature": (20.0, 105.0)}
+    assert again.set_field("Plate", "temperature", np.full(n, 91.0)) == (20.0, 105.0)
+    assert Twin.open(bound_plate, reset=True).field_ranges == {}
+
+
+@pytest.mark.parametrize("bad", ["50", float("nan"), float("inf"), True, None])
+def test_update_refuses_text_nan_and_infinity(bound_plate: Path, bad: object) -> None:
+    twin = Twin.open(bound_plate)
+    with pytest.raises(BindingError, match=r"^sensor 'plate/tc1': value .* is not a (finite )?"
+                                           r"number"):
+        twin.update({"plate/tc3": 40.0, "plate/tc1": bad})  # type: ignore[dict-item]
+    assert twin.values == {}
+    twin.update({"plate/tc1": np.float32(41.5), "plate/tc3": 7})
+    assert twin.values == {"plate/tc1": 41.5, "plate/tc3": 7.0}
+
+
+def test_export_of_unbound_channels_names_skip_unknown(bound_plate: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from twin3d.bridge.server import Bridge
+    from twin3d.cli import main
+
+    rec = tmp_path / "session.db"
+
+    async def record() -> None:
+        bridge = Bridge(record=rec)
+        await bridge.start()
+        await bridge.ingest([Sample("plate/tc1", 50.0, 1.0), Sample("rig/other", 1.0, 1.0)],
+                            "test", wait_commit=True)
+        await bridge.stop()
+
+    asyncio.run(record())
+    out = tmp_path / "session.usdc"
+    assert main(["export", str(rec), "-o", str(out), "--stage", str(bound_plate)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'rig/other'" in err[0] and "--skip-unknown" in err[0]
+    assert not out.exists()
+    assert main(["export", str(rec), "-o", str(out), "--stage", str(bound_plate),
+                 "--skip-unknown"]) == 0
+
+
+@pytest.mark.slow
+def test_info_and_the_view_flag_impossible_fitted_inputs(bound_plate: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """Readings whose best fit needs an ambient below absolute zero are flagged, not shown."""
+    from twin3d.cli import main
+
+    twin = Twin.open(bound_plate)
+    temps = [c for c, s in twin.sensors.items() if s.quantity == "temperature"]
+    twin.update({c: 40.0 + i for i, c in enumerate(temps)})
+    twin.save()
+    assert main(["info", str(bound_plate)]) == 0
+    out = capsys.readouterr().out
+    assert f"fitted inputs on {MESH} (from the current values):" in out
+    assert "ambient" in out and "IMPOSSIBLE" not in out
+    twin.update({c: -400.0 for c in temps})
+    twin.save()
+    assert main(["info", str(bound_plate)]) == 0
+    flagged = [line for line in capsys.readouterr().out.splitlines() if "IMPOSSIBLE" in line]
+    assert any("below absolute zero" in line for line in flagged), flagged
+
+    pytest.importorskip("pyvista")
+    from twin3d.fields import ImplausibleInputWarning, build_field_models
+    from twin3d.view import View
+
+    heat = build_field_models(twin)[MESH]["temperature"]
+    with View(twin, {MESH: heat}, off_screen=True, window_size=(320, 240)) as view:
+        with pytest.warns(ImplausibleInputWarning, match="below absolute zero"):
+            view.render()  # the live layer's values (-400 °C) are shown from the start
+        assert view.problems and "below absolute zero" in view.problem_line.GetInput()
+        assert view.problem_line.GetVisibility()
+        view.push({c: 40.0 + i for i, c in enumerate(temps)})
+        view.render()
+        assert view.problems == [] and not view.problem_line.GetVisibility()
+
+
+def test_an_older_live_layer_with_direct_colours_switches_too(bound_plate: Path) -> None:
+    """Live layers written before the display variants held displayColor on the mesh itself,
+    which would win over every variant: the next field written removes it."""
+    twin = Twin.open(bound_plate)
+    n = len(twin.meshes[0].points)
+    live = twin.stage.GetEditTarget().GetLayer()
+    old = Sdf.CreatePrimInLayer(live, MESH)
+    attr = Sdf.AttributeSpec(old, "primvars:displayColor", Sdf.ValueTypeNames.Color3fArray)
+    attr.default = [(1.0, 0.0, 1.0)] * n
+    twin.set_field("Plate", "temperature", np.linspace(20.0, 90.0, n), vmin=20.0, vmax=100.0)
+    np.testing.assert_allclose(_flat(twin.stage, MESH, "displayColor"),
+                               linear_colorize(np.linspace(20.0, 90.0, n), 20.0, 100.0),
+                               rtol=1e-6)

@@ -17,7 +17,7 @@ from pxr import Sdf, Usd, UsdGeom, UsdLux, UsdShade
 import twin3d
 from twin3d.cad.convert import convert, geometry_path
 from twin3d.cli import main
-from twin3d.colormap import ALARM_COLORS, colorize
+from twin3d.colormap import linear_colorize, linear_state_color
 from twin3d.sensors import parse_sensor_map
 from twin3d.usd.bind import bind_sensors
 from twin3d.usd.bindings import read_property_bindings
@@ -183,20 +183,20 @@ def test_translate_visible_color_attribute(bound: Path) -> None:
     assert UsdGeom.Imageable(side).ComputeVisibility() == UsdGeom.Tokens.invisible
     mesh = stage.GetPrimAtPath("/box_sides/Geom/side_short")
     np.testing.assert_allclose(UsdGeom.Mesh(mesh).GetDisplayColorAttr().Get()[0],
-                               colorize([60.0], 20, 100, "viridis")[0], atol=1e-6)
+                               linear_colorize([60.0], 20, 100, "viridis")[0], atol=1e-6)
     material, _ = UsdShade.MaterialBindingAPI(mesh).ComputeBoundMaterial()
     assert material.GetPath().name == "Twin3DBindingColor"
     state = [p for p in Usd.PrimRange(stage.GetPrimAtPath("/box_sides/Geom/side_long_1_1"))
              if p.GetAttribute("primvars:displayColor").HasAuthoredValue()]
     assert state and all(np.allclose(p.GetAttribute("primvars:displayColor").Get()[0],
-                                     ALARM_COLORS["warn"]) for p in state)
+                                     linear_state_color("warn")) for p in state)
     lamp = UsdLux.SphereLight(stage.GetPrimAtPath("/box_sides/Lamp"))
     assert lamp.GetIntensityAttr().Get() == pytest.approx(120.0)
     twin.update({"box/door": 0.9, "box/lamp": 99.0, "box/state": 99.0})
     assert UsdGeom.Imageable(side).ComputeVisibility() == UsdGeom.Tokens.inherited
     assert lamp.GetIntensityAttr().Get() == pytest.approx(500.0)  # clamped
     assert np.allclose(state[0].GetAttribute("primvars:displayColor").Get()[0],
-                       ALARM_COLORS["alarm"])
+                       linear_state_color("alarm"))
     # the stored bindings, read back by any tool
     kinds = {b.channel: b.kind for b in read_property_bindings(stage)}
     assert kinds == {"box/lid": "rotate", "box/slide": "translate", "box/door": "visible",

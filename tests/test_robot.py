@@ -224,7 +224,7 @@ def test_meshes_sit_where_independent_fk_puts_them_live_and_recorded(robot: Path
     for f in robot.parent.iterdir():
         shutil.copy(f, tmp_path / f.name)
     twin = twin3d.Twin.open(stage_path, reset=True)
-    vectors = [dict.fromkeys(limits(URDF), 0.0)] + random_vectors(3)
+    vectors = [dict.fromkeys(limits(URDF), 0.0), *random_vectors(3)]
     with twin.recording(tmp_path / "run.usdc", fps=1.0, origin=0.0) as rec:
         for t, q in enumerate(vectors):
             rec.write(float(t), {f"so101_new_calib/{j}": v for j, v in q.items()})

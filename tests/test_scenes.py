@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pxr import Usd
 
 import twin3d
@@ -15,6 +16,7 @@ from twin3d.usd.validate import validate_stage
 SCENE = Path(__file__).resolve().parents[1] / "scenes" / "assembly"
 
 
+@pytest.mark.slow
 def test_assembly_scene_builds_updates_records_and_validates(tmp_path: Path) -> None:
     build = subprocess.run([sys.executable, str(SCENE / "build.py"), "--out", str(tmp_path)],
                            capture_output=True, text=True, timeout=300)

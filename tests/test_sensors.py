@@ -10,7 +10,7 @@ from twin3d.errors import SensorMapError
 from twin3d.model import Limits
 from twin3d.sensors import load_sensor_map, parse_sensor_map
 
-SCENE_MAP = Path(__file__).resolve().parents[1] / "scenes" / "plate" / "sensors.toml"
+SCENE_MAP = Path(__file__).resolve().parents[1] / "twin3d" / "data" / "plate_sensors.toml"
 
 GOOD = """
 [[sensor]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH, SENSORS, bound_plate, plate, plate_templates  # noqa: F401
+from plate_stage import MESH, SENSORS
 
 import twin3d
 from twin3d.errors import StageError
@@ -96,3 +96,42 @@ def test_scene_scripts_build_update_and_record(tmp_path: Path) -> None:
     for name in ("plate.usda", "plate.twin.usda", "plate.live.usdc", "run1.usdc"):
         report = validate_stage(tmp_path / name, profile="placeable")
         assert report.failures == [], f"{name}: {[str(f) for f in report.failures]}"
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.mark.slow
+def test_example_scripts_leave_the_repository_as_it_was() -> None:
+    """Run as a newcomer would, with no arguments: outputs go to a new temporary folder."""
+    import re
+    import shutil
+    import tempfile
+
+    scenes = SCENE.parent
+    before = _tree(scenes)
+    temp = Path(tempfile.gettempdir()).resolve()
+    made: list[Path] = []
+    try:
+        for script, args, output in (("plate/build.py", [], "plate.usda"),
+                                     ("plate/update.py", ["--frames", "2"], "run1.usdc"),
+                                     ("assembly/update.py", ["--frames", "2"], "warmup.usdc")):
+            run = subprocess.run([sys.executable, str(scenes / script), *args],
+                                 capture_output=True, text=True, timeout=300)
+            assert run.returncode == 0, run.stderr
+            found = re.search(r"^(?:wrote (\S+) \(\d+ sensors\)|writing beside (\S+))$",
+                              run.stdout, re.MULTILINE)
+            assert found, run.stdout
+            folder = Path(found.group(1) or found.group(2)).resolve().parent
+            assert folder.parent == temp and folder.name.startswith("twin3d-"), folder
+            made.append(folder)
+            assert (folder / output).is_file(), (script, sorted(folder.iterdir()))
+        assert _tree(scenes) == before
+    finally:
+        for folder in made:  # only the script's own temporary folders
+            if folder.parent == temp and folder.name.startswith("twin3d-"):
+                shutil.rmtree(folder)

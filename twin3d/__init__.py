@@ -39,6 +39,25 @@ _LAZY: dict[str, str] = {
     "read_csv": "twin3d.bridge.adapters.csv",
 }
 
-__all__ = sorted(["Limits", "Sample", "Sensor", "Twin3DError", "__version__", *_LAZY])
+__all__ = [
+    "Bridge",
+    "Client",
+    "Limits",
+    "Recording",
+    "Sample",
+    "Sensor",
+    "SensorMap",
+    "SyncClient",
+    "Twin",
+    "Twin3DError",
+    "View",
+    "__version__",
+    "bind_sensors",
+    "convert",
+    "load_sensor_map",
+    "read_csv",
+    "record_samples",
+    "start_adapters",
+]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _LAZY)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 from twin3d import __version__
 from twin3d.errors import Twin3DError, UsageError, reason
@@ -22,6 +23,12 @@ from twin3d.errors import Twin3DError, UsageError, reason
 __all__ = ["build_parser", "main"]
 
 Runner = Callable[[argparse.Namespace], int]
+
+
+class _Commands(Protocol):
+    """What ``add_subparsers()`` returns, as the ``_add_*`` functions use it."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 # --- convert -------------------------------------------------------------------------------
 
 
-def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_convert(sub: _Commands) -> None:
     p = sub.add_parser(
         "convert",
         help="convert CAD/mesh files to a USD stage",
@@ -83,7 +90,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 # --- validate ------------------------------------------------------------------------------
 
 
-def _add_validate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_validate(sub: _Commands) -> None:
     p = sub.add_parser("validate", help="run the USD validators on a file",
                        description="Run every validator of pxr.UsdValidation and, when installed, "
                        "NVIDIA's validators. Exits 1 if anything fails.")
@@ -109,7 +116,7 @@ def _run_validate(args: argparse.Namespace) -> int:
 # --- bind / info ---------------------------------------------------------------------------
 
 
-def _add_bind(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bind(sub: _Commands) -> None:
     p = sub.add_parser("bind", help="bind sensors and property bindings from a TOML file to a stage",
                        description="Author the [[sensor]] and [[binding]] tables of a bindings "
                        "file (docs/bindings.md) into a stage's root layer.")
@@ -142,8 +149,13 @@ def _run_bind(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("info", help="print a stage's hierarchy, units and sensors")
+def _add_info(sub: _Commands) -> None:
+    p = sub.add_parser(
+        "info", help="print a stage's hierarchy, sizes, units and sensors",
+        description="Print a stage's units, size (to place sensors by), layers, hierarchy "
+        "(meshes inside instances too) and bound sensors. For a twin with current values and "
+        "a thermal model, also the heat inputs fitted to those values, with any that are "
+        "physically impossible flagged (builds the field models once; they are cached).")
     p.add_argument("stage", metavar="STAGE")
     p.set_defaults(run=_run_info)
 
@@ -152,13 +164,37 @@ def _run_info(args: argparse.Namespace) -> int:
     from twin3d.usd.info import stage_info
 
     print(stage_info(args.stage))
+    for line in _fitted_inputs(args.stage):
+        print(line)
     return 0
+
+
+def _fitted_inputs(stage: str) -> list[str]:
+    """The heat inputs fitted to a twin's current values, impossible ones flagged."""
+    from twin3d.fields import HeatModel, build_field_models
+    from twin3d.twin import Twin
+
+    twin = Twin.open(stage)
+    values = twin.values
+    if not values or "thermal" not in twin.model:
+        return []
+    lines = []
+    for mesh, models in build_field_models(twin).items():
+        heat = models.get("temperature")
+        if not isinstance(heat, HeatModel):
+            continue
+        fit = heat.fitted_inputs({c: v for c, v in values.items() if c in heat.channels})
+        lines.append(f"fitted inputs on {mesh} (from the current values):")
+        lines += [f"  {name:<24} {v:10.4g} {fit.units[name]:<6} (noise sigma "
+                  f"{fit.sigma[name]:.2g})" for name, v in fit.values.items()]
+        lines += [f"  IMPOSSIBLE: {problem}" for problem in fit.problems]
+    return lines
 
 
 # --- serve / export / replay / ingest ------------------------------------------------------
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_serve(sub: _Commands) -> None:
     p = sub.add_parser(
         "serve", help="run the WebSocket bridge",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -207,7 +243,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_export(sub: _Commands) -> None:
     p = sub.add_parser("export", help="export a recording to CSV, USD time samples or MCAP (Foxglove)")
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="out.csv, out.usdc or out.mcap")
@@ -246,7 +282,7 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_recover(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_recover(sub: _Commands) -> None:
     p = sub.add_parser("recover", help="copy the intact part of a damaged recording into a new one")
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="the new recording (.sqlite)")
@@ -264,7 +300,7 @@ def _run_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_replay(sub: _Commands) -> None:
     p = sub.add_parser("replay", help="replay a recording into a bridge")
     p.add_argument("recording", metavar="REC")
     p.add_argument("--to", required=True, help="ws://HOST:PORT of the bridge")
@@ -286,11 +322,23 @@ def _run_replay(args: argparse.Namespace) -> int:
 # --- view / demo ---------------------------------------------------------------------------
 
 
-def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("view", help="open the live PyVista view, or export a walk-through movie")
+def _add_view(sub: _Commands) -> None:
+    p = sub.add_parser(
+        "view", help="open the live PyVista view, or export a screenshot or walk-through movie",
+        description="Show a twin: its meshes, a field and its sensors, live from a bridge, "
+        "replayed from a recording, or as they are in the stage. Without a display it renders "
+        "off-screen by itself (to STAGE-view.png, or REC-replay.mp4 with --recording, in the "
+        "current folder) unless -o says where. Camera path TOML: see README, 'Walk-throughs'.")
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("--bridge", help="ws://HOST:PORT to subscribe to")
-    p.add_argument("--field", help="field to overlay: temperature, von_mises, ...")
+    p.add_argument("--field", help="field to overlay: temperature, von_mises, ... (default: the "
+                   "field the stage shows, twin:displayField)")
+    p.add_argument("--range", nargs=2, type=float, metavar=("VMIN", "VMAX"),
+                   help="colour range of the field (default: the range stored in the stage, "
+                   "else the data's)")
+    p.add_argument("--labels", default="field", metavar="WHICH",
+                   help="sensor labels: field (the sensors of the shown field; default), all, "
+                   "none, or quantities such as temperature,strain; warn and alarm always show")
     p.add_argument("--token", help="subscribe token")
     p.add_argument("--off-screen", action="store_true", help="render without a window")
     p.add_argument("--path", help="camera path (TOML); default: an orbit around the stage")
@@ -301,7 +349,7 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (x real time)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second of the movie")
     p.add_argument("--size", help="window/movie size WIDTHxHEIGHT (default 1024x768)")
-    p.add_argument("--usd-camera", metavar="CAM.usda",
+    p.add_argument("--usd-camera", metavar="CAM.usdc",
                    help="also write the path as a time-sampled UsdGeom.Camera over the stage")
     p.set_defaults(run=_run_view)
 
@@ -312,7 +360,7 @@ def _run_view(args: argparse.Namespace) -> int:
     return run_view(args)
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_demo(sub: _Commands) -> None:
     p = sub.add_parser(
         "demo", help="build and run the demo twin end to end",
         description="Convert and bind the demo plate, start a recording bridge on 127.0.0.1, "

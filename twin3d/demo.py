@@ -1,8 +1,8 @@
 """``twin3d demo``: the whole loop on the demo twin, from CAD file to a recorded, viewable twin.
 
-1. convert ``assets/plate/plate_holes.stl`` (a real machined plate, millimetres) to USD;
-2. bind the sensors of ``scenes/plate/sensors.toml`` (11 thermocouples, 3 strain gauges, a
-   load cell) and build its field models (steady-conduction FEM + residual kriging, P2
+1. convert ``plate_holes.stl`` (a real machined plate, millimetres) to USD;
+2. bind the sensors of ``plate_sensors.toml`` (11 thermocouples, 3 strain gauges, a load
+   cell) and build its field models (steady-conduction FEM + residual kriging, P2
    elasticity; cached on disk after the first run);
 3. start the bridge in-process on 127.0.0.1 with recording on (SQLite, acks after commit);
 4. run simulated sensors over real WebSocket connections: the plate's heater runs steadily
@@ -13,6 +13,9 @@
 5. subscribe like any viewer: reconstruct the temperature and von Mises fields from the
    readings, show them (a window with a display; off-screen to a movie and PNG snapshots
    without one), author them into the USD live layer and a time-sampled USD recording.
+
+Both inputs ship inside the package (``twin3d/data/``), so the demo runs from any folder after
+a plain ``pip install``. A demo that fails leaves nothing behind in a folder it created.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
+import shutil
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -34,11 +37,14 @@ from twin3d._types import PathLike
 from twin3d.errors import Twin3DError
 from twin3d.model import Sample, Sensor
 
-__all__ = ["DemoResult", "PlateScenario", "run_demo"]
+__all__ = ["DemoResult", "PlateScenario", "build_twin", "run_demo", "summary"]
 
-REPO = Path(__file__).resolve().parents[1]
-PLATE_CAD = REPO / "assets" / "plate" / "plate_holes.stl"
-SENSOR_MAP = REPO / "scenes" / "plate" / "sensors.toml"
+#: The demo's inputs, installed with the package (see twin3d/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
+PLATE_CAD = DATA / "plate_holes.stl"
+SENSOR_MAP = DATA / "plate_sensors.toml"
+#: The device-side publisher of a clone of the repository (not installed with the package).
+PUBLISHER = Path(__file__).resolve().parents[1] / "streaming" / "publisher.py"
 
 #: Sensor noise (standard deviation) by quantity, in the sensors' units.
 NOISE = {"temperature": 0.2, "strain": 1.5, "force": 4.0}
@@ -139,10 +145,6 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     """Convert and bind the demo plate in ``folder``; return (twin, models, mesh path)."""
     from twin3d.cad.convert import convert
@@ -151,10 +153,10 @@ def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     from twin3d.twin import Twin
     from twin3d.usd.bind import bind_sensors
 
-    if not PLATE_CAD.is_file() or not SENSOR_MAP.is_file():
-        raise Twin3DError(f"demo files not found ({PLATE_CAD.relative_to(REPO)}, "
-                          f"{SENSOR_MAP.relative_to(REPO)}): run twin3d demo from a clone of the "
-                          "twin3d repository installed with pip install -e .")
+    missing = [p.name for p in (PLATE_CAD, SENSOR_MAP) if not p.is_file()]
+    if missing:
+        raise Twin3DError(f"the demo's data ({', '.join(missing)}) is missing from {DATA}: "
+                          "reinstall twin3d (pip install --force-reinstall twin3d)")
     stage = folder / "plate.usda"
     t0 = time.perf_counter()
     convert([PLATE_CAD], stage, units="mm", name="Plate", progress=False)
@@ -185,7 +187,8 @@ def run_demo(output: PathLike = "twin3d-demo", *, duration: float = 30.0, seed: 
     """Run the demo twin end to end and return what it produced.
 
     Args:
-        output: working folder (created; earlier demo files in it are replaced).
+        output: working folder (created, and removed again if the demo fails; earlier demo
+            files in it are replaced).
         duration: seconds of simulated sensors.
         seed: seed of the sensor noise, for reproducible runs.
         headless: render off-screen (default: when there is no display).
@@ -196,11 +199,25 @@ def run_demo(output: PathLike = "twin3d-demo", *, duration: float = 30.0, seed: 
     Raises:
         Twin3DError: the demo files are missing or a step failed (the message says which).
     """
+    from twin3d.view.renderer import has_display
+
     if duration <= 0:
         raise Twin3DError(f"--duration must be positive, got {duration}")
     folder = Path(output)
-    folder.mkdir(parents=True, exist_ok=True)
-    headless = (not _has_display()) if headless is None else headless
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = _run(folder, duration, seed, not has_display() if headless is None else headless,
+                      movie, window_size)
+    except BaseException:
+        if created:  # nothing left behind: the folder was ours
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return result
+
+
+def _run(folder: Path, duration: float, seed: int, headless: bool, movie: PathLike | None,
+         window_size: tuple[int, int]) -> DemoResult:
     twin, models, mesh_path = build_twin(folder)
     result = DemoResult(folder=folder, stage=twin.stage_path, live=twin.root_path,
                         recording_db=folder / "recording.sqlite",
@@ -401,7 +418,7 @@ def _validate(result: DemoResult) -> None:
 def summary(result: DemoResult) -> str:
     """The closing text: what was produced and the commands to use it."""
     folder = result.folder
-    pub = REPO / "streaming" / "publisher.py"
+    pub = PUBLISHER if PUBLISHER.is_file() else "publisher.py"
     lines = [
         "",
         f"{'Stopped early (Ctrl-C)' if result.interrupted else 'Done'} after "
@@ -428,7 +445,8 @@ def summary(result: DemoResult) -> str:
         f"  twin3d view {result.stage} --recording {result.recording_db} --field temperature",
         f"  twin3d export {result.recording_db} -o {folder / 'run.csv'}",
         "  twin3d serve --record run.sqlite      # then connect your own sensors:",
-        f"  python {pub} ws://127.0.0.1:8765 plate/tc1 42.0",
+        f"  python {pub} ws://127.0.0.1:8765 plate/tc1 42.0"
+        + ("" if PUBLISHER.is_file() else "    # streaming/publisher.py of the twin3d repository"),
     ]
     return "\n".join(lines)
 

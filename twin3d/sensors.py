@@ -37,6 +37,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -337,7 +338,7 @@ def _parse_limits(raw: object, fail: Any) -> Limits:
     lim = Limits(**{k: float(v) for k, v in raw.items()})
     order = [(k, getattr(lim, k)) for k in ("alarm_low", "warn_low", "warn_high", "alarm_high")]
     given = [(k, v) for k, v in order if v is not None]
-    for (k1, v1), (k2, v2) in zip(given, given[1:]):
+    for (k1, v1), (k2, v2) in pairwise(given):
         if v1 > v2:
             raise fail(f"limits out of order: {k1} = {v1:g} > {k2} = {v2:g} "
                        "(need alarm_low <= warn_low <= warn_high <= alarm_high)")

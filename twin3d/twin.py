@@ -10,6 +10,8 @@ Example (``scenes/plate/update.py`` is the runnable version)::
     twin.update({"plate/tc3": 81.5})          # live layer: value, state, marker colour
     n = len(twin.meshes[0].points)
     twin.set_field("Plate", "temperature", np.linspace(20, 90, n), vmin=20, vmax=100)
+    twin.set_field("Plate", "von_mises", np.linspace(0, 40, n))
+    twin.show_field("Plate", "von_mises")     # shown in usdview (default: temperature)
     with twin.recording("run1.usdc") as rec:  # time samples, plays back in usdview
         for t in range(10):
             rec.write(time=t * 0.5, values={"plate/tc3": 60.0 + t})
@@ -122,6 +124,20 @@ class Twin:
         """The current value of every sensor that has one (as composed on the stage)."""
         return self._live.values()
 
+    @property
+    def field_ranges(self) -> dict[str, tuple[float, float]]:
+        """The colour range ``{quantity: (vmin, vmax)}`` of each field, as stored in the stage.
+
+        A range is fixed by the first :meth:`set_field` of a quantity and kept by later
+        sessions; views and recordings use it by default.
+        """
+        return dict(self._live.ranges)
+
+    @property
+    def displayed_fields(self) -> dict[str, str]:
+        """The field each mesh shows in USD (its ``twin:displayField``), by mesh path."""
+        return self._live.displayed_fields()
+
     # --- changing it ------------------------------------------------------------------------
 
     def update(self, values: Mapping[str, float], time: float | None = None) -> None:
@@ -132,14 +148,18 @@ class Twin:
             time: source time of the values (Unix seconds), stored as ``twin:time``.
 
         Raises:
-            BindingError: a channel is not bound, or a value is not a number.
+            BindingError: a channel is not bound, or a value is not a finite number (text
+                such as ``"50"``, NaN and infinities are refused).
         """
         self._live.update(values, time)
 
     def set_field(self, prim: str, quantity: str, values: npt.ArrayLike, *,
                   vmin: float | None = None, vmax: float | None = None,
                   sigma: npt.ArrayLike | None = None) -> tuple[float, float]:
-        """Show a per-vertex field: ``primvars:<quantity>`` + ``primvars:displayColor``.
+        """Set a per-vertex field: ``primvars:<quantity>`` and its colours.
+
+        A mesh keeps every field set on it; it shows one (:meth:`show_field`; by default
+        temperature when set, else the first field set).
 
         Args:
             prim: a mesh path, or a prim (e.g. the root's name ``"Plate"``) whose meshes
@@ -158,6 +178,22 @@ class Twin:
             FieldError: unknown prim, wrong number of values, bad name or range.
         """
         return self._live.set_field(prim, quantity, values, vmin=vmin, vmax=vmax, sigma=sigma)
+
+    def show_field(self, prim: str, quantity: str) -> None:
+        """Choose the field ``prim``'s meshes show in USD, here and in later recordings.
+
+        The choice is the selection of each mesh's ``displayField`` variant set (one variant
+        per field), so usdview and Omniverse switch it without a script; the mesh's
+        ``twin:displayField`` names it.
+
+        Args:
+            prim: as for :meth:`set_field`.
+            quantity: a field set on those meshes, e.g. ``"von_mises"``.
+
+        Raises:
+            FieldError: unknown prim, or no such field set on its meshes.
+        """
+        self._live.show_field(prim, quantity)
 
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
                   skip_unknown: bool = False,

@@ -53,12 +53,12 @@ def main(src: str, out_dir: str) -> None:
     values = dict(zip(sensors, temps))
     with View(Scene(meshes, sensors), {mesh.path: models["temperature"]}, off_screen=True,
               window_size=(800, 560), field_range=(30.0, 100.0)) as view:
-        view.push(values)
-        c = (lo + hi) / 2
-        d = float(np.linalg.norm(hi - lo))
+        view.push(values, time=1767261600.0)  # 2026-01-01 10:00 UTC
         c = (lo + hi) / 2
         d = float(np.linalg.norm(hi - lo))
         view.set_camera(c + d * np.array([0.45, -1.6, 0.6]), c, (0.0, 0.0, 1.0), 30.0)
+        view.render()  # two frames first, so the status line has a steady frame time
+        view.render()
         view.screenshot(out / "view_screenshot.png")
     with View(Scene(meshes, sensors), {mesh.path: models["temperature"]}, off_screen=True,
               window_size=(360, 252), field_range=(30.0, 100.0), show_sensors=True) as view:
@@ -70,7 +70,8 @@ def main(src: str, out_dir: str) -> None:
 
         def drift(i: int) -> None:  # the readings wander, so the field moves during the walk
             k[0] = i
-            view.push({ch: v + 8.0 * np.sin(0.25 * i + j) for j, (ch, v) in enumerate(values.items())})
+            view.push({ch: v + 8.0 * np.sin(0.25 * i + j) for j, (ch, v) in enumerate(values.items())},
+                      time=1767261600.0 + 2.0 * i)
 
         export_movie(view, path, out / "view_walkthrough.gif", frames=30, fps=10,
                      before_frame=drift)

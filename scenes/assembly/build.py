@@ -3,15 +3,17 @@
     python scenes/assembly/build.py [--out DIR]
 
 writes ``enclosure.usda`` (interface layer, defaultPrim /Enclosure, with /Enclosure/Sensors)
-and ``enclosure.geom.usdc`` into DIR (default: this folder). The same as::
+and ``enclosure.geom.usdc`` into DIR (default: a new temporary folder; the copy in this folder
+was made with ``--out scenes/assembly``). The same as::
 
-    twin3d convert assets/assembly/box_sides.STEP -o scenes/assembly/enclosure.usda --name Enclosure
-    twin3d bind scenes/assembly/enclosure.usda --sensors scenes/assembly/sensors.toml
+    twin3d convert assets/assembly/box_sides.STEP -o DIR/enclosure.usda --name Enclosure
+    twin3d bind DIR/enclosure.usda --sensors scenes/assembly/sensors.toml
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,10 +36,11 @@ def build(out_dir: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE, help="output folder")
+    parser.add_argument("--out", type=Path, help="output folder (default: a new temporary one)")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    build(args.out)
+    out = args.out or Path(tempfile.mkdtemp(prefix="twin3d-enclosure-"))
+    out.mkdir(parents=True, exist_ok=True)
+    build(out)
     return 0
 
 

@@ -1,10 +1,12 @@
 """Drive the assembly example from Python: per-part kriged temperature fields, live and recorded.
 
-    python scenes/assembly/build.py           # once: enclosure.usda + enclosure.geom.usdc
-    python scenes/assembly/update.py [--stage scenes/assembly/enclosure.usda] [--frames 30]
+    python scenes/assembly/update.py [--stage STAGE] [--out DIR] [--frames 30]
 
 writes ``enclosure.live.usdc`` + ``enclosure.twin.usda`` (open the latter in usdview or
-Omniverse) and ``warmup.usdc`` (a recording: press play). The readings come from a toy warm-up
+Omniverse) and ``warmup.usdc`` (a recording: press play) beside the stage: by default a copy
+of this folder's ``enclosure.usda`` in a new temporary folder (printed), so the repository
+stays as it is; ``--stage`` a stage of your own, written beside it; ``--out DIR`` a copy in
+DIR. The readings come from a toy warm-up
 (a power module on the base plate); a real script gets them from the bridge
 (``twin3d.bridge.SyncClient(url).subscribe(["enclosure/*"])``).
 """
@@ -12,6 +14,8 @@ Omniverse) and ``warmup.usdc`` (a recording: press play). The readings come from
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -34,17 +38,37 @@ def readings(t: float, sensors: Mapping[str, twin3d.Sensor]) -> dict[str, float]
     return out
 
 
+def workspace(stage: Path, out: Path | None, prefix: str) -> Path:
+    """The stage to drive: ``stage`` where it is, or its copy (with its geometry) in ``out``.
+
+    The example stage committed in this folder is copied to a new temporary folder unless
+    ``out`` says otherwise, so running the example leaves the repository as it was.
+    """
+    if out is None and stage.resolve().parent != HERE:
+        return stage
+    folder = out or Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    geometry = stage.with_name(f"{stage.name.split('.')[0]}.geom.usdc")
+    for f in (stage, geometry):
+        if f.resolve().parent != folder.resolve():
+            shutil.copy(f, folder / f.name)
+    return folder / stage.name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", type=Path, default=HERE / "enclosure.usda")
+    parser.add_argument("--out", type=Path, help="work on a copy of the stage in this folder")
     parser.add_argument("--frames", type=int, default=30, help="recorded frames (5 s apart)")
     args = parser.parse_args(argv)
 
-    twin = twin3d.Twin.open(args.stage)
+    stage = workspace(args.stage, args.out, "twin3d-enclosure-")
+    print(f"writing beside {stage}")
+    twin = twin3d.Twin.open(stage)
     models = {path: qs["temperature"] for path, qs in build_field_models(twin).items()}
     print(f"{twin}: {len(models)} parts with a kriged temperature field")
 
-    with twin.recording(args.stage.with_name("warmup.usdc"), fps=1.0,
+    with twin.recording(stage.with_name("warmup.usdc"), fps=1.0,
                         ranges={"temperature": (20.0, 70.0)}) as rec:
         for i in range(args.frames):
             t = 5.0 * i

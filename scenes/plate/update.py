@@ -1,10 +1,12 @@
 """Drive the example twin from Python: live values, a field overlay and a recording.
 
-    python scenes/plate/build.py              # once: plate.usda + plate.geom.usdc
-    python scenes/plate/update.py [--stage scenes/plate/plate.usda] [--frames 40]
+    python scenes/plate/update.py [--stage STAGE] [--out DIR] [--frames 40]
 
 writes ``plate.live.usdc`` + ``plate.twin.usda`` (open the latter in usdview or Omniverse to
-see the live state) and ``run1.usdc`` (a recording: press play on the timeline).
+see the live state) and ``run1.usdc`` (a recording: press play on the timeline) beside the
+stage: by default a copy of this folder's ``plate.usda`` in a new temporary folder (the script
+prints where), so the repository stays as it is; ``--stage`` a stage of your own (e.g. from
+``scenes/plate/build.py --out DIR``), written beside it; ``--out DIR`` a copy in DIR.
 
 The readings come from a toy heat-up (a hot spot over the heater that grows with time), so
 the script runs anywhere; a real script gets them from the bridge
@@ -14,6 +16,8 @@ the script runs anywhere; a real script gets them from the bridge
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,13 +46,33 @@ def plate_state(t: float, points: np.ndarray, sensors: Mapping[str, twin3d.Senso
     return temperature, readings
 
 
+def workspace(stage: Path, out: Path | None, prefix: str) -> Path:
+    """The stage to drive: ``stage`` where it is, or its copy (with its geometry) in ``out``.
+
+    The example stage committed in this folder is copied to a new temporary folder unless
+    ``out`` says otherwise, so running the example leaves the repository as it was.
+    """
+    if out is None and stage.resolve().parent != HERE:
+        return stage
+    folder = out or Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    geometry = stage.with_name(f"{stage.name.split('.')[0]}.geom.usdc")
+    for f in (stage, geometry):
+        if f.resolve().parent != folder.resolve():
+            shutil.copy(f, folder / f.name)
+    return folder / stage.name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", type=Path, default=HERE / "plate.usda")
+    parser.add_argument("--out", type=Path, help="work on a copy of the stage in this folder")
     parser.add_argument("--frames", type=int, default=40, help="recorded frames (0.5 s apart)")
     args = parser.parse_args(argv)
 
-    twin = twin3d.Twin.open(args.stage)
+    stage = workspace(args.stage, args.out, "twin3d-plate-")
+    print(f"writing beside {stage}")
+    twin = twin3d.Twin.open(stage)
     print(twin)
     print(twin.sensors["plate/tc5"])  # Sensor(channel, quantity, unit, target, position, ...)
     mesh = twin.meshes[0]             # world space, stage units (metres here)
@@ -63,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"live: {len(readings)} values -> {twin.live_path.name}; beyond limits: {alarms}")
 
     # a recording: time samples in .usdc that play back on usdview's timeline
-    out = args.stage.with_name("run1.usdc")
+    out = stage.with_name("run1.usdc")
     with twin.recording(out, fps=2.0) as rec:
         for i in range(args.frames):
             t = 0.5 * i

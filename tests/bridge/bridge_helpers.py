@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+
+import websockets
 
 from twin3d.model import Sample
 
@@ -100,3 +102,21 @@ async def receive_samples(ws: Any, until: Callable[[list[dict[str, Any]]], bool]
         if msg["type"] in ("sample", "samples"):
             got += msg["samples"] if msg["type"] == "samples" else [msg]
     return got
+
+
+@asynccontextmanager
+async def bridge_subscriber(config: Any, record: Path | None,
+                            patterns: list[str]) -> AsyncIterator[Any]:
+    """An in-process bridge (with ``config``, recording to ``record``) and a plain WebSocket
+    subscribed to ``patterns``; the bridge stops on exit."""
+    from twin3d.bridge import Bridge
+
+    bridge = Bridge(config, record=record)
+    await bridge.start("127.0.0.1", 0)
+    try:
+        async with websockets.connect(bridge.url) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "channels": patterns}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            yield ws
+    finally:
+        await bridge.stop()

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from bridge_helpers import Collector, receive_samples
+from bridge_helpers import Collector, bridge_subscriber, receive_samples
+
 from twin3d.bridge.adapters import build_adapters, start_adapters
 from twin3d.bridge.adapters.csv import read_csv
 from twin3d.errors import AdapterError
 from twin3d.model import Sample
-
 
 
 def _write(tmp_path: Path, text: str, name: str = "run.csv") -> Path:
@@ -140,18 +140,16 @@ def test_bad_row_ends_the_replay_task_with_an_adapter_error(tmp_path: Path) -> N
 
     async def main() -> None:
         [task] = start_adapters({"csv": [{"path": str(tmp_path / "run.csv"), "speed": 0}]}, Collector())
-        with pytest.raises(AdapterError, match="run.csv:3: value 'two' of channel 'a'"):
+        with pytest.raises(AdapterError, match=r"run\.csv:3: value 'two' of channel 'a'"):
             await task
 
     asyncio.run(main())
 
 
 def test_end_to_end_replay_through_a_real_bridge(tmp_path: Path) -> None:
-    import json
 
-    import websockets
 
-    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge import read_recording
     from twin3d.bridge.config import load_config
 
     _write(tmp_path, "time,plate/tc1,plate/tc2\n100.0,20,21\n101.0,22,23\n101.2,24,25\n101.4,26,27\n")
@@ -160,17 +158,9 @@ def test_end_to_end_replay_through_a_real_bridge(tmp_path: Path) -> None:
     rec = tmp_path / "rec.db"
 
     async def main() -> list[dict[str, object]]:
-        bridge = Bridge(config, record=rec)
-        await bridge.start("127.0.0.1", 0)
-        got: list[dict[str, object]] = []
-        try:
-            async with websockets.connect(bridge.url) as ws:
-                await ws.send(json.dumps({"type": "subscribe", "channels": ["plate/*"]}))
-                # rows 2-4 are replayed 1 s after the first one, so this subscriber sees them live
-                await receive_samples(ws, lambda got: any(g["value"] == 27 for g in got), got)
-        finally:
-            await bridge.stop()
-        return got
+        async with bridge_subscriber(config, rec, ["plate/*"]) as ws:
+            # rows 2-4 are replayed 1 s after the first one, so this subscriber sees them live
+            return await receive_samples(ws, lambda got: any(g["value"] == 27 for g in got))
 
     got = asyncio.run(main())
     assert [(g["channel"], g["value"], g["time"]) for g in got if g["time"] >= 101.0] == [

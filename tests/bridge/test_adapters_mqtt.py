@@ -12,8 +12,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from bridge_helpers import Collector, receive_samples
+from bridge_helpers import Collector, bridge_subscriber, receive_samples
 from conftest import require_binary
+
 from twin3d.bridge.adapters import build_adapters, open_adapters, start_adapters
 from twin3d.bridge.adapters._base import Table
 from twin3d.bridge.adapters.mqtt import MqttAdapter, compile_topic
@@ -127,7 +128,7 @@ def test_bad_topic_entries_are_one_line_errors(entry: dict[str, object], needle:
     ({"host": "h", "topic": "a"}, "unknown key 'topic'"),
 ])
 def test_bad_broker_tables_are_one_line_errors(table: dict[str, object], needle: str) -> None:
-    with pytest.raises(AdapterError, match="^\\[\\[mqtt\\]\\] #1") as err:
+    with pytest.raises(AdapterError, match=r"^\[\[mqtt\]\] #1") as err:
         build_adapters({"mqtt": [table]}, Collector())
     assert needle in str(err.value)
 
@@ -261,9 +262,8 @@ def test_reconnects_after_broker_restart(broker: Broker) -> None:
 # --- end to end: mosquitto -> adapter -> Bridge -> WebSocket subscriber + recording ---------------
 
 def test_end_to_end_through_a_real_bridge(broker: Broker, tmp_path: Path) -> None:
-    import websockets
 
-    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge import read_recording
     from twin3d.bridge.config import parse_config
 
     rec = tmp_path / "rec.db"
@@ -271,29 +271,21 @@ def test_end_to_end_through_a_real_bridge(broker: Broker, tmp_path: Path) -> Non
         {"topic": "plant/{line}/temp", "channel": "{line}/temp", "value": "t", "time": "ts"}]}]})
 
     async def main() -> list[dict[str, object]]:
-        bridge = Bridge(config, record=rec)
-        await bridge.start("127.0.0.1", 0)
         got: list[dict[str, object]] = []
-        try:
-            async with websockets.connect(bridge.url) as ws:
-                await ws.send(json.dumps({"type": "subscribe", "channels": ["line*"]}))
-                assert json.loads(await ws.recv())["type"] == "subscribed"
-                # the adapter connects in the background: publish until its subscription is live
-                deadline = time.monotonic() + 15
-                while not got and time.monotonic() < deadline:
-                    await broker.publish("plant/line1/temp", [json.dumps({"t": 20.5, "ts": 1763800000.0})])
-                    try:
-                        msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                    except asyncio.TimeoutError:
-                        continue
-                    got += msg["samples"] if msg["type"] == "samples" else [msg]
-                await broker.publish("plant/line2/temp", [json.dumps({"t": 30.0 + i, "ts": 1763800001.0 + i})
-                                                          for i in range(3)])
-                await receive_samples(ws, 
-                                      lambda got: sum(g["channel"] == "line2/temp" for g in got) >= 3, got)
-        finally:
-            await bridge.stop()
-        return got
+        async with bridge_subscriber(config, rec, ["line*"]) as ws:
+            # the adapter connects in the background: publish until its subscription is live
+            deadline = time.monotonic() + 15
+            while not got and time.monotonic() < deadline:
+                await broker.publish("plant/line1/temp", [json.dumps({"t": 20.5, "ts": 1763800000.0})])
+                try:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                except TimeoutError:
+                    continue
+                got += msg["samples"] if msg["type"] == "samples" else [msg]
+            await broker.publish("plant/line2/temp", [json.dumps({"t": 30.0 + i, "ts": 1763800001.0 + i})
+                                                      for i in range(3)])
+            return await receive_samples(ws, lambda got: sum(g["channel"] == "line2/temp" for g in got) >= 3,
+                                         got)
 
     got = asyncio.run(main())
     assert got[0]["channel"] == "line1/temp" and got[0]["value"] == 20.5 and got[0]["time"] == 1763800000.0
@@ -340,7 +332,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
@@ -378,7 +370,7 @@ def test_tls_broker_with_a_private_ca(tmp_path: Path) -> None:
             # without the CA, the broker's certificate is refused: a one-line error
             untrusting = MqttAdapter({"host": "127.0.0.1", "port": broker.port, "tls": True,
                                       "topics": [{"topic": "tls/+"}]}, Collector())
-            with pytest.raises(AdapterError, match="cannot connect to MQTT broker .*CERTIFICATE_VERIFY_FAILED"):
+            with pytest.raises(AdapterError, match=r"cannot connect to MQTT broker .*CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.run()
             return samples
 

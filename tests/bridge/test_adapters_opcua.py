@@ -7,13 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_helpers import Collector, receive_samples
+from bridge_helpers import Collector, bridge_subscriber, receive_samples
+
 from twin3d.bridge.adapters import build_adapters
 from twin3d.bridge.adapters.opcua import OpcUaAdapter
 from twin3d.errors import AdapterError
@@ -120,7 +121,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 def test_data_changes_arrive_with_source_timestamps(server: UaServer) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     server.write(server.temp, 20.0, stamp=now)            # known starting values, whatever ran before
     server.write(server.force, 0, ua.VariantType.Int32, stamp=now)
     server.write(server.on, False, ua.VariantType.Boolean, stamp=now)
@@ -138,7 +139,7 @@ def test_data_changes_arrive_with_source_timestamps(server: UaServer) -> None:
         await asyncio.wait_for(adapter.connected.wait(), 10)
         # initial values come first; then the changes, each with the source time the server sent
         await ingest.wait_for(lambda s: len(s) >= 3)
-        base = datetime(2025, 11, 22, 8, 0, 0, tzinfo=timezone.utc)
+        base = datetime(2025, 11, 22, 8, 0, 0, tzinfo=UTC)
         for i in range(1, 4):
             server.write(server.temp, 20.0 + i, stamp=base.replace(second=i))
             await asyncio.sleep(0.06)
@@ -206,33 +207,22 @@ def test_reconnects_after_server_restart(server: UaServer) -> None:
 # --- end to end: asyncua server -> adapter -> Bridge -> WebSocket subscriber + recording ----------
 
 def test_end_to_end_through_a_real_bridge(server: UaServer, tmp_path: Path) -> None:
-    import json
 
-    import websockets
 
-    from twin3d.bridge import Bridge, read_recording
+    from twin3d.bridge import read_recording
     from twin3d.bridge.config import parse_config
 
     rec = tmp_path / "rec.db"
     config = parse_config({"opcua": [{"name": "press", "url": server.url, "period_ms": 20,
                                       "nodes": {server.force.nodeid.to_string(): "press/force"}}]})
-    stamp = datetime(2025, 11, 22, 9, 0, 0, tzinfo=timezone.utc)
+    stamp = datetime(2025, 11, 22, 9, 0, 0, tzinfo=UTC)
 
     async def main() -> list[dict[str, Any]]:
-        bridge = Bridge(config, record=rec)
-        await bridge.start("127.0.0.1", 0)
-        got: list[dict[str, Any]] = []
-        try:
-            async with websockets.connect(bridge.url) as ws:
-                await ws.send(json.dumps({"type": "subscribe", "channels": ["press/*"]}))
-                assert json.loads(await ws.recv())["type"] == "subscribed"
-                # the initial value arrives once the adapter has subscribed; then write a change
-                await receive_samples(ws, bool, got, timeout=15)
-                await asyncio.to_thread(server.write, server.force, 4321, ua.VariantType.Int32, stamp)
-                await receive_samples(ws, lambda got: got[-1]["value"] == 4321, got)
-        finally:
-            await bridge.stop()
-        return got
+        async with bridge_subscriber(config, rec, ["press/*"]) as ws:
+            # the initial value arrives once the adapter has subscribed; then write a change
+            got = await receive_samples(ws, bool, timeout=15)
+            await asyncio.to_thread(server.write, server.force, 4321, ua.VariantType.Int32, stamp)
+            return await receive_samples(ws, lambda got: got[-1]["value"] == 4321, got)
 
     got = asyncio.run(main())
     assert got[-1] == {**got[-1], "channel": "press/force", "value": 4321, "time": stamp.timestamp()}

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import websockets
 from bridge_helpers import receive_samples, run, serve_process, server_log
 

@@ -136,7 +136,8 @@ def test_reference_publisher_in_streaming(tmp_path: Path) -> None:
 
     assert run(go()) == 1
     assert [(s.channel, s.value, s.seq) for s in read_recording(rec)] == [("plate/tc1", 81.5, 1)]
-    assert len((ROOT / "streaming" / "publisher.py").read_text().splitlines()) <= 60  # minimal: a device can read it all
+    # minimal: a device can read it all
+    assert len((ROOT / "streaming" / "publisher.py").read_text().splitlines()) <= 60
 
 
 def test_reference_publisher_from_the_shell() -> None:

@@ -11,8 +11,17 @@ from hypothesis import strategies as st
 
 from twin3d.bridge.config import BridgeConfig, BridgeLimits, Role, parse_config
 from twin3d.bridge.protocol import (
-    BadMessage, BridgeProtocol, Fatal, Hello, Ping, Publish, Subscribe, encode_alias, encode_binary,
-    encode_gap, encode_samples,
+    BadMessage,
+    BridgeProtocol,
+    Fatal,
+    Hello,
+    Ping,
+    Publish,
+    Subscribe,
+    encode_alias,
+    encode_binary,
+    encode_gap,
+    encode_samples,
 )
 from twin3d.errors import BridgeError
 from twin3d.model import Sample

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import websockets
 from bridge_helpers import run, serve_process, server_log
-from plate_stage import bound_plate, plate_templates  # noqa: F401
 
 from twin3d.bridge import Bridge, Client, SyncClient, read_recording
 from twin3d.cli import main

@@ -14,8 +14,6 @@ import pytest
 
 from twin3d.colormap import ALARM_COLORS, colorize
 
-from view_scene import plate  # noqa: F401  (the fixture)
-
 pv = pytest.importorskip("pyvista")
 pytestmark = pytest.mark.render
 
@@ -47,8 +45,8 @@ class FakeClock:
         return self.t
 
 
-def test_field_overlay(plate, assert_image) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_field_overlay(view_plate, assert_image) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     values = {"plate/tc1": 30.0, "plate/tc2": 60.0, "plate/tc3": 90.0, "plate/tc4": 97.0}
     with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
               field_range=(20.0, 100.0), show_sensors=False) as view:
@@ -71,8 +69,8 @@ def test_field_overlay(plate, assert_image) -> None:  # type: ignore[no-untyped-
         assert_image(view.plotter)
 
 
-def test_auto_range_and_cpu_path_match_gpu(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_auto_range_and_cpu_path_match_gpu(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     values = {"plate/tc1": 12.0, "plate/tc2": 48.0, "plate/tc3": 70.0, "plate/tc4": 33.0}
     images = []
     for gpu in (True, False):
@@ -92,8 +90,8 @@ def test_auto_range_and_cpu_path_match_gpu(plate) -> None:  # type: ignore[no-un
     assert np.abs(images[0] - images[1]).mean() < 2.0
 
 
-def test_sensor_glyphs_alarm_and_stale(plate, assert_image) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_sensor_glyphs_alarm_and_stale(view_plate, assert_image) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     clock = FakeClock()
     with View(twin, model, off_screen=True, window_size=SIZE, field_range=(20.0, 100.0),
               stale_after=10.0, clock=clock) as view:
@@ -106,8 +104,11 @@ def test_sensor_glyphs_alarm_and_stale(plate, assert_image) -> None:  # type: ig
             assert view.sensor_state(ch) == state
             got = pixel(view, img, twin.sensors[ch].position)
             np.testing.assert_allclose(got, rgb255(ALARM_COLORS[state]), atol=3, err_msg=ch)
-        labels = [view.glyphs.labels.GetValue(i) for i in range(len(view.glyphs.channels))]
-        assert "plate/tc2: 85 degC" in labels and "plate/tc4: no data" in labels
+        # the state is in the label's text, not only in its colour
+        assert view.label_text("plate/tc1") == "tc1  30 °C"
+        assert view.label_text("plate/tc2") == "tc2  85 °C  WARN"
+        assert view.label_text("plate/tc3") == "tc3  99 °C  ALARM"
+        assert view.label_text("plate/tc4") == "tc4  no data"
         assert_image(view.plotter)
 
         # 25 s later only tc3 has reported again: tc1 and tc2 are stale, with their age
@@ -115,16 +116,15 @@ def test_sensor_glyphs_alarm_and_stale(plate, assert_image) -> None:  # type: ig
         view.push({"plate/tc3": 70.0})
         img = view.screenshot()
         assert [view.sensor_state(c) for c in want] == ["stale", "stale", "ok", "stale"]
-        i = view.glyphs.channels.index("plate/tc1")
-        assert view.glyphs.labels.GetValue(i) == "plate/tc1: 30 degC (25s ago)"
+        assert view.label_text("plate/tc1") == "tc1  30 °C  STALE 25s"
         np.testing.assert_allclose(pixel(view, img, twin.sensors["plate/tc1"].position),
                                    rgb255(ALARM_COLORS["stale"]), atol=3)
         status = view.status.GetText(0)
         assert "4 sensors, 3 stale" in status and "frame" in status
 
 
-def test_frames_write_in_place(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_frames_write_in_place(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     rng = np.random.default_rng(1)
     with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
               field_range=(0.0, 100.0), show_sensors=False) as view:
@@ -153,12 +153,13 @@ def test_frames_write_in_place(plate) -> None:  # type: ignore[no-untyped-def]
                                        rgb255(colorize([last[ch]], 0.0, 100.0)[0]), atol=8)
 
 
-def test_push_coalesces_latest_from_threads(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_push_coalesces_latest_from_threads(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
     calls = []
 
     class Counting:
-        channels, quantity, unit, W = model.channels, model.quantity, model.unit, model.W
+        channels, quantity, unit, n_vertices = (model.channels, model.quantity, model.unit,
+                                                model.n_vertices)
 
         def update(self, values):  # type: ignore[no-untyped-def]
             calls.append(dict(values))
@@ -180,19 +181,19 @@ def test_push_coalesces_latest_from_threads(plate) -> None:  # type: ignore[no-u
         assert view.values_per_second() > 0
 
 
-def test_bad_field_model_is_one_line(plate) -> None:  # type: ignore[no-untyped-def]
+def test_bad_field_model_is_one_line(view_plate) -> None:  # type: ignore[no-untyped-def]
     from twin3d.errors import FieldError
 
-    twin, model = plate
+    twin, model = view_plate
     with pytest.raises(FieldError, match="not a mesh of the stage"):
         View(twin, {"/Nope": model}, off_screen=True, window_size=(64, 48))
 
 
-def test_bridge_stream_into_view(plate) -> None:  # type: ignore[no-untyped-def]
+def test_bridge_stream_into_view(view_plate) -> None:  # type: ignore[no-untyped-def]
     bridge_mod = pytest.importorskip("twin3d.bridge.server")
     from twin3d.bridge import Client
 
-    twin, model = plate
+    twin, model = view_plate
     rng = np.random.default_rng(7)
     batches = [{ch: float(v) for ch, v in zip(twin.sensors, rng.uniform(5, 95, 4))}
                for _ in range(30)]
@@ -247,12 +248,12 @@ def test_bridge_stream_into_view(plate) -> None:  # type: ignore[no-untyped-def]
         view.close()
 
 
-def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_replay_recording_into_view(view_plate, tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("twin3d.bridge.server")
     from twin3d.bridge import Bridge, read_recording
     from twin3d.model import Sample
 
-    twin, model = plate
+    twin, model = view_plate
     rec = tmp_path / "rec.sqlite"
     rows = [Sample(ch, 10.0 * k + i, 100.0 + 0.01 * k) for k in range(5)
             for i, ch in enumerate(twin.sensors)]
@@ -272,7 +273,7 @@ def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no
               field_range=(0.0, 100.0), show_sensors=False) as view:
         view.set_camera(**TOP)
         asyncio.run(feed_recording(view, samples, speed=50.0, fps=60.0))
-        assert view.connection == "replay finished"
+        assert view.connection == "replay at 50x speed, finished"
         last = {ch: 40.0 + i for i, ch in enumerate(twin.sensors)}
         assert view.values == last
         img = view.screenshot()
@@ -281,11 +282,11 @@ def test_replay_recording_into_view(plate, tmp_path) -> None:  # type: ignore[no
                                        rgb255(colorize([last[ch]], 0.0, 100.0)[0]), atol=8)
 
 
-def test_hard_edges_split_points_but_field_follows_stage_vertices(plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = plate
+def test_hard_edges_split_points_but_field_follows_stage_vertices(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
 
     class PerVertex:  # field = reading × stage vertex index, on the 8-vertex block
-        channels, quantity, unit = ["plate/tc1"], "temperature", "degC"
+        channels, quantity, unit, n_vertices = ["plate/tc1"], "temperature", "degC", 8
         W = np.arange(8, dtype=np.float32).reshape(8, 1)
 
         def update(self, values):  # type: ignore[no-untyped-def]
@@ -327,6 +328,7 @@ view.close()
 """
 
 
+@pytest.mark.slow
 def test_window_with_a_display_under_xvfb(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
     import os

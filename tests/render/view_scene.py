@@ -1,7 +1,7 @@
 """The view tests' scene: a real small stage written with pxr, a real linear field model.
 
 (Not a conftest.py: a second module named ``conftest`` would shadow ``tests/conftest.py`` for
-tests that import helpers from it.) Test modules import the ``plate`` fixture from here.
+tests that import helpers from it.) The ``view_plate`` fixture in ``tests/conftest.py`` makes it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 
 from twin3d.model import Limits, Sensor
 
@@ -81,6 +80,7 @@ class IdwModel:
         w = 1.0 / np.maximum(d2, 1e-12) ** 1.0
         w[d2 < 1e-12] = 1e12
         self.W = np.asfortranarray((w / w.sum(1, keepdims=True)).astype(np.float32))
+        self.n_vertices = len(points)
         self.values = np.full(len(self.channels), np.nan)
         self.sigma = None
 
@@ -95,12 +95,6 @@ class IdwModel:
 # sensors at grid vertices of the plate (index j*NX+i)
 SENSOR_VERTS = {"plate/tc1": (5, 5), "plate/tc2": (20, 15), "plate/tc3": (25, 25),
                 "plate/tc4": (35, 5)}
-
-
-@pytest.fixture
-def plate(tmp_path: Path) -> tuple[PlateTwin, IdwModel]:
-    """The plate twin and its field model."""
-    return make_plate(tmp_path)
 
 
 def make_plate(tmp_path: Path) -> tuple[PlateTwin, IdwModel]:

@@ -32,8 +32,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from twin3d._tasks import cancel_and_wait
 from twin3d.bridge.protocol import (
-    decode, encode_ack_alarm, encode_alarm_report, encode_alias, encode_binary, encode_hello, encode_meta,
-    encode_samples, encode_subscribe,
+    decode,
+    encode_ack_alarm,
+    encode_alarm_report,
+    encode_alias,
+    encode_binary,
+    encode_hello,
+    encode_meta,
+    encode_samples,
+    encode_subscribe,
 )
 from twin3d.errors import AuthError, BridgeError
 from twin3d.model import Sample

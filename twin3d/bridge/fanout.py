@@ -55,7 +55,7 @@ class Chunk:
         accepted: ``time.monotonic()`` when the bridge accepted them.
     """
 
-    __slots__ = ("accepted", "gid", "names", "seq", "time", "value", "_frames", "_parts")
+    __slots__ = ("_frames", "_parts", "accepted", "gid", "names", "seq", "time", "value")
 
     def __init__(self, names: Sequence[str], gid: np.ndarray, time: np.ndarray, value: np.ndarray,
                  seq: np.ndarray, accepted: float) -> None:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -278,11 +278,10 @@ class BridgeProtocol:
             if not isinstance(msg, dict):
                 raise ProtocolViolation("bad_message", "a message must be a JSON object with a \"type\"")
             kind = msg.get("type")
-            if self.role is None:
-                if kind != "auth":
-                    self.fail("auth_required", "send {\"type\":\"auth\",\"token\":...} first "
-                                "(or an Authorization: Bearer header)")
-                    return
+            if self.role is None and kind != "auth":
+                self.fail("auth_required", "send {\"type\":\"auth\",\"token\":...} first "
+                          "(or an Authorization: Bearer header)")
+                return
             handler = self._HANDLERS.get(kind) if isinstance(kind, str) else None
             if handler is None:
                 raise ProtocolViolation("unknown_type", f"unknown message type {kind!r} (known: "
@@ -616,7 +615,7 @@ class BridgeProtocol:
             raise ProtocolViolation("bad_seq", "binary frame seq must be >= 0 (or -1 for none)")
         self._accept(Batch(self.channels, index, time, value, np.full(count, seq, dtype=np.int64)))
 
-    _HANDLERS = {
+    _HANDLERS: ClassVar[dict[str, Callable[[BridgeProtocol, dict[str, Any], float], None]]] = {
         "auth": _auth, "hello": _hello, "ping": _ping, "subscribe": _subscribe,
         "alarm": _alarm, "ack_alarm": _ack_alarm,
         "sample": _sample, "samples": _samples, "alias": _alias_msg, "meta": _meta,

@@ -239,8 +239,8 @@ class Recorder:
     def _failure(self, exc: Exception) -> RecordingError:
         """The error publishers get for a failed commit; logs once per incident."""
         free = shutil.disk_usage(self.path.resolve().parent).free
-        full = (isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) == 13
-                or isinstance(exc, OSError) and exc.errno == 28 or free < (1 << 20))
+        full = ((isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) == 13)
+                or (isinstance(exc, OSError) and exc.errno == 28) or free < (1 << 20))
         if full:
             error: RecordingError = DiskFullError(
                 self.path, f"{free / 1e6:.1f} MB free; samples are not acked until space is "
@@ -384,18 +384,7 @@ def read_channel_meta(path: PathLike) -> dict[str, dict[str, Any]]:
     Raises:
         RecordingError: missing, damaged or not a twin3d recording.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise RecordingError(f"{p}: no such recording")
-    try:
-        db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT name, meta FROM channel_meta").fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise _damaged(p, exc) from None
-    return {name: json.loads(text) for name, text in rows}
+    return {name: json.loads(text) for name, text in _query(path, "SELECT name, meta FROM channel_meta")}
 
 
 def read_alarms(path: PathLike) -> list[Alarm]:
@@ -404,22 +393,27 @@ def read_alarms(path: PathLike) -> list[Alarm]:
     Raises:
         RecordingError: missing, damaged or not a twin3d recording.
     """
+    return [Alarm(*row) for row in _query(path, f"SELECT {_ALARM_COLUMNS} FROM alarms ORDER BY id",
+                                          missing_table_ok=True)]
+
+
+def _query(path: PathLike, sql: str, *, missing_table_ok: bool = False) -> list[Any]:
+    """All rows of one read-only query on a recording (a table it lacks: no rows, if allowed)."""
     p = Path(path)
     if not p.is_file():
         raise RecordingError(f"{p}: no such recording")
     try:
         db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            rows = db.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms ORDER BY id").fetchall()
+            return db.execute(sql).fetchall()
         finally:
             db.close()
     except sqlite3.OperationalError as exc:
-        if "no such table: alarms" in str(exc):
-            return []          # recorded before alarms existed
+        if missing_table_ok and "no such table" in str(exc):
+            return []          # recorded before that table existed
         raise _damaged(p, exc) from None
     except sqlite3.DatabaseError as exc:
         raise _damaged(p, exc) from None
-    return [Alarm(*row) for row in rows]
 
 
 def _damaged(path: Path, exc: BaseException) -> RecordingError:

@@ -58,8 +58,21 @@ from twin3d.bridge.alarms import Alarm, AlarmBook
 from twin3d.bridge.config import BridgeConfig, Role
 from twin3d.bridge.fanout import Chunk, Matcher, Subscriber
 from twin3d.bridge.protocol import (
-    AckAlarm, AlarmReport, Authenticated, BadMessage, Batch, BridgeProtocol, Fatal, Hello, Meta, Ping,
-    Publish, Subscribe, check_channel, check_time, check_value,
+    AckAlarm,
+    AlarmReport,
+    Authenticated,
+    BadMessage,
+    Batch,
+    BridgeProtocol,
+    Fatal,
+    Hello,
+    Meta,
+    Ping,
+    Publish,
+    Subscribe,
+    check_channel,
+    check_time,
+    check_value,
 )
 from twin3d.bridge.recorder import Recorder
 from twin3d.errors import BridgeError, ProtocolViolation, RecordingError
@@ -131,6 +144,7 @@ class _Connection:
         self.unacked: deque[tuple[int, float]] = deque()   # (last seq, accepted at) per batch
         self.accepted = 0
         self.recording_failed = False   # set once a commit of this connection failed: no more acks
+        self.closing: asyncio.Future[None] | None = None
         self._send_lock = asyncio.Lock()
         sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
         if sock is not None:
@@ -165,7 +179,7 @@ class _Connection:
         self.recording_failed = True
         code = exc.code if isinstance(exc, RecordingError) else "recording_failed"
         self.proto.send_error(code, str(exc))
-        asyncio.ensure_future(self._close_after_error(code))
+        self.closing = asyncio.ensure_future(self._close_after_error(code))
 
     async def _close_after_error(self, reason: str) -> None:
         with contextlib.suppress(ConnectionClosed, TimeoutError):
@@ -495,8 +509,9 @@ class Bridge:
                 proto.send_pong(ev.time, conn.ack_lag(clock.monotonic()))
             elif isinstance(ev, AlarmReport):
                 book = self.alarms
-                self._alarm_changed(book.raise_alarm(ev.channel, ev.kind, ev.value, ev.limit, ev.message,
-                                                     ev.time) if ev.active else book.clear(ev.channel, ev.kind, ev.time))
+                self._alarm_changed(
+                    book.raise_alarm(ev.channel, ev.kind, ev.value, ev.limit, ev.message, ev.time)
+                    if ev.active else book.clear(ev.channel, ev.kind, ev.time))
             elif isinstance(ev, AckAlarm):
                 try:
                     self._alarm_changed(self.alarms.acknowledge(ev.id, ev.by, ev.time))

@@ -32,6 +32,7 @@ from twin3d.cad.name import prim_name
 from twin3d.cad.part import FORMATS, file_sha256, part_from_scene
 from twin3d.cad.read import read_scene
 from twin3d.cad.scene import ROOT, Edge, Material, Meshes, Part, Scene, SourceMesh
+from twin3d.colormap import srgb_to_linear
 from twin3d.errors import CADImportError
 
 __all__ = ["JOINT_TYPES", "Joint", "Link", "Robot", "Visual", "read_urdf", "robot_part",
@@ -205,8 +206,7 @@ class _Reader:
                                 "top level with a <color rgba=\"r g b a\"/>")
             return None
         rgba = self.numbers(color, "rgba", 4, (1, 1, 1, 1), f"{where} material {name!r}")
-        srgb = np.clip(np.asarray(rgba[:3]), 0.0, 1.0)
-        lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+        lin = srgb_to_linear(np.clip(np.asarray(rgba[:3]), 0.0, 1.0))
         mat = Material(prim_name(name or "Material", "Material"),
                        (float(lin[0]), float(lin[1]), float(lin[2]),
                         float(np.clip(rgba[3], 0.0, 1.0))))
@@ -347,7 +347,7 @@ def _cycle(start: str, parent_of: dict[str, Joint]) -> str:
     while True:
         nxt = parent_of[chain[-1]].parent
         if nxt in chain:
-            loop = chain[chain.index(nxt):] + [nxt]
+            loop = [*chain[chain.index(nxt):], nxt]
             return " -> ".join(reversed(loop))
         chain.append(nxt)
 

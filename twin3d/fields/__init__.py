@@ -271,7 +271,7 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
 
     Examples:
         >>> twin = twin3d.Twin.open("scenes/plate/plate.usda")               # doctest: +SKIP
-        >>> smap = twin3d.sensors.load_sensor_map("scenes/plate/sensors.toml")  # doctest: +SKIP
+        >>> smap = twin3d.sensors.load_sensor_map("twin3d/data/plate_sensors.toml")  # doctest: +SKIP
         >>> models = build_field_models(twin, smap.model)                    # doctest: +SKIP
     """
     config = model if model is not None else (getattr(twin, "model", None) or {})

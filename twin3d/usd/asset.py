@@ -138,7 +138,7 @@ def _set_display_name(prim: Usd.Prim, label: str) -> None:
     if label and label != prim.GetName():
         try:
             prim.SetDisplayName(label)
-        except Exception:  # noqa: S110 - displayName is cosmetic; old usd-core lacks it
+        except Exception:  # displayName is cosmetic; old usd-core lacks it
             pass
 
 

@@ -33,7 +33,7 @@ import trimesh
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdUtils
 
 from twin3d._types import PathLike
-from twin3d.colormap import ALARM_COLORS
+from twin3d.colormap import linear_state_color
 from twin3d.errors import BindingError, StageError
 from twin3d.model import Sensor
 from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, PropertyBinding, SensorMap
@@ -164,8 +164,8 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
     radius = _marker_radius(stage, {s.target for s in sensors})
     to_local = np.asarray(UsdGeom.Xformable(root).ComputeLocalToWorldTransform(
         Usd.TimeCode.Default()).GetInverse(), dtype=np.float64)
-    stale = Gf.Vec3f(*ALARM_COLORS["stale"])
-    for s, req in zip(sensors, requested):
+    stale = Gf.Vec3f(*linear_state_color("stale"))
+    for s, req in zip(sensors, requested, strict=True):
         assert s.position is not None
         sphere = UsdGeom.Sphere.Define(stage, scope_path.AppendChild(sensor_prim_name(s.channel)))
         prim = sphere.GetPrim()

@@ -15,6 +15,8 @@ attribute, a binding any ``twin:binding:<name>:channel`` attribute.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from typing import Any
 
 from pxr import Tf, Usd, UsdGeom
@@ -132,17 +134,23 @@ def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:
 def sensor_value(channel: str, raw: object) -> float:
     """Return a reading of ``channel`` as a float: the one check of values the stage takes.
 
+    A reading is a finite real number (int, float, numpy scalar); text such as ``"50"``,
+    booleans, NaN and infinities are refused, as the bridge refuses them on the wire.
+
     Raises:
-        BindingError: ``raw`` is not a number.
+        BindingError: ``raw`` is not a finite number.
 
     Examples:
         >>> sensor_value("plate/tc1", 71.5)
         71.5
     """
-    try:
-        return float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise BindingError(channel, f"value {raw!r} is not a number") from None
+    if not isinstance(raw, numbers.Real) or isinstance(raw, bool):
+        raise BindingError(channel, f"value {raw!r} is not a number")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise BindingError(channel, f"value {raw!r} is not a finite number")
+    return value
+
 
 
 def _binding(prim: Usd.Prim, name: str) -> PropertyBinding:

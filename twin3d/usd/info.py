@@ -1,4 +1,9 @@
-"""``twin3d info``: a stage described in text (units, layers, hierarchy, bound sensors)."""
+"""``twin3d info``: a stage described in text (units, size, layers, hierarchy, bound sensors).
+
+Sizes are world-space bounding boxes, in millimetres with their corners in stage units, so
+sensor positions can be written from them; meshes inside instances are listed (as instance
+proxies), since sensors may sit on them.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +24,39 @@ def stage_meters_per_unit(path: PathLike) -> float:
 
 
 def _fmt(p: Sequence[float]) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in p) + ")"
+    return "(" + ", ".join(f"{v:.6g}" for v in p) + ")"
 
 
-def stage_info(path: PathLike, *, max_prims: int = 60) -> str:
-    """Return a text summary of a stage: layers, units, hierarchy and bound sensors."""
+def _size(box: UsdGeom.BBoxCache, prim: Usd.Prim, mpu: float) -> str:
+    """``size X × Y × Z mm, from (min) to (max)``: a prim's world box, corners in stage units."""
+    r = box.ComputeWorldBound(prim).ComputeAlignedRange()
+    if r.IsEmpty():
+        return "size: empty"
+    lo, hi = r.GetMin(), r.GetMax()
+    mm = " × ".join(f"{(hi[i] - lo[i]) * mpu * 1000:.4g}" for i in range(3))
+    return f"size {mm} mm, from {_fmt(lo)} to {_fmt(hi)}"
+
+
+def stage_info(path: PathLike, *, max_prims: int = 80) -> str:
+    """Return a text summary of a stage: units, size, layers, hierarchy and bound sensors.
+
+    Args:
+        path: the stage.
+        max_prims: prims listed before the hierarchy is cut short.
+
+    Raises:
+        StageError: the stage is missing or not a readable USD file (one line).
+    """
     stage = open_stage(path)
     mpu = float(UsdGeom.GetStageMetersPerUnit(stage))
     root = stage.GetDefaultPrim()
+    box = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_,
+                                                     UsdGeom.Tokens.render])
     lines = [f"stage: {path}",
              f"  upAxis {UsdGeom.GetStageUpAxis(stage)}, metersPerUnit {mpu:g}, "
              f"defaultPrim {root.GetPath() if root else '(none)'}"]
+    if root:
+        lines.append(f"  {_size(box, root, mpu)} (world space, stage units)")
     if stage.HasAuthoredTimeCodeRange():
         lines.append(f"  time codes {stage.GetStartTimeCode():g}..{stage.GetEndTimeCode():g} at "
                      f"{stage.GetTimeCodesPerSecond():g}/s")
@@ -38,22 +65,25 @@ def stage_info(path: PathLike, *, max_prims: int = 60) -> str:
         lines.append(f"  {layer.identifier}")
     lines.append("hierarchy:")
     n = 0
-    for prim in Usd.PrimRange(stage.GetPseudoRoot()):
+    for prim in Usd.PrimRange(stage.GetPseudoRoot(), Usd.TraverseInstanceProxies()):
         if prim.IsPseudoRoot():
             continue
         depth = len(prim.GetPath().GetPrefixes())
         n += 1
         if n > max_prims:
             continue
-        extra = ""
+        indent = "  " * depth
+        extra = "  (instance)" if prim.IsInstance() else ""
+        size = ""
         if prim.IsA(UsdGeom.Mesh):
             mesh = UsdGeom.Mesh(prim)
             pts = mesh.GetPointsAttr().Get()
             counts = mesh.GetFaceVertexCountsAttr().Get()
             extra = f"  ({len(pts or [])} points, {len(counts or [])} faces)"
+            size = f"\n{indent}    {_size(box, prim, mpu)}"
         kind = Usd.ModelAPI(prim).GetKind()
-        lines.append(f"  {'  ' * (depth - 1)}{prim.GetName()} [{prim.GetTypeName() or '-'}]"
-                     f"{f' kind={kind}' if kind else ''}{extra}")
+        lines.append(f"{indent}{prim.GetName()} [{prim.GetTypeName() or '-'}]"
+                     f"{f' kind={kind}' if kind else ''}{extra}{size}")
     if n > max_prims:
         lines.append(f"  ... {n - max_prims} more prims")
     sensors = read_sensors(stage)

@@ -9,8 +9,10 @@ Files of a twin whose bound stage is ``plate.usda``::
 
 Open ``plate.twin.usda`` in usdview or Omniverse to see the live state (reload to refresh).
 Everything is plain USD: sensor markers carry ``twin:value``, ``twin:state`` and a
-``primvars:displayColor`` in the alarm colours of :data:`twin3d.colormap.ALARM_COLORS`; fields
-over meshes are overlays (:mod:`twin3d.usd.overlay`). Recordings of the same values as time
+``primvars:displayColor`` in the alarm colours of :data:`twin3d.colormap.ALARM_COLORS` (as
+linear RGB); fields over meshes are overlays (:mod:`twin3d.usd.overlay`), one shown per mesh
+(``twin:displayField``, switchable as the ``displayField`` variant). The colour range of each
+field is stored with it and kept by later sessions. Recordings of the same values as time
 samples are :mod:`twin3d.usd.timesamples`.
 
 Sensor values are written with ``Sdf`` specs (:mod:`twin3d.usd.spec`), one ``Sdf.ChangeBlock``
@@ -36,7 +38,14 @@ from twin3d.usd.bindings import read_model, read_sensors, sensor_prims, sensor_v
 from twin3d.usd.geometry import MeshData, read_meshes
 from twin3d.usd.layer import open_layer, save_layer
 from twin3d.usd.motion import Motion
-from twin3d.usd.overlay import FieldTarget, author_field, field_array, prepare_overlay
+from twin3d.usd.overlay import (
+    FieldTarget,
+    author_field,
+    field_array,
+    prepare_overlay,
+    read_field_info,
+    select_display,
+)
 from twin3d.usd.spec import copy_metrics, ensure_attr, state_color
 
 __all__ = ["LiveStage", "live_paths"]
@@ -133,9 +142,11 @@ class LiveStage:
         self._paths = {c: p.GetPath() for c, p in sensor_prims(self.stage).items()}
         #: the property bindings: channels that move, hide, colour or set prims
         self.motion = Motion.from_stage(self.stage)
-        self._ranges: dict[str, tuple[float, float]] = {}  # quantity -> fixed colour range
         self._root_saved = False
         self._meshes: list[MeshData] | None = None
+        # quantity -> fixed colour range, as stored by earlier sessions (then this one's)
+        self._ranges, _ = read_field_info(self.stage, [m.path for m in self.meshes()])
+        self._display: dict[str, str] = {}  # mesh path -> field chosen for display
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -151,8 +162,17 @@ class LiveStage:
 
     @property
     def ranges(self) -> Mapping[str, tuple[float, float]]:
-        """The fixed colour range of each field quantity set so far (read-only)."""
+        """The fixed colour range of each field quantity, stored or set so far (read-only)."""
         return MappingProxyType(self._ranges)
+
+    @property
+    def display_choices(self) -> Mapping[str, str]:
+        """The fields chosen with :meth:`show_field`, by mesh path (read-only)."""
+        return MappingProxyType(self._display)
+
+    def displayed_fields(self) -> dict[str, str]:
+        """The field each mesh shows (its ``twin:displayField``), by mesh path."""
+        return read_field_info(self.stage, [m.path for m in self.meshes()])[1]
 
     def meshes(self) -> list[MeshData]:
         """The stage's meshes in world space (cached; geometry does not change live)."""
@@ -268,8 +288,23 @@ class LiveStage:
         root = self.root_prim.GetPath()
         prepare_overlay(root)  # Usd API: before the change block
         with Sdf.ChangeBlock():
-            author_field(self.live, root, target, quantity, arr, lo, hi, sigma=sig)
+            author_field(self.live, root, target, quantity, arr, lo, hi, sigma=sig,
+                         display=self._display)
         return lo, hi
+
+    def show_field(self, prim: str, quantity: str) -> None:
+        """Show field ``quantity`` on ``prim``'s meshes (the ``displayField`` variant).
+
+        The choice holds for later :meth:`set_field` calls and recordings of this twin.
+
+        Raises:
+            FieldError: unknown prim, or no such field set on its meshes.
+        """
+        target = self.resolve_field_target(prim)
+        with Sdf.ChangeBlock():
+            select_display(self.live, [Sdf.Path(m.path) for m in target.meshes], quantity)
+        for mesh in target.meshes:
+            self._display[mesh.path] = quantity
 
     def save(self) -> None:
         """Write the live layer (and the root layer when it changed), each atomically.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pxr import Gf, Sdf, Usd, UsdShade
 
-from twin3d.colormap import ALARM_COLORS
+from twin3d.colormap import linear_state_color
 
 __all__ = ["define_display_color_material"]
 
@@ -46,7 +46,7 @@ def define_display_color_material(stage: Usd.Stage, path: Sdf.Path | str, *, rou
     reader = UsdShade.Shader.Define(stage, path.AppendChild("DisplayColor"))
     reader.CreateIdAttr("UsdPrimvarReader_float3")
     reader.CreateInput("varname", _T.String).Set("displayColor")
-    reader.CreateInput("fallback", _T.Float3).Set(Gf.Vec3f(*ALARM_COLORS["stale"]))
+    reader.CreateInput("fallback", _T.Float3).Set(Gf.Vec3f(*linear_state_color("stale")))
     out = reader.CreateOutput("result", _T.Float3)
     surface.CreateInput("diffuseColor", _T.Color3f).ConnectToSource(out)
     if emissive:

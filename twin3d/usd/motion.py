@@ -10,7 +10,7 @@ rotate     ``xformOp:orient:twin_<name>``: ``m`` degrees about ``axis`` (local f
 translate  ``xformOp:translate:twin_<name>``: ``axis * m`` (local frame, stage units)
 visible    ``visibility``: ``inherited`` while ``v >= threshold`` (below, if inverted),
            else ``invisible``
-color      ``primvars:displayColor`` of the meshes (and instances) under the prim, shown
+color      ``primvars:displayColor`` (linear RGB) of the meshes (and instances) under the prim, shown
            through a display-colour material bound in the same layer: the colour map over
            ``range``, or the state colours of the limits
 attribute  the named numeric attribute: ``m``
@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from pxr import Gf, Sdf, Tf, Usd, UsdGeom, Vt
 
-from twin3d.colormap import colorize
+from twin3d.colormap import linear_colorize
 from twin3d.errors import StageError
 from twin3d.sensors import PropertyBinding
 from twin3d.usd.bindings import binding_attr, read_property_bindings
@@ -372,13 +372,13 @@ class Motion:
     def author_samples(self, layer: Sdf.Layer, channel: str, codes: Iterable[float],
                        values: Iterable[float]) -> None:
         """Author a channel's recorded values as time samples at time ``codes`` (in order)."""
-        for code, value in zip(codes, values):
+        for code, value in zip(codes, values, strict=True):
             self.author(layer, {channel: value}, time=code)
 
 
 def _binding_color(b: PropertyBinding, value: float) -> Vt.Vec3fArray:
     if b.colormap:
-        rgb = colorize(np.array([value]), b.range[0], b.range[1], b.colormap)
+        rgb = linear_colorize(np.array([value]), b.range[0], b.range[1], b.colormap)
         return Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(rgb, dtype=np.float32))
     return state_color(b.states.state(value))
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pxr import Gf, Sdf, Vt
 
-from twin3d.colormap import ALARM_COLORS
+from twin3d.colormap import linear_state_color
 
 __all__ = ["author_primvar", "bind_material", "copy_metrics", "ensure_attr", "state_color"]
 
@@ -108,5 +108,9 @@ def copy_metrics(src: Sdf.Layer, dst: Sdf.Layer) -> None:
 
 
 def state_color(state: str) -> Vt.Vec3fArray:
-    """The constant ``displayColor`` of a sensor marker in ``state`` (ok, warn, alarm, stale)."""
-    return Vt.Vec3fArray([Gf.Vec3f(*ALARM_COLORS[state])])
+    """The constant ``displayColor`` (linear RGB) of a sensor marker in ``state``.
+
+    Args:
+        state: ``ok``, ``warn``, ``alarm`` or ``stale``.
+    """
+    return Vt.Vec3fArray([Gf.Vec3f(*linear_state_color(state))])

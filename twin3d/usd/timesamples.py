@@ -2,8 +2,8 @@
 
 A recording sublayers the bound stage (when given), so it plays back on its own in usdview or
 Omniverse: markers change ``twin:value``, ``twin:state`` and colour, fields change their
-primvars and colours (:mod:`twin3d.usd.overlay`), written with the same attributes as the live
-layer (:mod:`twin3d.usd.live`). Without a stage, channels become prims ``/Recording/<channel>``.
+primvars and colours (:mod:`twin3d.usd.overlay`; the shown field is a variant, as in the live
+layer), written with the same attributes as the live layer (:mod:`twin3d.usd.live`). Without a stage, channels become prims ``/Recording/<channel>``.
 
 (The bridge's SQLite log of samples is also called a recording: ``twin3d export`` turns one
 into the other with :func:`record_samples`.)
@@ -112,7 +112,9 @@ class Recording:
                     channel not in self._live.motion.channels:
                 if self.skip_unknown:
                     continue
-                raise BindingError(channel, f"not bound on {self._live.base_path.name}")
+                raise BindingError(channel, f"not bound on {self._live.base_path.name}; bind it "
+                                   "('twin3d bind'), or drop unbound channels (skip_unknown=True, "
+                                   "'twin3d export --skip-unknown')")
             v = sensor_value(channel, raw)
             if channel not in self._times:
                 self._times[channel], self._values[channel] = array("d"), array("d")
@@ -229,7 +231,8 @@ class Recording:
                       or _first_range(self._fields, quantity))
             code = (t - origin) * self.fps
             codes.append(code)
-            author_field(layer, root, target, quantity, arr, lo, hi, time=code)
+            author_field(layer, root, target, quantity, arr, lo, hi, time=code,
+                         display=self._live.display_choices)
         return codes
 
 

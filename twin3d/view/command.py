@@ -1,9 +1,19 @@
-"""``twin3d view``: the live window, a replayed recording, a screenshot or a walk-through movie."""
+"""``twin3d view``: the live window, a replayed recording, a screenshot or a walk-through movie.
+
+Without a display (no ``DISPLAY``/``WAYLAND_DISPLAY``) and without ``-o``, the view renders
+off-screen by itself and writes a picture (``STAGE-view.png``), or a movie of the replay
+(``REC-replay.mp4``) with ``--recording``, into the current folder, and says so.
+
+The field shown is ``--field``, else the one the stage shows (``twin:displayField``, set by
+the live layer); its colour range is ``--range``, else the one stored in the stage, else the
+data's.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,17 +28,27 @@ __all__ = ["SUBSCRIBE_TIMEOUT_S", "run_view"]
 SUBSCRIBE_TIMEOUT_S = 5.0
 
 
-def _field_models(twin: Any, name: str) -> dict[str, Any]:
-    """Models of field ``name`` per mesh, from ``twin3d.fields.build_field_models`` (cached)."""
+def _field_models(twin: Any, name: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """The field to show and its models per mesh (``twin3d.fields``, cached on disk).
+
+    ``name`` None: the field the stage shows, when the twin's models make it; else none.
+    """
+    shown = sorted(set(twin.displayed_fields.values()))
+    if name is None and not shown:
+        return None, None
     from twin3d.fields import build_field_models
 
     per_mesh = build_field_models(twin)
+    have = sorted({q for qs in per_mesh.values() for q in qs})
+    if name is None:
+        name = next((q for q in ("temperature", *shown) if q in shown and q in have), None)
+        if name is None:
+            return None, None
     models = {path: qs[name] for path, qs in per_mesh.items() if name in qs}
     if not models:
-        have = sorted({q for qs in per_mesh.values() for q in qs})
         raise UsageError(f"--field {name}: no mesh of the stage has that field "
                          f"(fields: {', '.join(have) or 'none; bind sensors first'})")
-    return models
+    return name, models
 
 
 def _recording(path: str) -> list[Sample]:
@@ -40,30 +60,73 @@ def _recording(path: str) -> list[Sample]:
     return samples
 
 
-def run_view(args: argparse.Namespace) -> int:
-    """Run ``twin3d view`` from parsed arguments; return the exit code."""
-    from twin3d.twin import Twin
-    from twin3d.view.camerapath import load_path, orbit_path
-    from twin3d.view.feed import feed_bridge, feed_recording, spread_recording
-    from twin3d.view.movie import MOVIE_SUFFIXES, export_movie
-    from twin3d.view.renderer import View
+def _check_args(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[float, float] | None,
+                                                   str | list[str]]:
+    """Usage errors before anything is opened: (window size, colour range, labels)."""
+    from twin3d.usd.camera import CAMERA_SUFFIXES
+    from twin3d.view.movie import MOVIE_SUFFIXES
 
     out = Path(args.output) if args.output else None
-    movie = out is not None and out.suffix.lower() in MOVIE_SUFFIXES
-    if out is not None and not movie and out.suffix.lower() != ".png":
+    if out is not None and out.suffix.lower() not in (*MOVIE_SUFFIXES, ".png"):
         raise UsageError(f"-o {out}: use .mp4 or .gif for a walk-through, .png for a screenshot")
     if args.bridge and args.recording:
         raise UsageError("--bridge and --recording both given; pick one source of values")
     if args.frames < 1:
         raise UsageError(f"--frames must be at least 1, got {args.frames}")
+    if args.usd_camera and Path(args.usd_camera).suffix not in CAMERA_SUFFIXES:
+        raise UsageError(f"--usd-camera {args.usd_camera}: write the camera as .usdc (its time "
+                         "samples in .usda trip the ASCII-performance rule)")
+    try:
+        w, h = (int(x) for x in args.size.lower().split("x")) if args.size else (1024, 768)
+    except ValueError:
+        raise UsageError(f"--size {args.size}: give WIDTHxHEIGHT, e.g. 1280x720") from None
+    rng = None
+    if args.range is not None:
+        lo, hi = args.range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise UsageError(f"--range {lo:g} {hi:g}: give two finite numbers, VMIN < VMAX")
+        rng = (lo, hi)
+    labels: str | list[str] = args.labels
+    if args.labels not in ("field", "all", "none"):
+        from twin3d.model import QUANTITIES
+
+        labels = [q.strip() for q in args.labels.split(",") if q.strip()]
+        bad = [q for q in labels if q not in QUANTITIES]
+        if bad or not labels:
+            raise UsageError(f"--labels {args.labels}: use field, all, none or quantities "
+                             f"({', '.join(QUANTITIES)}), comma-separated")
+    return (w, h), rng, labels
+
+
+def _default_output(args: argparse.Namespace) -> Path:
+    """Where a view without a display writes: the current folder, named after the input."""
+    if args.recording:
+        return Path(f"{Path(args.recording).name.split('.')[0]}-replay.mp4")
+    return Path(f"{Path(args.stage).name.split('.')[0]}-view.png")
+
+
+def run_view(args: argparse.Namespace) -> int:
+    """Run ``twin3d view`` from parsed arguments; return the exit code."""
+    from twin3d.twin import Twin
+    from twin3d.view.camerapath import load_path, orbit_path
+    from twin3d.view.feed import feed_bridge, feed_recording
+    from twin3d.view.movie import MOVIE_SUFFIXES
+    from twin3d.view.renderer import View, has_display
+
+    size, rng, labels = _check_args(args)
     twin = Twin.open(args.stage)
-    models = _field_models(twin, args.field) if args.field else None
+    field, models = _field_models(twin, args.field)
+    if rng is None and field is not None:
+        rng = twin.field_ranges.get(field)
+    out = Path(args.output) if args.output else None
     off = bool(args.off_screen or out is not None)
-    size = tuple(int(x) for x in args.size.lower().split("x")) if args.size else (1024, 768)
-    if len(size) != 2:
-        raise UsageError(f"--size {args.size}: give WIDTHxHEIGHT, e.g. 1280x720")
+    if not off and not has_display():
+        out, off = _default_output(args), True
+        print(f"twin3d view: no display (DISPLAY is not set): rendering off-screen to {out}",
+              file=sys.stderr)
     samples = _recording(args.recording) if args.recording else None
-    with View(twin, models, off_screen=off, window_size=size) as view:
+    with View(twin, models, off_screen=off, window_size=size, field_range=rng,
+              labels=labels) as view:
         cam_path = load_path(args.path, args.stage) if args.path else orbit_path(
             view.plotter.center, 1.6 * view.diagonal, elevation=30.0)
         if not off:
@@ -83,29 +146,42 @@ def run_view(args: argparse.Namespace) -> int:
             print(f"wrote {args.usd_camera}")
         if out is None:
             return 0
-        if samples is not None:
-            view.connection = f"replay {Path(args.recording).name}"
-            before: Callable[[int], None] | None = spread_recording(
-                samples, args.frames if movie else 1, view.push)
-        else:
-            before = None
+        movie = out.suffix.lower() in MOVIE_SUFFIXES
         if args.bridge:
-            return _bridge_offscreen(view, cam_path, out, args, movie)
-        if movie:
-            export_movie(view, cam_path, out, frames=args.frames, fps=args.fps,
-                         before_frame=before, progress=sys.stderr.isatty())
+            _bridge_offscreen(view, cam_path, out, args, movie)
         else:
-            if before is not None:
-                before(0)
-            p, f = cam_path.sample(1)
-            view.set_camera(p[0], f[0], cam_path.up, cam_path.fov)
-            view.screenshot(out)
+            _offscreen(view, cam_path, out, args, movie, samples)
         print(f"wrote {out}")
     return 0
 
 
+def _offscreen(view: Any, cam_path: Any, out: Path, args: argparse.Namespace, movie: bool,
+               samples: list[Sample] | None) -> None:
+    """Write a walk-through (or one screenshot), replaying ``samples`` over it if given."""
+    from twin3d.view.feed import spread_recording
+    from twin3d.view.movie import export_movie
+
+    frames = args.frames if movie else 1
+    before: Callable[[int], None] | None = None
+    if samples is not None:
+        before = spread_recording(samples, frames, view.push)
+        span = samples[-1].time - samples[0].time
+        pace = (f", {span:.4g} s in {frames / args.fps:.3g} s "
+                f"({span * args.fps / frames:.3g}x)" if movie and span > 0 else "")
+        view.connection = f"replay {Path(args.recording).name}{pace}"
+    if movie:
+        export_movie(view, cam_path, out, frames=frames, fps=args.fps, before_frame=before,
+                     progress=sys.stderr.isatty())
+        return
+    if before is not None:
+        before(0)
+    p, f = cam_path.sample(1)
+    view.set_camera(p[0], f[0], cam_path.up, cam_path.fov)
+    view.screenshot(out)
+
+
 def _bridge_offscreen(view: Any, cam_path: Any, out: Path, args: argparse.Namespace,
-                      movie: bool) -> int:
+                      movie: bool) -> None:
     """Write a walk-through (or one screenshot) of live values from a bridge."""
     from twin3d.view.feed import background, feed_bridge
     from twin3d.view.movie import export_movie_live
@@ -126,8 +202,6 @@ def _bridge_offscreen(view: Any, cam_path: Any, out: Path, args: argparse.Namesp
                 view.screenshot(out)
 
     asyncio.run(main())
-    print(f"wrote {out}")
-    return 0
 
 
 async def _until_subscribed(subscribed: asyncio.Event, task: asyncio.Task[None],

@@ -74,7 +74,7 @@ async def feed_bridge(view: View, url: str, token: str | None = None, *,
             if subscribed is not None:
                 subscribed.set()
             async for batch in sub:
-                view.push({s.channel: s.value for s in batch})
+                view.push(batch)
 
     try:
         async with background(pump()) as task:
@@ -100,12 +100,14 @@ async def feed_recording(view: View, samples: Iterable[Sample], *, speed: float 
     """
     pace = Pace(speed)
 
+    pace_text = "as fast as possible" if speed == 0 else f"{speed:g}x speed"
+
     async def pump() -> None:
-        view.connection = "replay"
+        view.connection = f"replay at {pace_text}"
         for s in samples:
             await pace.wait(s.time)
-            view.push({s.channel: s.value})
-        view.connection = "replay finished"
+            view.push([s])
+        view.connection = f"replay at {pace_text}, finished"
 
     async with background(pump()) as task:
         await _render_loop(view, fps, max_frames, task,

@@ -2,11 +2,19 @@
 
 ``View.push`` may be called from any thread or task: values are coalesced (latest per channel
 wins) under a lock and applied on the next :meth:`View.render`, which writes the new field
-into the mesh arrays in place, recolours the sensor glyphs and renders. Actors are made once,
-in the constructor; no frame adds or removes one.
+into the mesh arrays in place, recolours the sensor markers, places their labels and renders.
+Actors are made once, in the constructor; no frame adds or removes one.
 
 The view knows no data source, as pyvista's plotter does not: a bridge subscription or a
 recorded replay pushes into it from :mod:`twin3d.view.feed`.
+
+What it shows, so that nothing misleads: the shown field in a colour map that no warn or
+alarm colour can be mistaken for (viridis), over a fixed range (the stage's, or given) with
+round ticks, "no data" before the first value; outlined markers in the state colours with a
+legend; labels of the sensors behind the shown field (and of any in warn or alarm) with the
+state in their text, never overlapping one another, hidden where the part hides the sensor;
+a status line with the source, the source time of the latest value, the rate and staleness,
+and a line of model problems when there are any.
 """
 
 from __future__ import annotations
@@ -14,10 +22,12 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,7 +39,7 @@ from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
 from twin3d.model import Sample, Sensor
 
-__all__ = ["FieldModel", "TwinLike", "View"]
+__all__ = ["FieldModel", "FittedModel", "TwinLike", "View", "has_display", "source_time_text"]
 
 
 @runtime_checkable
@@ -45,7 +55,18 @@ class FieldModel(Protocol):
     @property
     def unit(self) -> str: ...
 
+    @property
+    def n_vertices(self) -> int: ...  # mesh vertices the field covers (not rows of W)
+
     def update(self, values: Mapping[str, float]) -> npt.NDArray[np.floating[Any]]: ...
+
+
+@runtime_checkable
+class FittedModel(Protocol):
+    """A field model that fits physical inputs (``twin3d.fields.HeatModel``) and can say which
+    fitted values are physically impossible (``fitted_inputs().problems``)."""
+
+    def fitted_inputs(self) -> Any: ...  # twin3d.fields.heat.FittedInputs
 
 
 class TwinLike(Protocol):
@@ -61,8 +82,15 @@ class TwinLike(Protocol):
     def meters_per_unit(self) -> float: ...
 
 
+def has_display() -> bool:
+    """True when a window can be shown: macOS and Windows, or ``DISPLAY``/``WAYLAND_DISPLAY``."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _ensure_offscreen_backend() -> None:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    if not has_display():
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
@@ -87,29 +115,57 @@ def software_gl() -> bool:
     return any(s in low for s in ("llvmpipe", "softpipe", "swiftshader", "software"))
 
 
+def source_time_text(t: float) -> str:
+    """A source time (Unix seconds) as the status line shows it, in UTC.
+
+    Examples:
+        >>> source_time_text(1767225600.25)
+        '2026-01-01 00:00:00.2 UTC'
+    """
+    stamp = datetime.fromtimestamp(t, tz=timezone.utc)
+    return f"{stamp:%Y-%m-%d %H:%M:%S}.{stamp.microsecond // 100_000} UTC"
+
+
 class View:
-    """A live 3D view of a twin: meshes, an optional field overlay, sensor glyphs.
+    """A live 3D view of a twin: meshes, an optional field overlay, labelled sensor markers.
+
+    Without a display it renders off-screen by itself (EGL/OSMesa): :meth:`screenshot`
+    returns and saves images, :func:`twin3d.view.export_movie` writes movies; with one,
+    :meth:`show` opens the window.
 
     Args:
         twin: anything with ``.sensors``, ``.meshes`` and ``.meters_per_unit`` (a ``Twin``).
         field_model: a field model, or a mapping ``{mesh prim path: model}``. A single model
-            goes to the mesh whose vertex count matches its ``W``.
-        off_screen: render without a window (EGL/OSMesa when there is no display).
+            goes to the mesh whose vertex count is its ``n_vertices``.
+        off_screen: render without a window; None (default): off-screen when there is no
+            display.
         window_size: (width, height) pixels.
-        field_range: fixed (vmin, vmax) of the colour map; None = auto from the field.
+        field_range: fixed (vmin, vmax) of the colour map (pass the stage's,
+            ``twin.field_ranges[quantity]``); None = the range of the data shown.
         cmap: matplotlib colour map name.
         stale_after: seconds without a value after which a sensor is greyed out.
         gpu: colour-map in a shader from a raw float attribute (else VTK's CPU mapping).
         lighting: light the surfaces (False shows exact colour-map colours).
-        show_sensors: draw the sensor glyphs and labels.
+        show_sensors: draw the sensor markers, their labels and the state legend.
+        labels: which sensors are labelled: ``"field"`` (those the shown field is made from;
+            every sensor when there is no field), ``"all"``, ``"none"``, or a collection of
+            quantities (``{"temperature", "strain"}``). Sensors in warn or alarm are always
+            labelled (except with ``"none"``).
         feature_angle: edges sharper than this (degrees) are shaded hard (normals are
             computed once; split points take their stage vertex's field value).
         clock: monotonic clock in seconds (injectable for tests).
 
+    Attributes:
+        connection: the source's state in the status line (feeders set it).
+        problems: lines shown above the status line in the warn colour: the physically
+            impossible inputs a field model fitted to the latest values (an ambient below
+            absolute zero, a heater that cools); empty: none shown.
+        source_time: source time (Unix seconds) of the latest values, shown in the status line.
+
     Examples:
-        >>> view = View(twin, model, off_screen=True)          # doctest: +SKIP
-        >>> view.push({"plate/tc1": 71.5}); view.render()      # doctest: +SKIP
-        >>> view.screenshot("shot.png")                         # doctest: +SKIP
+        >>> view = View(twin, model)                            # doctest: +SKIP
+        >>> view.push({"plate/tc1": 71.5}, time=1.7e9)          # doctest: +SKIP
+        >>> image = view.screenshot("shot.png")                 # doctest: +SKIP
     """
 
     def __init__(
@@ -117,7 +173,7 @@ class View:
         twin: TwinLike,
         field_model: FieldModel | Mapping[str, FieldModel] | None = None,
         *,
-        off_screen: bool = False,
+        off_screen: bool | None = None,
         window_size: tuple[int, int] = (1024, 768),
         field_range: tuple[float, float] | None = None,
         cmap: str = DEFAULT_CMAP,
@@ -125,42 +181,47 @@ class View:
         gpu: bool = True,
         lighting: bool = True,
         show_sensors: bool = True,
+        labels: str | Collection[str] = "field",
         feature_angle: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _ensure_offscreen_backend()
         import pyvista as pv
-        import vtk
 
-        from twin3d.view.scene import (
-            build_mesh_actor,
-            build_sensor_glyphs,
-            lookup_table_vtk,
-        )
+        from twin3d.view.labels import short_names
+        from twin3d.view.scene import build_mesh_actor, build_sensor_glyphs
 
         self._clock = clock
         self.stale_after = float(stale_after)
         self.field_range = field_range
-        self.connection = "no bridge"  # the source's state in the status line; feeders set it
+        self.connection = "no bridge"
+        self.problems: list[str] = []
+        self.source_time: float | None = None
         self.sensors: dict[str, Sensor] = dict(twin.sensors)
         meshes = list(twin.meshes)
         # live state
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
+        self._pending_time: float | None = None
         self.values: dict[str, float] = {}
         self._seen: dict[str, float] = {}
         self._arrivals: deque[tuple[float, int]] = deque()
         self._range: tuple[float, float] | None = None
-        self._label_key: tuple[Any, ...] | None = None
+        self._layout_key: tuple[Any, ...] | None = None
+        self._slots: dict[int, tuple[float, float]] = {}  # label -> (width, height) placed for
+        self._locator: Any = None  # vtkStaticCellLocator of every mesh, made on first use
+        self._merged: Any = None   # the data set it searches
+        self._legend_right = 0.0
         self.frame_ms = 0.0
         self.frames = 0
         self._closed = False
         if not meshes:
             raise RenderError("the stage has no meshes to show; convert a CAD file first "
                               "(twin3d convert)")
-        aa = not software_gl()
+        if off_screen is None:
+            off_screen = not has_display()
         theme = copy.deepcopy(pv.global_theme)
-        if not aa:  # MSAA x8 made llvmpipe frames 3.5x slower
+        if software_gl():  # MSAA x8 made llvmpipe frames 3.5x slower
             theme.anti_aliasing = None
             theme.multi_samples = 0
         self.plotter = pv.Plotter(off_screen=off_screen, window_size=list(window_size),
@@ -184,41 +245,18 @@ class View:
                 pos.append(p)
         self.glyphs = build_sensor_glyphs(chans, np.array(pos).reshape(-1, 3),
                                           radius=0.015 * self.diagonal)
-        if show_sensors:
-            for a in self.glyphs.actors:
-                self.plotter.renderer.AddActor(a)
-            self.plotter.renderer.AddViewProp(self.glyphs.label_actor)
-        # scalar bar
+        self._names = short_names(chans)
+        self._labelled = self._label_set(labels)
+        self.show_sensors = show_sensors
         self.quantity, self.unit = "", ""
-        self._lut = lookup_table_vtk(cmap, 0.0, 1.0)
-        self.scalar_bar = None
+        self.color_bar: Any = None  # twin3d.view.scene.ColorBar when there is a field
         if self._models:
-            model = next(iter(self._models.values()))
-            self.quantity, self.unit = str(model.quantity), str(model.unit)
-            bar = vtk.vtkScalarBarActor()
-            bar.SetLookupTable(self._lut)
-            bar.SetTitle(f"{self.quantity} [{self.unit}]" if self.unit else self.quantity)
-            bar.SetNumberOfLabels(5)
-            bar.SetOrientationToHorizontal()
-            bar.SetPosition(0.55, 0.03)
-            bar.SetWidth(0.42)
-            bar.SetHeight(0.1)
-            bar.SetLabelFormat("%.4g")
-            bar.UnconstrainedFontSizeOn()
-            bar.GetTitleTextProperty().SetFontSize(14)
-            bar.GetLabelTextProperty().SetFontSize(12)
-            bar.GetTitleTextProperty().ShadowOff()
-            bar.GetLabelTextProperty().ShadowOff()
-            bar.GetTitleTextProperty().ItalicOff()
-            bar.GetLabelTextProperty().ItalicOff()
-            self.plotter.renderer.AddViewProp(bar)
-            self.scalar_bar = bar
+            self._add_color_bar(cmap)
+        self._add_overlays()
         # a twin that keeps its latest readings (its live layer) shows them from the start
         initial = getattr(twin, "values", None)
         if isinstance(initial, Mapping) and initial:
             self.push({k: float(v) for k, v in initial.items()})
-        self.status = self.plotter.add_text("", position="lower_left", font_size=9,
-                                            color="#d8dee9", name="twin3d-status")
         self.plotter.camera_position = "iso"
         self.plotter.reset_camera()  # type: ignore[call-arg]
         if field_range is not None:
@@ -240,18 +278,65 @@ class View:
                                      f"(meshes: {', '.join(list(paths)[:4])})")
                 out[paths[path]] = model
         else:
-            n = _n_vertices(field_model)
+            n = field_model.n_vertices
             hits = [i for i, ma in enumerate(self.mesh_actors) if ma.n_vertices == n]
             if len(hits) != 1:
                 raise FieldError(f"the field model has {n} vertices and {len(hits)} meshes of the "
                                  "stage match; pass {mesh path: model} instead")
             out = {hits[0]: field_model}
         for i, model in out.items():
-            n = _n_vertices(model)
-            if n is not None and n != self.mesh_actors[i].n_vertices:
-                raise FieldError(f"field model for {self.mesh_actors[i].path} has {n} vertices, "
-                                 f"the mesh {self.mesh_actors[i].n_vertices}; rebuild the model")
+            if model.n_vertices != self.mesh_actors[i].n_vertices:
+                raise FieldError(f"field model for {self.mesh_actors[i].path} has "
+                                 f"{model.n_vertices} vertices, the mesh "
+                                 f"{self.mesh_actors[i].n_vertices}; rebuild the model")
         return out
+
+    def _label_set(self, labels: str | Collection[str]) -> set[str]:
+        """The channels labelled whatever their state."""
+        chans = self.glyphs.channels
+        if labels == "all":
+            return set(chans)
+        if labels == "none":
+            return set()
+        if labels == "field":
+            driving = {c for m in self._models.values() for c in m.channels}
+            return (driving & set(chans)) if self._models else set(chans)
+        if isinstance(labels, str):
+            raise RenderError(f"labels={labels!r}: use 'field', 'all', 'none' or quantities")
+        wanted = set(labels)
+        return {c for c in chans if self.sensors[c].quantity in wanted}
+
+    def _add_color_bar(self, cmap: str) -> None:
+        from twin3d.view.labels import unit_text
+        from twin3d.view.scene import build_color_bar
+
+        model = next(iter(self._models.values()))
+        self.quantity, self.unit = str(model.quantity), str(model.unit)
+        unit = unit_text(self.unit)
+        self.color_bar = build_color_bar(f"{self.quantity} ({unit})" if unit else self.quantity,
+                                         cmap)
+        for prop in self.color_bar.actors():
+            self.plotter.renderer.AddViewProp(prop)
+
+    def _add_overlays(self) -> None:
+        """Markers, labels, leader lines, the state legend, the status and problem lines."""
+        from twin3d.view.scene import build_legend, label_actor
+
+        ren = self.plotter.renderer
+        g = self.glyphs
+        for a in (g.marker_actor, g.leader_actor, *g.texts):
+            a.SetVisibility(self.show_sensors and a.GetVisibility())
+            ren.AddViewProp(a)
+        self.legend = build_legend() if self.show_sensors and g.channels else []
+        for chip in self.legend:
+            ren.AddViewProp(chip)
+        self.status = self.plotter.add_text("", position="lower_left", font_size=9,
+                                            color="#d8dee9", name="twin3d-status")
+        self.problem_line = label_actor("", size=12, color=ALARM_COLORS["warn"], opacity=0.9)
+        self.problem_line.GetTextProperty().SetFrameColor(*ALARM_COLORS["warn"])
+        self.problem_line.SetPosition(6.0, 26.0)
+        self.problem_line.SetVisibility(False)
+        ren.AddViewProp(self.problem_line)
 
     @staticmethod
     def _sensor_position(s: Sensor, by_path: Mapping[str, Any]) -> np.ndarray | None:
@@ -264,17 +349,24 @@ class View:
 
     # --- data in ----------------------------------------------------------------------------
 
-    def push(self, values: Mapping[str, float] | Iterable[Sample]) -> None:
+    def push(self, values: Mapping[str, float] | Iterable[Sample],
+             time: float | None = None) -> None:
         """Queue new values (latest per channel wins); safe from any thread or task.
 
         Args:
-            values: ``{channel: value}``, or samples.
+            values: ``{channel: value}``, or samples (their latest source time is shown).
+            time: source time (Unix seconds) of ``{channel: value}`` values, for the status
+                line.
         """
         if not isinstance(values, Mapping):
-            values = {s.channel: s.value for s in values}
+            samples = list(values)
+            values = {s.channel: s.value for s in samples}
+            time = max((s.time for s in samples), default=time)
         now = self._clock()
         with self._lock:
             self._pending.update(values)
+            if time is not None:
+                self._pending_time = max(time, self._pending_time or -math.inf)
             self._arrivals.append((now, len(values)))
 
     def values_per_second(self, window: float = 2.0) -> float:
@@ -289,26 +381,34 @@ class View:
     # --- frame ------------------------------------------------------------------------------
 
     def update(self) -> None:
-        """Apply the pending values to the arrays, glyphs and status line (no render)."""
+        """Apply the pending values to the arrays, markers, labels and status line (no render)."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            stamp, self._pending_time = self._pending_time, None
         now = self._clock()
+        if stamp is not None:
+            self.source_time = max(stamp, self.source_time or -math.inf)
         for ch, v in pending.items():
             self.values[ch] = float(v)
             self._seen[ch] = now
         if pending and self._models:
             for i, model in self._models.items():
-                self.mesh_actors[i].write(model.update(dict(self.values)))
+                self.mesh_actors[i].write(model.update(self._channels_of(model)))
                 if not self.mesh_actors[i].has_field:
                     self.mesh_actors[i].show_field(True)
+            self.problems = [p for m in self._models.values() if isinstance(m, FittedModel)
+                             for p in m.fitted_inputs().problems]
             if self.field_range is None:
                 self._auto_range()
-        self._update_glyphs(now)
-        self._place_labels()
-        stale = sum(1 for ch in self.glyphs.channels if self._is_stale(ch, now))
-        self.status.SetText(
-            0, f"{self.connection}  -  {self.values_per_second():.0f} values/s  -  "
-            f"frame {self.frame_ms:.1f} ms  -  {len(self.glyphs.channels)} sensors, {stale} stale")
+        if self.color_bar is not None:
+            self.color_bar.fit(self.plotter.window_size)
+            if self._range is not None and any(self.mesh_actors[i].has_field
+                                               for i in self._models):
+                self.color_bar.show(*self._range)
+        states = self._update_glyphs(now)
+        if self.show_sensors:
+            self._layout(states)
+        self._update_status(states)
 
     def render(self) -> None:
         """Apply pending values and draw one frame."""
@@ -320,6 +420,21 @@ class View:
         rw.Render()
         self.frame_ms = (time.perf_counter() - t0) * 1e3
         self.frames += 1
+
+    def _channels_of(self, model: FieldModel) -> dict[str, float]:
+        """The latest values of the channels ``model`` is made from."""
+        return {c: self.values[c] for c in model.channels if c in self.values}
+
+    def _update_status(self, states: Sequence[str]) -> None:
+        parts = [self.connection]
+        if self.source_time is not None:
+            parts.append(f"source {source_time_text(self.source_time)}")
+        parts += [f"{self.values_per_second():.0f} values/s", f"frame {self.frame_ms:.1f} ms",
+                  f"{len(states)} sensors, {sum(s == 'stale' for s in states)} stale"]
+        self.status.SetText(0, "  ·  ".join(parts))  # not "|": VTK would parse it as math
+        if self.problems:
+            self.problem_line.SetInput("CHECK THE MODEL: " + "; ".join(self.problems))
+        self.problem_line.SetVisibility(bool(self.problems))
 
     def _auto_range(self) -> None:
         lo, hi = math.inf, -math.inf
@@ -338,36 +453,11 @@ class View:
         self._range = (vmin, vmax)
         for i in self._models:
             self.mesh_actors[i].set_range(vmin, vmax)
-        self._lut.SetTableRange(vmin, vmax)
-        self._lut.Modified()
 
     @property
     def scalar_range(self) -> tuple[float, float] | None:
         """The (vmin, vmax) the colour map shows now."""
         return self._range
-
-    def _place_labels(self, pixels: float = 14.0) -> None:
-        """Anchor each label ``pixels`` above its glyph on screen (after camera moves)."""
-        g = self.glyphs
-        if not g.channels:
-            return
-        cam = self.plotter.camera
-        key = (cam.GetMTime(), tuple(self.plotter.window_size))
-        if key == self._label_key:
-            return
-        self._label_key = key
-        ren = self.plotter.renderer
-        out = np.asarray(g.points.points)
-        for i, p in enumerate(g.positions):
-            ren.SetWorldPoint(float(p[0]), float(p[1]), float(p[2]), 1.0)
-            ren.WorldToDisplay()
-            x, y, z = ren.GetDisplayPoint()
-            ren.SetDisplayPoint(x, y + pixels + g.radius_px(ren, p), z)
-            ren.DisplayToWorld()
-            w = ren.GetWorldPoint()
-            out[i] = np.asarray(w[:3]) / (w[3] or 1.0)
-        g.points.points = out
-        g.points.Modified()
 
     def _is_stale(self, ch: str, now: float) -> bool:
         seen = self._seen.get(ch)
@@ -379,19 +469,128 @@ class View:
             return "stale"
         return self.sensors[channel].limits.state(self.values[channel])
 
-    def _update_glyphs(self, now: float) -> None:
+    def _update_glyphs(self, now: float) -> list[str]:
+        """Colour each marker and write its label's text; return each one's state."""
+        from twin3d.view.labels import label_text
+
+        states: list[str] = []
         for i, ch in enumerate(self.glyphs.channels):
-            s = self.sensors[ch]
-            v = self.values.get(ch)
-            if v is None:
-                self.glyphs.set(i, ALARM_COLORS["stale"], f"{ch}: no data")
+            s, v = self.sensors[ch], self.values.get(ch)
+            state: str = ("stale" if v is None or self._is_stale(ch, now)
+                          else s.limits.state(v))
+            age = now - self._seen[ch] if ch in self._seen else None
+            self.glyphs.set(i, ALARM_COLORS[state],
+                            label_text(self._names[ch], v, s.unit, state, age))
+            states.append(state)
+        return states
+
+    def label_text(self, channel: str) -> str | None:
+        """The text of ``channel``'s label as last drawn, or None when it is hidden."""
+        label = self.glyphs.texts[self.glyphs.channels.index(channel)]
+        return str(label.GetInput()) if label.GetVisibility() else None
+
+    # --- labels on screen -------------------------------------------------------------------
+
+    def _layout(self, states: Sequence[str]) -> None:
+        """Show the markers and labels that should be seen; no label overlaps another.
+
+        Placement runs again when the camera, the window, the set of labels or a label's
+        size outgrowing its slot changed; otherwise labels keep their places.
+        """
+        from twin3d.view.labels import STATE_ORDER, place_labels
+
+        g = self.glyphs
+        if not g.channels:
+            return
+        size = tuple(self.plotter.window_size)
+        self._place_legend(size)
+        shown = [i for i, ch in enumerate(g.channels)
+                 if ch in self._labelled or states[i] in ("warn", "alarm")]
+        sizes = {i: g.text_size(i) for i in shown}
+        key = (self.plotter.camera.GetMTime(), size, tuple(shown))
+        grown = any(sizes[i][0] > self._slots.get(i, (0.0, 0.0))[0] for i in shown)
+        if key == self._layout_key and not grown:
+            return
+        self._layout_key = key
+        anchors, radii, on_screen = self._project()
+        visible = on_screen & ~self._occluded()
+        g.move(anchors, visible)
+        label = [i for i in shown if visible[i]]
+        slots = {i: (sizes[i][0] + 12.0, sizes[i][1]) for i in label}
+        boxes, lead = place_labels(
+            anchors[label], [slots[i] for i in label], radii[label],
+            [STATE_ORDER[states[i]] for i in label], (size[0], size[1]),
+            obstacles=np.column_stack([anchors, radii])[visible],
+            keep_out=self._reserved(size))
+        placed = dict(zip(label, zip(boxes, lead)))
+        for i in range(len(g.channels)):
+            if i not in placed:
+                g.place(i, None, None)
                 continue
-            text = f"{ch}: {v:.4g} {s.unit}"
-            if self._is_stale(ch, now):
-                age = now - self._seen[ch]
-                self.glyphs.set(i, ALARM_COLORS["stale"], f"{text} ({_age(age)} ago)")
-            else:
-                self.glyphs.set(i, ALARM_COLORS[s.limits.state(v)], text)
+            box, far = placed[i]
+            text_box = (box[0], box[1], box[0] + sizes[i][0], box[3])
+            g.place(i, text_box, _leader(anchors[i], radii[i], text_box) if far else None)
+        self._slots = slots
+
+    def _project(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Display pixels (k, 2) and pixel radii (k,) of the markers; (k,) which are on screen."""
+        ren = self.plotter.renderer
+        w, h = self.plotter.window_size
+        g = self.glyphs
+        xy = np.zeros((len(g.channels), 2))
+        on = np.zeros(len(g.channels), dtype=bool)
+        for i, p in enumerate(g.positions):
+            ren.SetWorldPoint(float(p[0]), float(p[1]), float(p[2]), 1.0)
+            ren.WorldToDisplay()
+            x, y, z = ren.GetDisplayPoint()
+            xy[i] = (x, y)
+            on[i] = 0.0 <= z <= 1.0 and 0 <= x < w and 0 <= y < h
+        return xy, np.full(len(g.channels), g.radius_px), on
+
+    def _occluded(self) -> np.ndarray:
+        """(k,) True where the part lies between the camera and the sensor."""
+        import vtk
+
+        g = self.glyphs
+        if self._locator is None:
+            merge = vtk.vtkAppendPolyData()
+            for ma in self.mesh_actors:
+                merge.AddInputData(ma.polydata)
+            merge.Update()
+            self._merged = merge.GetOutput()
+            self._locator = vtk.vtkStaticCellLocator()
+            self._locator.SetDataSet(self._merged)
+            self._locator.BuildLocator()
+        cam = self.plotter.camera
+        eye = np.asarray(cam.GetPosition(), dtype=np.float64)
+        ahead = np.asarray(cam.GetDirectionOfProjection(), dtype=np.float64)
+        out = np.zeros(len(g.channels), dtype=bool)
+        hits, cells = vtk.vtkPoints(), vtk.vtkIdList()
+        for i, p in enumerate(g.positions):
+            start = p - ahead * 10.0 * self.diagonal if cam.GetParallelProjection() else eye
+            ray = p - start
+            stop = p - ray / (np.linalg.norm(ray) or 1.0) * 0.5 * g.radius
+            self._locator.IntersectWithLine(start.tolist(), stop.tolist(), 0.0, hits, cells)
+            out[i] = cells.GetNumberOfIds() > 0
+        return out
+
+    def _reserved(self, size: Sequence[int]) -> list[tuple[float, float, float, float]]:
+        """Screen areas labels keep clear of: the colour bar, the status lines, the legend."""
+        out = [(0.0, 0.0, size[0] * 0.55, 46.0)]
+        if self.color_bar is not None:
+            out.append(self.color_bar.pixels())
+        if self.legend:
+            out.append((0.0, size[1] - 34.0, self._legend_right, float(size[1])))
+        return out
+
+    def _place_legend(self, size: Sequence[int]) -> None:
+        x = 8.0
+        for chip in self.legend:
+            chip.SetPosition(x, size[1] - 26.0)
+            bbox = [0.0, 0.0, 0.0, 0.0]
+            chip.GetBoundingBox(self.plotter.renderer, bbox)
+            x += max(bbox[1] - bbox[0], 20.0) + 6.0
+        self._legend_right = x
 
     # --- output -----------------------------------------------------------------------------
 
@@ -449,7 +648,11 @@ class View:
     # --- loops ------------------------------------------------------------------------------
 
     def show(self, *, fly: bool = True) -> None:
-        """Open the interactive window and render until it is closed (blocks)."""
+        """Open the interactive window and render until it is closed (blocks).
+
+        Raises:
+            RenderError: the view is off-screen (no display): save images instead.
+        """
         self.open_window(fly=fly)
         while not self.window_closed():
             self.render()
@@ -461,12 +664,23 @@ class View:
 
         Args:
             fly: first-person fly navigation (else pyvista's default trackball).
+
+        Raises:
+            RenderError: the view is off-screen, or the window cannot be opened.
         """
+        if self.plotter.off_screen:
+            raise RenderError("this view renders off-screen (no display): save a picture with "
+                              "screenshot(path) or a movie with export_movie")
         if fly and self.plotter.iren is not None:
             import vtk
 
             self.plotter.iren.interactor.SetInteractorStyle(vtk.vtkInteractorStyleFlight())
-        self.plotter.show(interactive_update=True, auto_close=False)
+        try:
+            self.plotter.show(interactive_update=True, auto_close=False)
+        except Exception as exc:  # e.g. pyvista's MismatchedInteractorError without X
+            first = str(exc).splitlines()[0] if str(exc) else "no reason given"
+            raise RenderError(f"cannot open a window ({type(exc).__name__}: {first}); render "
+                              "off-screen instead (twin3d view --off-screen -o shot.png)") from None
 
     def window_closed(self) -> bool:
         """True once the window was closed (or :meth:`close` was called)."""
@@ -474,14 +688,11 @@ class View:
             getattr(self.plotter, "_closed", False)
 
 
-def _n_vertices(model: Any) -> int | None:
-    w = getattr(model, "W", None)
-    return int(w.shape[0]) if w is not None else None
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
+def _leader(anchor: np.ndarray, radius: float, box: Sequence[float]) -> tuple[float, ...]:
+    """A line from the marker's edge to the nearest point of the label's box."""
+    x = min(max(anchor[0], box[0]), box[2])
+    y = min(max(anchor[1], box[1]), box[3])
+    d = np.array([x - anchor[0], y - anchor[1]])
+    n = float(np.linalg.norm(d)) or 1.0
+    start = anchor + d / n * radius
+    return (float(start[0]), float(start[1]), float(x), float(y))

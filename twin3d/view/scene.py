@@ -1,4 +1,4 @@
-"""Build the VTK scene once: one actor per mesh, sensors as glyphs with labels.
+"""Build the VTK scene once: one actor per mesh, sensors as outlined markers with labels.
 
 Every per-frame change afterwards writes into the arrays and properties made here; nothing
 in this module is called again after the first frame. Mesh actors colour their field on the
@@ -20,12 +20,14 @@ import pyvista as pv
 import vtk
 from vtkmodules.util.numpy_support import numpy_to_vtk
 
-from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, lookup_table
+from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, linear_to_srgb, lookup_table
 
 if TYPE_CHECKING:
     from twin3d.usd.geometry import MeshData
 
-__all__ = ["FIELD_ARRAY", "MeshActor", "SensorGlyphs", "build_mesh_actor", "colormap_texture"]
+__all__ = ["FIELD_ARRAY", "MARKER_PX", "MAX_TICKS", "OUTLINE_PX", "ColorBar", "MeshActor",
+           "SensorGlyphs", "build_color_bar", "build_legend", "build_mesh_actor",
+           "build_sensor_glyphs", "colormap_texture", "label_actor", "lookup_table_vtk"]
 
 #: name of the per-vertex float32 field array on every mesh's point data
 FIELD_ARRAY = "twin3d_field"
@@ -85,7 +87,7 @@ class MeshActor:
         array: the ``vtkFloatArray`` wrapping ``field`` (call ``Modified()`` after writing).
         actor: the actor, added once.
         gpu: whether colour mapping runs in the shader (else VTK maps scalars on the CPU).
-        base_color: the material colour.
+        base_color: the material colour (linear RGB, as read from the stage).
         vertex_ids: (n_points,) stage vertex of each drawn point where hard edges split
             points, else None (drawn points are the stage vertices).
         n_vertices: number of stage vertices.
@@ -193,7 +195,7 @@ def build_mesh_actor(
     actor = vtk.vtkActor()
     actor.SetMapper(mapper)
     prop = actor.GetProperty()
-    prop.SetColor(*mesh.color)
+    prop.SetColor(*linear_to_srgb(mesh.color).tolist())  # USD colours are linear
     prop.SetLighting(lighting)
     prop.SetInterpolationToGouraud()
     if gpu:
@@ -225,89 +227,308 @@ def build_mesh_actor(
 
 @dataclass(eq=False)
 class SensorGlyphs:
-    """Sensors as spheres (one actor each, flat-shaded in their state colour) with labels.
+    """Sensors as screen-space markers (a disc in the state colour, outlined) with 2D labels.
+
+    Markers are drawn in display pixels, the same size at any distance, at each sensor's
+    projected position (the view moves them when the camera moves and hides those the part
+    hides); one 2D actor draws them all.
 
     Attributes:
-        channels: channel ids in glyph order.
-        actors: one sphere actor per channel.
-        labels: the label strings' array (updated in place).
+        channels: channel ids in marker order.
+        positions: (k, 3) world positions, stage units.
+        radius: a length in stage units on the scale of a marker (the view's occlusion test
+            stops that short of the sensor).
+        markers: 2k polygons in display pixels: k black outlines, then k coloured discs.
+        marker_actor: the 2D actor drawing them.
+        texts: one label per channel (display coordinates; hidden until placed).
+        leaders: (2k, 3) points of the leader lines (display coordinates, one line each).
+        leader_actor: the 2D actor drawing them.
     """
 
     channels: list[str]
     positions: npt.NDArray[np.float64]
-    actors: list[vtk.vtkActor]
-    labels: vtk.vtkStringArray
-    label_actor: vtk.vtkActor2D
-    points: pv.PolyData = field(repr=False)
+    radius: float
+    markers: pv.PolyData = field(repr=False)
+    marker_actor: vtk.vtkActor2D = field(repr=False)
+    texts: list[vtk.vtkTextActor] = field(repr=False)
+    leaders: pv.PolyData = field(repr=False)
+    leader_actor: vtk.vtkActor2D = field(repr=False)
 
-    radius: float = 0.0
-
-    def radius_px(self, renderer: vtk.vtkRenderer, center: npt.ArrayLike) -> float:
-        """The glyph radius in pixels at ``center`` (for placing labels above it)."""
-        c = np.asarray(center, dtype=np.float64)
-        cam = renderer.GetActiveCamera()
-        up = np.asarray(cam.GetViewUp(), dtype=np.float64)
-        out = []
-        for p in (c, c + self.radius * up / (np.linalg.norm(up) or 1.0)):
-            renderer.SetWorldPoint(float(p[0]), float(p[1]), float(p[2]), 1.0)
-            renderer.WorldToDisplay()
-            out.append(np.asarray(renderer.GetDisplayPoint()[:2]))
-        return float(np.linalg.norm(out[1] - out[0]))
+    @property
+    def radius_px(self) -> float:
+        """A marker's radius on screen, outline included, in pixels."""
+        return MARKER_PX + OUTLINE_PX
 
     def set(self, i: int, color: Sequence[float], text: str) -> None:
-        """Set glyph ``i``'s colour and label text."""
-        self.actors[i].GetProperty().SetColor(*color)
-        if self.labels.GetValue(i) != text:
-            self.labels.SetValue(i, text)
-            self.labels.Modified()
-            self.points.Modified()
+        """Set marker ``i``'s colour (sRGB), its label's text and the label frame's colour."""
+        rgb = self.markers.cell_data["rgb"]
+        rgb[len(self.channels) + i] = np.asarray(color) * 255.0 + 0.5
+        self.markers.GetCellData().GetArray("rgb").Modified()
+        label = self.texts[i]
+        if label.GetInput() != text:
+            label.SetInput(text)
+        label.GetTextProperty().SetFrameColor(*color)
+
+    def move(self, centers: npt.ArrayLike, shown: npt.ArrayLike) -> None:
+        """Draw the markers at ``centers`` (k, 2) display pixels; hide those not ``shown``."""
+        xy = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
+        on = np.asarray(shown, dtype=bool).reshape(-1)
+        ring = _RING[None, :, :]
+        pts = np.zeros((2, len(xy), len(_RING), 3))
+        pts[0, :, :, :2] = xy[:, None, :] + ring * (MARKER_PX + OUTLINE_PX)
+        pts[1, :, :, :2] = xy[:, None, :] + ring * MARKER_PX
+        pts[:, ~on, :, :2] = -100.0  # off screen, zero size
+        self.markers.points = pts.reshape(-1, 3)
+
+    def text_size(self, i: int) -> tuple[float, float]:
+        """Width and height in pixels of label ``i`` as it will be drawn (frame included)."""
+        bbox = [0, 0, 0, 0]
+        _TEXT_RENDERER.GetBoundingBox(self.texts[i].GetTextProperty(), self.texts[i].GetInput(),
+                                      bbox, 72)
+        return float(bbox[1] - bbox[0] + 4), float(bbox[3] - bbox[2] + 4)
+
+    def place(self, i: int, box: Sequence[float] | None, leader: Sequence[float] | None) -> None:
+        """Show label ``i`` in ``box`` (x0, y0, x1, y1 pixels) or hide it (None).
+
+        Args:
+            i: the marker.
+            box: where the label goes, or None to hide it.
+            leader: (x0, y0, x1, y1) of its leader line, or None for none.
+        """
+        label = self.texts[i]
+        label.SetVisibility(box is not None)
+        if box is not None:
+            label.SetPosition(float(box[0]) + 2.0, float(box[1]) + 2.0)
+        pts = np.asarray(self.leaders.points)
+        if leader is None:
+            pts[2 * i:2 * i + 2] = 0.0
+        else:
+            pts[2 * i] = (leader[0], leader[1], 0.0)
+            pts[2 * i + 1] = (leader[2], leader[3], 0.0)
+        self.leaders.points = pts
+
+
+#: A marker's radius in pixels, and its black outline's width.
+MARKER_PX = 7.0
+OUTLINE_PX = 2.5
+_RING = np.stack([np.cos(np.linspace(0, 2 * np.pi, 24, endpoint=False)),
+                  np.sin(np.linspace(0, 2 * np.pi, 24, endpoint=False))], axis=1)
+_TEXT_RENDERER = vtk.vtkTextRenderer()
+
+
+def label_actor(text: str = "", *, size: int = 13, color: Sequence[float] = (1.0, 1.0, 1.0),
+                background: Sequence[float] = (0.08, 0.09, 0.11),
+                opacity: float = 0.85) -> vtk.vtkTextActor:
+    """A 2D text with a background and a frame, positioned in display pixels (lower left)."""
+    a = vtk.vtkTextActor()
+    a.SetInput(text)
+    tp = a.GetTextProperty()
+    tp.SetFontSize(size)
+    tp.SetColor(*color)
+    tp.SetBackgroundColor(*background)
+    tp.SetBackgroundOpacity(opacity)
+    tp.SetFrame(True)
+    tp.SetFrameWidth(2)
+    tp.SetFrameColor(*ALARM_COLORS["stale"])
+    tp.SetJustificationToLeft()
+    tp.SetVerticalJustificationToBottom()
+    tp.BoldOff()
+    tp.ItalicOff()
+    tp.ShadowOff()
+    return a
+
+
+def _actor2d(poly: pv.PolyData, color: Sequence[float] | None = None) -> vtk.vtkActor2D:
+    mapper = vtk.vtkPolyDataMapper2D()
+    mapper.SetInputData(poly)
+    actor = vtk.vtkActor2D()
+    actor.SetMapper(mapper)
+    if color is not None:
+        mapper.ScalarVisibilityOff()
+        actor.GetProperty().SetColor(*color)
+    return actor
 
 
 def build_sensor_glyphs(
     channels: Sequence[str], positions: npt.ArrayLike, radius: float
 ) -> SensorGlyphs:
-    """Make one sphere per sensor and a label mapper over all of them.
+    """Make the markers (grey until placed and coloured), one label per sensor, the leaders.
 
     Args:
         channels: channel ids.
         positions: (k, 3) world positions, stage units.
-        radius: sphere radius, stage units.
+        radius: the occlusion margin, stage units (see :class:`SensorGlyphs`).
     """
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    actors = []
-    for p in pos:
-        src = vtk.vtkSphereSource()
-        src.SetCenter(*p)
-        src.SetRadius(radius)
-        src.SetThetaResolution(16)
-        src.SetPhiResolution(12)
-        m = vtk.vtkPolyDataMapper()
-        m.SetInputConnection(src.GetOutputPort())
-        a = vtk.vtkActor()
-        a.SetMapper(m)
-        a.GetProperty().SetLighting(False)
-        a.GetProperty().SetColor(*ALARM_COLORS["stale"])
-        actors.append(a)
-    pts = pv.PolyData(pos.copy() if len(pos) else np.zeros((0, 3)))
-    labels = vtk.vtkStringArray()
-    labels.SetName("label")
-    for ch in channels:
-        labels.InsertNextValue(ch)
-    pts.GetPointData().AddArray(labels)
-    lm = vtk.vtkLabeledDataMapper()
-    lm.SetInputData(pts)
-    lm.SetLabelModeToLabelFieldData()
-    lm.SetFieldDataName("label")
-    tp = lm.GetLabelTextProperty()
-    tp.SetFontSize(13)
-    tp.SetColor(1.0, 1.0, 1.0)
-    tp.SetBackgroundColor(0.1, 0.1, 0.12)
-    tp.SetBackgroundOpacity(0.65)
-    tp.SetJustificationToCentered()
-    tp.SetVerticalJustificationToBottom()
-    tp.BoldOff()
-    tp.ItalicOff()
+    k, n = len(pos), len(_RING)
+    polys = np.column_stack([np.full(2 * k, n), np.arange(2 * k * n).reshape(2 * k, n)])
+    markers = pv.PolyData(np.full((2 * k * n, 3), -100.0), faces=polys.ravel().astype(np.int64))
+    rgb = np.zeros((2 * k, 3), dtype=np.uint8)
+    rgb[k:] = np.asarray(ALARM_COLORS["stale"]) * 255.0 + 0.5
+    colors = numpy_to_vtk(rgb, deep=1)  # type: ignore[no-untyped-call]  # (pyvista refuses 0 rows)
+    colors.SetName("rgb")
+    markers.GetCellData().SetScalars(colors)
+    marker_actor = _actor2d(markers)
+    marker_actor.GetMapper().SetColorModeToDirectScalars()
+    marker_actor.GetMapper().SetScalarModeToUseCellData()
+    texts = [label_actor(ch) for ch in channels]
+    for t in texts:
+        t.SetVisibility(False)
+    lines = np.column_stack([np.full(k, 2), 2 * np.arange(k), 2 * np.arange(k) + 1]).ravel()
+    leaders = pv.PolyData(np.zeros((2 * k, 3)), lines=lines.astype(np.int64))
+    leader_actor = _actor2d(leaders, (0.92, 0.93, 0.95))
+    leader_actor.GetProperty().SetLineWidth(1.5)
+    return SensorGlyphs(list(channels), pos, radius, markers, marker_actor, texts, leaders,
+                        leader_actor)
+
+
+def build_legend() -> list[vtk.vtkTextActor]:
+    """Chips naming the sensor states in their colours (placed by the view, top left)."""
+    chips = []
+    for state, text in (("ok", "ok"), ("warn", "WARN"), ("alarm", "ALARM"),
+                        ("stale", "STALE / no data")):
+        dark = state in ("warn", "stale")
+        a = label_actor(f" {text} ", size=12, color=(0.05, 0.05, 0.05) if dark else (1, 1, 1),
+                        background=ALARM_COLORS[state], opacity=1.0)
+        a.GetTextProperty().SetFrameColor(0.0, 0.0, 0.0)
+        a.GetTextProperty().SetFrameWidth(1)
+        chips.append(a)
+    return chips
+
+
+@dataclass(eq=False)
+class ColorBar:
+    """The colour bar of the shown field, drawn in pixels: a strip of the colour map, round
+    ticks below it, the title above it (so the title never runs into the tick labels).
+
+    Before any value arrives the strip and ticks are hidden and the title says "no data".
+    Made once; :meth:`show` and :meth:`fit` move and rewrite its parts in place.
+
+    Attributes:
+        strip: the colour strip (256 cells in the colour map's colours).
+        frame: its outline.
+        ticks: the tick marks (short lines below the strip).
+        labels: tick label texts (as many as :data:`MAX_TICKS`; unused ones hidden).
+        title: the title text.
+        name: the title, e.g. ``"temperature (°C)"``.
+    """
+
+    strip: vtk.vtkActor2D
+    frame: vtk.vtkActor2D
+    ticks: vtk.vtkActor2D
+    labels: list[vtk.vtkTextActor]
+    title: vtk.vtkTextActor
+    name: str
+    _strip: pv.PolyData = field(repr=False)
+    _frame: pv.PolyData = field(repr=False)
+    _ticks: pv.PolyData = field(repr=False)
+    _range: tuple[float, float] | None = None
+    _box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+
+    def actors(self) -> list[vtk.vtkProp]:
+        """Every prop of the bar, to add to the renderer once."""
+        return [self.strip, self.frame, self.ticks, *self.labels, self.title]
+
+    def fit(self, window: Sequence[int]) -> None:
+        """Place the bar at the lower right of a ``window`` (width, height) in pixels."""
+        w = float(window[0])
+        x0, x1 = 0.55 * w, 0.55 * w + min(0.42 * w, 420.0)
+        box = (x0, 40.0, x1, 54.0)
+        if box == self._box:
+            return
+        self._box = box
+        n = 256
+        xs = np.linspace(x0, x1, n + 1)
+        pts = np.zeros((2 * (n + 1), 3))
+        pts[0::2, 0], pts[1::2, 0] = xs, xs
+        pts[0::2, 1], pts[1::2, 1] = box[1], box[3]
+        self._strip.points = pts
+        self._frame.points = np.array([[x0, box[1], 0], [x1, box[1], 0], [x1, box[3], 0],
+                                       [x0, box[3], 0]], dtype=np.float64)
+        self.title.SetPosition(x0, box[3] + 5.0)
+        if self._range is not None:
+            self.show(*self._range)
+
+    def show(self, vmin: float, vmax: float) -> None:
+        """Show the bar over ``vmin..vmax`` with round ticks."""
+        from twin3d.view.labels import nice_ticks
+
+        self._range = (vmin, vmax)
+        x0, y0, x1, _ = self._box
+        values = nice_ticks(vmin, vmax)[:MAX_TICKS]
+        span = (vmax - vmin) or 1.0
+        marks = np.zeros((2 * MAX_TICKS, 3))
+        for k, label in enumerate(self.labels):
+            if k < len(values):
+                x = x0 + (values[k] - vmin) / span * (x1 - x0)
+                label.SetInput(f"{values[k]:g}")
+                label.SetPosition(x, y0 - 7.0)
+                marks[2 * k] = (x, y0, 0.0)
+                marks[2 * k + 1] = (x, y0 - 5.0, 0.0)
+            label.SetVisibility(k < len(values))
+        self._ticks.points = marks
+        for a in (self.strip, self.frame, self.ticks):
+            a.SetVisibility(True)
+        self.title.SetInput(self.name)
+
+    def no_data(self) -> None:
+        """Hide the strip and ticks; the title says there is no data yet."""
+        self._range = None
+        for a in (self.strip, self.frame, self.ticks, *self.labels):
+            a.SetVisibility(False)
+        self.title.SetInput(f"{self.name}: no data")
+
+    def pixels(self) -> tuple[float, float, float, float]:
+        """The area (x0, y0, x1, y1) in pixels that the bar, its ticks and title cover."""
+        x0, _, x1, y1 = self._box
+        return (x0 - 16.0, 16.0, x1 + 16.0, y1 + 26.0)
+
+
+#: Most tick labels a colour bar shows.
+MAX_TICKS = 8
+
+
+def build_color_bar(name: str, cmap: str = DEFAULT_CMAP) -> ColorBar:
+    """Make the colour bar of a field ("no data" until :meth:`ColorBar.show`).
+
+    Args:
+        name: the title, e.g. ``"temperature (°C)"``.
+        cmap: matplotlib colour map name.
+    """
+    n = 256
+    table = (np.asarray(lookup_table(cmap, n)) * 255.0 + 0.5).astype(np.uint8)
+    quads = np.column_stack([np.full(n, 4), 2 * np.arange(n), 2 * np.arange(n) + 2,
+                             2 * np.arange(n) + 3, 2 * np.arange(n) + 1]).ravel()
+    strip = pv.PolyData(np.zeros((2 * (n + 1), 3)), faces=quads.astype(np.int64))
+    strip.cell_data["rgb"] = table
+    strip_actor = _actor2d(strip)
+    strip_actor.GetMapper().SetColorModeToDirectScalars()
+    strip_actor.GetMapper().SetScalarModeToUseCellData()
+    frame = pv.PolyData(np.zeros((4, 3)), lines=np.array([5, 0, 1, 2, 3, 0], dtype=np.int64))
+    ticks = pv.PolyData(np.zeros((2 * MAX_TICKS, 3)), lines=np.column_stack(
+        [np.full(MAX_TICKS, 2), 2 * np.arange(MAX_TICKS), 2 * np.arange(MAX_TICKS) + 1]
+    ).ravel().astype(np.int64))
+    text = (0.92, 0.93, 0.95)
+    labels = []
+    for _ in range(MAX_TICKS):
+        t = vtk.vtkTextActor()
+        tp = t.GetTextProperty()
+        tp.SetFontSize(13)
+        tp.SetColor(*text)
+        tp.SetJustificationToCentered()
+        tp.SetVerticalJustificationToTop()
+        tp.ShadowOff()
+        tp.ItalicOff()
+        labels.append(t)
+    title = vtk.vtkTextActor()
+    tp = title.GetTextProperty()
+    tp.SetFontSize(14)
+    tp.SetColor(0.95, 0.96, 0.97)
+    tp.BoldOn()
     tp.ShadowOff()
-    la = vtk.vtkActor2D()
-    la.SetMapper(lm)
-    return SensorGlyphs(list(channels), pos, actors, labels, la, pts, radius)
+    tp.ItalicOff()
+    out = ColorBar(strip_actor, _actor2d(frame, text), _actor2d(ticks, text), labels, title,
+                   name, strip, frame, ticks)
+    out.fit((1024, 768))
+    out.no_data()
+    return out

@@ -131,7 +131,7 @@ async def open_adapters(tables: Mapping[str, Any], ingest: Ingest, *, base_dir: 
     adapters = build_adapters(tables, ingest, base_dir=base_dir)
     tasks = [asyncio.create_task(a.run(), name=a.label) for a in adapters]
     try:
-        for adapter, task in zip(adapters, tasks):
+        for adapter, task in zip(adapters, tasks, strict=True):
             ready = asyncio.ensure_future(adapter.connected.wait())
             done, _ = await asyncio.wait({ready, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from twin3d.errors import AdapterError, Twin3DError
@@ -75,7 +75,8 @@ class Table:
         else:
             ok = isinstance(value, types)
         if not ok:
-            names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
+            kinds = types if isinstance(types, tuple) else (types,)
+            names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in kinds)
             raise self.error(f"{key} = {value!r} must be {names}" + (f", e.g. {key} = {example}" if example else ""))
         return value
 
@@ -163,11 +164,11 @@ def parse_time(raw: Any, scale: float = 1.0) -> float:
         except ValueError:
             stamp = datetime.fromisoformat(raw.strip())
             if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=timezone.utc)
+                stamp = stamp.replace(tzinfo=UTC)
             return float(stamp.timestamp())
     if isinstance(raw, datetime):
         if raw.tzinfo is None:
-            raw = raw.replace(tzinfo=timezone.utc)
+            raw = raw.replace(tzinfo=UTC)
         return float(raw.timestamp())
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ValueError(f"{raw!r} is not a time")

@@ -37,9 +37,9 @@ import re
 import ssl
 import time
 import uuid
-from math import isfinite
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 
 from twin3d._tasks import cancel_and_wait
@@ -106,7 +106,7 @@ class TopicRule:
         n = len(self.levels)
         if len(parts) < n or (not self.multi and len(parts) != n):
             return None
-        for literal, part in zip(self.levels, parts):
+        for literal, part in zip(self.levels, parts, strict=False):  # a # rule has more parts
             if literal is not None and literal != part:
                 return None
         if self.multi and topic.startswith("$"):
@@ -270,7 +270,7 @@ class MqttAdapter:
         for rule in self.rules:
             channels = rule.match(topic)
             if channels is not None:
-                for (_, path), channel in zip(rule.outputs, channels):
+                for (_, path), channel in zip(rule.outputs, channels, strict=True):
                     routes.append((channel, path, rule.time_path, rule.time_scale))
         if len(self._routes) < 100_000:
             self._routes[topic] = routes
@@ -387,7 +387,7 @@ class MqttAdapter:
             acks[mid] = loop.create_future()
             mids.append(mid)
         await asyncio.wait_for(asyncio.gather(*acks.values()), self.connect_timeout)
-        refused = [f for f, mid in zip(filters, mids) if any(q >= 0x80 for q in acks[mid].result())]
+        refused = [f for f, mid in zip(filters, mids, strict=True) if any(q >= 0x80 for q in acks[mid].result())]
         if refused:
             problem = (f"the broker refused the subscription to {refused[0]!r}: allow it in the "
                        "broker's ACL for this user, or fix the topic")
@@ -417,7 +417,7 @@ class MqttAdapter:
                     self._client = await self._connect()
                 except (asyncio.CancelledError, AdapterError):
                     raise
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
+                except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}".rstrip(": ") if str(exc) else type(exc).__name__
                     if self.connections == 0 and not self.retry_at_start:
                         raise AdapterError(

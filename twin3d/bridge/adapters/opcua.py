@@ -86,7 +86,7 @@ class OpcUaAdapter:
             channel = sub.get("channel", str, required=True, example='"press/temp"')
             try:
                 node_id = ua.NodeId.from_string(text)
-            except Exception:  # noqa: BLE001 - asyncua raises several types for bad strings
+            except Exception:
                 raise sub.error(f"node = {text!r} is not an OPC UA node id: write e.g. "
                                 "\"ns=2;s=Press.Temp\" or \"ns=2;i=1001\"") from None
             if node_id in self.channels:
@@ -150,7 +150,7 @@ class OpcUaAdapter:
             subscription = await client.create_subscription(self.period_ms, self)
             nodes = [client.get_node(n) for n in self.channels]
             handles = await subscription.subscribe_data_change(nodes)
-            for node, handle in zip(nodes, handles if isinstance(handles, list) else [handles]):
+            for node, handle in zip(nodes, handles if isinstance(handles, list) else [handles], strict=True):
                 if isinstance(handle, ua.StatusCode):
                     problem = (f"cannot subscribe to node {node.nodeid.to_string()!r} "
                                f"({handle.name}): check the node id against the server's address space")
@@ -177,7 +177,7 @@ class OpcUaAdapter:
                 await asyncio.wait_for(node.read_value(), self.timeout)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure means the link is gone
+            except Exception as exc:
                 log.warning("%s: lost the server %s (%s); reconnecting", self.label, self.url,
                             type(exc).__name__)
                 return
@@ -198,7 +198,7 @@ class OpcUaAdapter:
                     client = await self._connect(first=self.connections == 0)
                 except (asyncio.CancelledError, AdapterError):
                     raise
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
+                except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                     if self.connections == 0 and not self.retry_at_start:
                         raise AdapterError(f"{self.label}: cannot connect to OPC UA server {self.url} "
