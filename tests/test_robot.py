@@ -218,6 +218,7 @@ def test_every_movable_joint_is_bound_to_robot_slash_joint(robot: Path) -> None:
         "xformOp:transform", "xformOp:orient:twin_shoulder_pan"]
 
 
+@pytest.mark.slow
 def test_meshes_sit_where_independent_fk_puts_them_live_and_recorded(robot: Path,
                                                                      tmp_path: Path) -> None:
     stage_path = tmp_path / robot.name
@@ -276,6 +277,7 @@ def _need_validators() -> None:
         pytest.skip(f"{OAV_ENV} not set")
 
 
+@pytest.mark.slow
 def test_robot_stage_and_recording_pass_every_validator(robot: Path, tmp_path: Path) -> None:
     _need_validators()
     report = validate_stage(robot)
@@ -445,3 +447,11 @@ def test_urdf_does_not_mix_with_other_inputs(tmp_path: Path,
     assert main(["convert", str(URDF), str(SO101 / "assets" / "base_so101_v2.stl"), "-o",
                  str(tmp_path / "x.usda")]) == 2
     assert "on its own" in capsys.readouterr().err
+
+
+def test_units_flags_are_ignored_out_loud_for_a_urdf(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    urdf = _small(tmp_path)
+    assert main(["convert", str(urdf), "-o", str(tmp_path / "c.usda"), "--units", "mm"]) == 0
+    assert "--units ignored: URDF is metres" in capsys.readouterr().err
+    assert main(["convert", str(urdf), "-o", str(tmp_path / "d.usda"), "--up", "Y"]) == 2

@@ -378,6 +378,8 @@ def _parse_binding(t: Mapping[str, Any], i: int, source: str) -> PropertyBinding
         return SensorMapError(f"{source}: {label}: {problem}")
 
     kind = t.get("kind")
+    if kind is None:
+        raise fail(f"missing kind: add kind = \"rotate\" (one of {', '.join(BINDING_KINDS)})")
     if kind not in BINDING_KINDS:
         raise fail(f"kind {kind!r} is not one of {', '.join(BINDING_KINDS)}: add kind = "
                    "\"rotate\" (or another)")

@@ -139,6 +139,9 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
                          "inputs")
     if robots and axis != "Z":
         raise UsageError("--up Y: a URDF robot is Z-up (URDF's convention) and converts Z-up")
+    if robots and (units is not None or keep_units):
+        warnings.warn(f"{robots[0].name}: {'--units' if units else '--keep-units'} ignored: URDF "
+                      "is metres, converted as it is", UserWarning, stacklevel=2)
     if out.is_dir():
         raise OutputError(out, "is a folder; give a file name ending in .usda")
     folder = out.parent if str(out.parent) else Path(".")
