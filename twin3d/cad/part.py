@@ -192,7 +192,7 @@ def _source_units(p: Path, fmt: str, declares: bool, declared: str | None,
 
 
 class _Deadline:
-    """The time left of a reading's ``timeout`` (None: no limit)."""
+    """When a reading's ``timeout`` is up (None: never)."""
 
     def __init__(self, path: Path, timeout: float | None) -> None:
         self.path, self.timeout = path, timeout
