@@ -181,9 +181,10 @@ def model_diagonal_mm(path: Path) -> float | None:
             return None
         with text:
             found = _POINT.findall(text)
-            named = _CONVERSION_UNIT.search(text)
+            # the first length among the conversion-based units (others are 'DEGREE' ...)
+            unit_name = next((n for n in (bytes(m).upper() for m in _CONVERSION_UNIT.findall(text))
+                              if n in _MM_PER_UNIT), None)
             si = _SI_LENGTH.search(text)
-            unit_name = None if named is None else bytes(named[1]).upper()
             si_prefix = None if si is None else bytes(si[1]).upper()
     if not found:
         return None
@@ -191,7 +192,7 @@ def model_diagonal_mm(path: Path) -> float | None:
     del found
     lo, hi = points.min(axis=0), points.max(axis=0)
     unit = 1.0
-    if unit_name in _MM_PER_UNIT:
+    if unit_name is not None:
         unit = _MM_PER_UNIT[unit_name]
     elif si_prefix is not None:
         unit = _SI_PREFIX_MM.get(si_prefix, 1.0)
