@@ -71,8 +71,9 @@ def read_gltf(path: Path, *, merged: bool = False) -> Scene | None:
     Args:
         path: the ``.gltf`` or ``.glb`` file.
         merged: read each mesh's primitives as one mesh, with a material per face when they
-            differ, and identify nodes by their index (duplicate names are fine; they stay
-            the labels): how a STEP file's tessellation is read (:mod:`twin3d.cad.step`).
+            differ, and make duplicate mesh and node names unique as trimesh does (the prim
+            paths of stages converted through trimesh stay): how a STEP file's tessellation
+            is read (:mod:`twin3d.cad.step`).
 
     Raises:
         CADImportError: the geometry is compressed in a way that cannot be read here
@@ -127,13 +128,15 @@ def _read(path: Path, files: ExitStack, merged: bool) -> Scene:
     meshes: list[SourceMesh] = []
     index: list[int | None] = []  # the scene's mesh of each glTF mesh (None: no triangles)
     names: set[str] = set()
+    counts: dict[str, int] = {}
     for mesh in header.get("meshes", []):
         prims = mesh["primitives"]
         name = mesh.get("name", "GLTF")
-        if not merged:
-            if len(prims) != 1 or not name or name in names:
-                raise _Decline  # trimesh merges primitives / renames: leave it to trimesh
-            names.add(name)
+        if merged:  # the names trimesh gave them (stages converted before keep their paths)
+            name = _unique_name(name, names, counts)
+        elif len(prims) != 1 or not name or name in names:
+            raise _Decline  # trimesh merges primitives / renames: leave it to trimesh
+        names.add(name)
         parts = []
         for p in prims:
             if "extensions" in p or "targets" in p or \
@@ -160,17 +163,33 @@ def _read(path: Path, files: ExitStack, merged: bool) -> Scene:
                 materials.append(NO_MATERIAL)
             used = [n_source if m is None else m for m in used]
         offsets = np.cumsum([0] + [len(pos) for pos, _, _ in parts])
-        counts = [len(f) for _, f, _ in parts]
+        sizes = [len(f) for _, f, _ in parts]
         per_face = None if used[0] is None or len(set(used)) == 1 else np.repeat(
-            np.asarray(used, dtype=np.int32), counts)
+            np.asarray(used, dtype=np.int32), sizes)
         meshes.append(SourceMesh(
             name, np.concatenate([pos for pos, _, _ in parts]),
             np.concatenate([f.astype(np.int64) + o for (_, f, _), o in zip(parts, offsets,
                                                                               strict=False)]),
-            None if used[0] is None else int(used[int(np.argmax(counts))]),
+            None if used[0] is None else int(used[int(np.argmax(sizes))]),
             face_materials=per_face))
     return Scene(Meshes(meshes), tuple(materials), _edges(header, index, merged),
                  units="meters")
+
+
+def _unique_name(name: str, used: set[str], counts: dict[str, int]) -> str:
+    """``name``, or ``name_1``, ``name_2`` ... (after a trailing number: the next one) when
+    taken, as trimesh's ``unique_name`` names a glTF's meshes."""
+    if name and name not in used:
+        return name
+    stem, start = name or "geometry", counts.get(name, 0)
+    head, _, tail = stem.rpartition("_")
+    if start == 0 and head and tail.isdigit():
+        stem, start = head, int(tail)
+    i = start + 1
+    while f"{stem}_{i}" in used:
+        i += 1
+    counts[name] = i
+    return f"{stem}_{i}"
 
 
 def _primitive(header: dict[str, Any], buffers: list[_Buffer],
@@ -215,14 +234,18 @@ def _strip_or_fan(corners: npt.NDArray[np.int64], mode: int) -> npt.NDArray[np.i
 
 def _edges(header: dict[str, Any], index: list[int | None], merged: bool) -> tuple[Edge, ...]:
     """The node hierarchy as edges, in the order trimesh's loader walks it; ``index``: the
-    scene's mesh of each glTF mesh. ``merged``: nodes are identified by their index, their
-    names are the labels."""
+    scene's mesh of each glTF mesh. ``merged``: duplicate node names are made unique as
+    trimesh makes them."""
     nodes = header.get("nodes", [])
     names = [n.get("name", str(i)) for i, n in enumerate(nodes)]
-    labels = [""] * len(nodes)
-    if merged:
-        labels = [str(n.get("name") or "Node") for n in nodes]
-        names = [f"node{i}" for i in range(len(nodes))]
+    if merged:  # unique as trimesh makes them, in the nodes' order
+        used: set[str] = set()
+        counts: dict[str, int] = {}
+        for i, name in enumerate(names):
+            names[i] = _unique_name(str(name), used, counts)
+            used.add(names[i])
+        if ROOT in used:
+            names[names.index(ROOT)] = _unique_name(ROOT, used, {})
     elif len(set(names)) != len(names) or ROOT in names or not all(names):
         raise _Decline
     scene_index = header.get("scene", 0)
@@ -243,7 +266,7 @@ def _edges(header: dict[str, Any], index: list[int | None], merged: bool) -> tup
         if mesh is not None and not 0 <= mesh < len(index):
             raise _Decline
         edges.append(Edge(ROOT if parent is None else names[parent], names[b],
-                          _node_matrix(node), None if mesh is None else index[mesh], labels[b]))
+                          _node_matrix(node), None if mesh is None else index[mesh]))
     return tuple(edges)
 
 
