@@ -276,6 +276,21 @@ def _without_coincident_faces(tri: npt.NDArray[np.integer[Any]]) -> npt.NDArray[
     outnumbers the other, none when they are as many.
     """
     m = len(tri)
+    key = tri.min(axis=1).astype(np.int64)
+    hi = tri.max(axis=1).astype(np.int64)
+    if int(hi.max(initial=0)) < (1 << 21):  # first a sort of packed keys: most meshes have none
+        mid = tri.sum(axis=1, dtype=np.int64)
+        mid -= key
+        mid -= hi
+        key <<= 42
+        mid <<= 21
+        key |= mid
+        key |= hi
+        del mid, hi
+        key.sort()  # in place: a third of the memory and time of np.unique's inverse
+        if not np.any(key[1:] == key[:-1]):
+            return None
+    del key
     t = np.asarray(tri, dtype=np.int64)
     lo, hi = t.min(axis=1), t.max(axis=1)
     mid = t.sum(axis=1) - lo - hi
