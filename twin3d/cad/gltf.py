@@ -97,7 +97,8 @@ def check_compression(path: Path, header: dict[str, Any] | None = None) -> None:
             its reader says what is wrong).
 
     Raises:
-        CADImportError: Draco without DracoPy installed, or meshopt compression.
+        CADImportError: Draco without DracoPy installed, or meshopt compression without
+            uncompressed fallback buffers (the extension is required).
     """
     if header is None:
         try:
@@ -105,15 +106,16 @@ def check_compression(path: Path, header: dict[str, Any] | None = None) -> None:
                 header, _ = _json_and_buffers(path, files)
         except (_Decline, OSError, ValueError, KeyError, TypeError):
             return
-    used = set(header.get("extensionsUsed") or ()) | set(header.get("extensionsRequired") or ())
+    required = set(header.get("extensionsRequired") or ())
+    used = set(header.get("extensionsUsed") or ()) | required
     if "KHR_draco_mesh_compression" in used:
         try:
             import DracoPy  # noqa: F401  (trimesh's glTF loader decodes with it)
         except ImportError:
             raise CADImportError(path, "Draco-compressed (KHR_draco_mesh_compression): "
                                        "install twin3d[draco] (DracoPy) to read it") from None
-    for name in _UNREADABLE:
-        if name in used:
+    for name in _UNREADABLE:  # only used: the file has uncompressed fallback buffers
+        if name in required:
             raise CADImportError(path, f"compressed with {name}, which twin3d cannot read: "
                                        "decompress it first (glTF-Transform or gltfpack)")
 
