@@ -14,6 +14,7 @@ angular tolerance bounds the angle between neighbouring triangles on curved face
 
 from __future__ import annotations
 
+import importlib.util
 import mmap
 import re
 import subprocess
@@ -31,9 +32,22 @@ __all__ = ["Tolerance", "model_diagonal_mm", "tessellate_step"]
 
 #: cascadio's tolerances when the model's size cannot be read from the file
 _FALLBACK_MM = 0.01
-#: the child process: read, tessellate, write the GLB (exit status 0 when it did)
-_TESSELLATE = ("import sys, cascadio; sys.exit(cascadio.step_to_glb(sys.argv[1], sys.argv[2], "
-               "tol_linear=float(sys.argv[3]), tol_angular=float(sys.argv[4])))")
+#: the child process: read, tessellate, write the GLB (exit status 0 when it did). It loads
+#: cascadio's compiled core alone: the package's __init__ imports trimesh (~1 s a STEP file)
+_TESSELLATE = """
+import importlib.machinery as m, importlib.util as u, pathlib, sys
+spec = u.find_spec("cascadio")
+where = pathlib.Path(next(iter(spec.submodule_search_locations or ["."])))
+cores = [p for s in m.EXTENSION_SUFFIXES for p in where.glob("_core" + s)]
+if cores:
+    loader = m.ExtensionFileLoader("cascadio._core", str(cores[0]))
+    core = u.module_from_spec(u.spec_from_loader(loader.name, loader))
+    loader.exec_module(core)
+else:
+    import cascadio as core
+sys.exit(core.step_to_glb(sys.argv[1], sys.argv[2], tol_linear=float(sys.argv[3]),
+                          tol_angular=float(sys.argv[4])))
+"""
 _NUMBER = rb"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 #: three-coordinate points (two-coordinate ones are in a surface's parameter space)
 _POINT = re.compile(rb"CARTESIAN_POINT\s*\(\s*'(?:[^']|'')*'\s*,\s*\(" + _NUMBER + b"," + _NUMBER
@@ -118,10 +132,8 @@ def tessellate_step(path: Path, glb: Path, tolerance: Tolerance, timeout: float 
         CADImportError: cascadio is missing, OpenCASCADE cannot read the file or crashed,
             or ``timeout`` passed.
     """
-    try:
-        import cascadio  # noqa: F401  (imported by the child; here only to say it is missing)
-    except ImportError:
-        raise CADImportError(path, "reading STEP needs cascadio: pip install cascadio") from None
+    if importlib.util.find_spec("cascadio") is None:  # the child loads it
+        raise CADImportError(path, "reading STEP needs cascadio: pip install cascadio")
     linear, note = _linear_mm(path, tolerance)
     note = f"{note}, {tolerance.angular_deg:g} degrees"
     if progress is not None:
