@@ -82,6 +82,23 @@ def test_step_tolerance_is_relative_to_the_model_by_default(tmp_path: Path) -> N
     assert part.meshes[0].extent[1] == pytest.approx([63.0] * 3)
 
 
+def test_a_bigger_model_gets_the_same_triangles_not_millions_more(tmp_path: Path) -> None:
+    """featuretype.STEP rewritten in feet (12 times bigger to OpenCASCADE): at the default
+    tolerance, a share of the model's size, it has exactly the triangles of the original; at
+    a fixed 0.01 mm (what every file got: a 63 m fuselage ran past 9 minutes and 14 GB) the
+    bigger one needs several times more."""
+    text = (DATA / "featuretype.STEP").read_text()
+    feet = tmp_path / "feet.step"
+    feet.write_text(text.replace("'INCH'", "'FOOT'").replace("0.02539999999999999900",
+                                                           "0.30480000000000000000"))
+    small, big = load_part(DATA / "featuretype.STEP"), load_part(feet)
+    np.testing.assert_allclose(big.meshes[0].extent, small.meshes[0].extent * 12, rtol=1e-4)
+    assert big.triangle_count == small.triangle_count
+    fixed = Tolerance.parse("0.01mm")
+    assert load_part(feet, tolerance=fixed).triangle_count > \
+        4 * load_part(DATA / "featuretype.STEP", tolerance=fixed).triangle_count
+
+
 def test_tolerance_flag_changes_the_tessellation_and_is_recorded(tmp_path: Path) -> None:
     fine = load_part(DATA / "featuretype.STEP", tolerance=Tolerance.parse("0.01mm,10"))
     coarse = load_part(DATA / "featuretype.STEP", tolerance=Tolerance.parse("1mm,45"))
