@@ -93,14 +93,15 @@ def _load_with_trimesh(path: Path, fmt: str, source: Path | None = None) -> Scen
     messages (default ``path``)."""
     import trimesh
 
+    what = f"not a readable {fmt} file" if source is None else \
+        "OpenCASCADE's tessellation of it could not be read"
     source = source or path
     with _trimesh_log(source) as said:
         try:
             # no trimesh processing: we weld ourselves (positions only, 10x faster)
             loaded = trimesh.load_scene(str(path), process=False)
         except Exception as exc:  # trimesh raises many types for corrupt files
-            raise CADImportError(source, f"not a readable {fmt} file ({reason(exc)})") \
-                from None
+            raise CADImportError(source, f"{what} ({reason(exc)})") from None
     scene = from_trimesh(loaded, fmt)
     return replace(scene, warnings=scene.warnings + tuple(said))
 
