@@ -198,7 +198,7 @@ class Twin:
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
                   skip_unknown: bool = False,
                   ranges: Mapping[str, tuple[float, float]] | None = None,
-                  clip_seconds: float = 60.0, deform_scale: float = 1.0,
+                  clip_seconds: float = 30.0, deform_scale: float = 1.0,
                   deform_rate: float = 2.0) -> Recording:
         """Open a USD recording (time samples in value clips) over this twin's stage.
 

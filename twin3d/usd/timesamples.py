@@ -114,10 +114,11 @@ class _Clip:
         these have (so a clip interpolates up to its neighbours' samples, as one layer does)."""
         out = _Clip()
         for channel in self.times:
+            out.times[channel], out.values[channel] = array("d"), array("d")
             for src in (before, self, after):
                 if channel in src.times:
-                    for t, v in zip(src.times[channel], src.values[channel], strict=True):
-                        out.add(channel, t, v)
+                    out.times[channel].extend(src.times[channel])
+                    out.values[channel].extend(src.values[channel])
         fkeys = {_field_key(f) for f in self.fields}
         skeys = {_shape_key(s) for s in self.shapes}
         out.fields = ([f for f in before.fields if _field_key(f) in fkeys] + self.fields
@@ -184,7 +185,7 @@ class Recording:
     def __init__(self, path: PathLike, *, stage: PathLike | LiveStage | None = None,
                  fps: float = 10.0, origin: float | None = None, skip_unknown: bool = False,
                  ranges: Mapping[str, tuple[float, float]] | None = None,
-                 clip_seconds: float = 60.0, deform_scale: float = 1.0,
+                 clip_seconds: float = 30.0, deform_scale: float = 1.0,
                  deform_rate: float = 2.0) -> None:
         self.path = Path(path)
         if self.path.suffix not in (".usdc", ".usd"):
@@ -371,8 +372,11 @@ class Recording:
         after = _Clip()
         for later in sorted(self._pending, reverse=True):  # the earliest sample wins
             after = after.replaced_by(self._pending[later].ends(last=False))
+        lo, hi = ((t - self.origin) * self.fps for t in clip.span())
         full = clip.around(self._before, after)
         self._before = self._before.replaced_by(clip.ends(last=True))
+        clip.fields.clear()  # the arrays are in ``full`` now, which drops each once authored
+        clip.shapes.clear()
         layer = self._new_layer()
         if self._live is None:
             root = Sdf.CreatePrimInLayer(layer, self._root)
@@ -384,19 +388,20 @@ class Recording:
         with Sdf.ChangeBlock():
             for channel in full.values:
                 self._write_channel(layer, full, channel)
-            self._write_fields(layer, full)
-            for t, key, arr in sorted(full.shapes, key=lambda s: s[0]):
+            self._write_fields(layer, full.fields)
+            full.shapes.sort(key=lambda s: s[0], reverse=True)
+            while full.shapes:
+                t, key, arr = full.shapes.pop()
                 self._deform[key].author(layer, arr, self.deform_scale,
                                          time=(t - self.origin) * self.fps)
-        lo, hi = ((t - self.origin) * self.fps for t in clip.span())
         layer.startTimeCode, layer.endTimeCode = lo, hi
         self._span = (min(self._span[0], lo), max(self._span[1], hi))
-        start = lo if math.isinf(self.clip_seconds) else index * self.clip_seconds * self.fps
         name = f"{index:04d}.usdc" if index >= 0 else f"m{-index:04d}.usdc"
         UsdUtils.StitchLayers(self._manifest,
                               Usd.ClipsAPI.GenerateClipManifestFromLayers([layer], self._root))
         save_layer(layer, self._folder() / name)
-        self._written.append((start, name))
+        # active from its first sample: USD lists each clip's start among the sample times
+        self._written.append((lo, name))
         _drop_time_samples(layer)
         UsdUtils.StitchLayers(self._topology, layer)
 
@@ -454,14 +459,16 @@ class Recording:
             for i in keys.tolist():
                 set_sample(color, codes[i], palette[states[i]])
 
-    def _write_fields(self, layer: Sdf.Layer, clip: _Clip) -> None:
+    def _write_fields(self, layer: Sdf.Layer, fields: list[_Field]) -> None:
+        """Author ``fields`` into ``layer``, emptying the list as it goes (memory)."""
         if self._live is None:
             return
         assert self.origin is not None
-        for t, target, quantity, arr in sorted(clip.fields, key=lambda f: f[0]):
-            if quantity not in self.ranges:  # fixed from here on
-                self.ranges[quantity] = (self._live.ranges.get(quantity)
-                                         or _range(clip.fields, quantity))
+        for quantity in {f[2] for f in fields} - set(self.ranges):  # fixed from here on
+            self.ranges[quantity] = self._live.ranges.get(quantity) or _range(fields, quantity)
+        fields.sort(key=lambda f: f[0], reverse=True)
+        while fields:
+            t, target, quantity, arr = fields.pop()
             lo, hi = self.ranges[quantity]
             author_field(layer, self._root, target, quantity, arr, lo, hi,
                          time=(t - self.origin) * self.fps, display=self._live.display_choices)
@@ -598,7 +605,7 @@ def _states(vals: np.ndarray, lim: Limits) -> np.ndarray:
 
 def record_samples(path: PathLike, samples: Iterable[Sample], *, stage: PathLike | None = None,
                    fps: float = 10.0, origin: float | None = None,
-                   skip_unknown: bool = False, clip_seconds: float = 60.0) -> Path:
+                   skip_unknown: bool = False, clip_seconds: float = 30.0) -> Path:
     """Write samples (e.g. from a bridge recording) as a playable USD recording.
 
     Args:
