@@ -3,7 +3,7 @@
 ``WebView`` (``app``) serves a :class:`twin3d.view.View`'s scene with trame's client-side
 rendering and HTML overlays; ``layout`` places each browser's labels for its camera; ``auth``
 is the token gate; ``serializer`` keeps unchanged triangle lists from being hashed on every
-update; ``command`` is ``twin3d web`` and ``Twin.show()``. Needs ``pip install 'twin3d[web]'``.
+update; ``command`` is ``twin3d web`` and ``Twin.show()``.
 """
 
 from __future__ import annotations

@@ -421,6 +421,7 @@ class WebView:
         state.twin3d_moving = False
         state.twin3d_layouts = {}
         state.twin3d_labels = []
+        state.twin3d_channels = self.channels
         state.twin3d_status = ""
         state.twin3d_problems = ""
         state.twin3d_alert = self.alert

@@ -79,7 +79,7 @@ def token_gate(token: str) -> Any:
             if not hmac.compare_digest(given, want):
                 return web.Response(status=403, text=_form(LOGIN_PATH, "Wrong token."),
                                     content_type="text/html")
-            resp = web.HTTPSeeOther(location="./")
+            resp = web.Response(status=303, headers={"Location": "./"})
             resp.set_cookie(COOKIE, session, httponly=True, samesite="Strict")
             return resp
         if allowed(request):

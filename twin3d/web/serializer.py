@@ -10,26 +10,30 @@ The state it produces is the same as trame-vtk's.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 __all__ = ["install_polydata_serializer"]
 
-# cell array -> (its modification time, the same cells in legacy format)
-_EXPORTED: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = weakref.WeakKeyDictionary()
+# address of a cell array -> (the array, its modification time, the cells in legacy format);
+# the array is held so its address stays its own; entries only we hold are dropped
+_EXPORTED: dict[str, tuple[Any, int, Any]] = {}
+_PRUNE_AT = 256
 
 
 def _legacy_cells(cells: Any) -> Any:
     """The cells as a legacy ``vtkIdTypeArray`` (n, id, id, ...), exported once per change."""
     from vtkmodules.vtkCommonCore import vtkIdTypeArray
 
-    mtime = cells.GetMTime()
-    hit = _EXPORTED.get(cells)
-    if hit is not None and hit[0] == mtime:
-        return hit[1]
+    key, mtime = cells.__this__, cells.GetMTime()
+    hit = _EXPORTED.get(key)
+    if hit is not None and hit[1] == mtime:
+        return hit[2]
+    if len(_EXPORTED) >= _PRUNE_AT:
+        for k in [k for k, v in _EXPORTED.items() if v[0].GetReferenceCount() <= 1]:
+            del _EXPORTED[k]
     out = vtkIdTypeArray()
     cells.ExportLegacyFormat(out)
-    _EXPORTED[cells] = (mtime, out)
+    _EXPORTED[key] = (cells, mtime, out)
     return out
 
 
