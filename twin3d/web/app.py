@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -309,7 +310,7 @@ class WebView:
     def _keep_out(self, size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
         """Areas the HTML overlays cover (pixels, y up): status, colour bar, legend, buttons."""
         w, h = size
-        return [(0.0, 0.0, 0.62 * w, 40.0), (w - 460.0, 0.0, float(w), 84.0),
+        return [(0.0, 0.0, w - 470.0, 64.0), (w - 460.0, 0.0, float(w), 84.0),
                 (0.0, h - 40.0, 470.0, float(h)), (w - 330.0, h - 76.0, float(w), float(h))]
 
     def layout_for(self, camera: Mapping[str, Any], size: tuple[int, int],
@@ -483,7 +484,8 @@ class WebView:
 
         server.controller.on_server_ready.add(go)
         return server.start(host=host, port=port, open_browser=False, show_connection_info=False,
-                            disable_logging=True, exec_mode=exec_mode, timeout=timeout)
+                            disable_logging=True, exec_mode=exec_mode, timeout=timeout,
+                            thread=threading.current_thread() is not threading.main_thread())
 
     async def stop(self) -> None:
         """Stop the feeds, the update loop and the server."""
@@ -559,7 +561,7 @@ def _overlays(ref: str) -> None:
                       style=("{position: 'absolute', left: t[1] + '%', "
                              "transform: 'translateX(-50%)', top: '2px'}",))
     html.Div("{{ twin3d_problems }}", classes="t3-ui", v_show=("twin3d_problems",),
-             id="t3-problems", style=f"left:8px;bottom:30px;color:{_hex(ALARM_COLORS['warn'])};")
+             id="t3-problems", style=f"left:8px;bottom:44px;max-width:calc(100% - 480px);color:{_hex(ALARM_COLORS['warn'])};")
     html.Div("{{ twin3d_status }}", classes="t3-ui", id="t3-status",
-             style="left:8px;bottom:10px;white-space:nowrap;")
+             style="left:8px;bottom:10px;max-width:calc(100% - 480px);")
     html.Div("{{ twin3d_alert }}", classes="t3-alert", v_show=("twin3d_alert",), id="t3-alert")
