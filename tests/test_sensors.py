@@ -68,7 +68,7 @@ def _one(body: str) -> str:
     ("text", "expected"),
     [
         ('[[sensor]\nchannel = "p/x"', "not valid TOML"),
-        ("", "no [[sensor]] tables"),
+        ("", "no [[sensor]] or [[binding]] tables"),
         ("sensor = 3", "array of tables"),
         ("speed = 3\n" + _one("vertex = 1"), "unknown top-level key 'speed'"),
         (_one("vertex = 1\nposition = [0, 0, 0]"), "sensor #1 'p/x': give exactly one of"),
@@ -104,3 +104,57 @@ def test_bad_maps_raise_one_line_naming_the_sensor(text: str, expected: str) -> 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SensorMapError, match="no such file"):
         load_sensor_map(tmp_path / "nope.toml")
+
+
+def _bind(body: str) -> str:
+    return '[[binding]]\nchannel = "box/lid"\nprim = "/B/Geom/lid"\n' + body + "\n"
+
+
+def test_binding_tables_parse_with_their_defaults() -> None:
+    smap = parse_sensor_map(_bind('kind = "rotate"\naxis = [1, 0, 0]\npivot = [0, 0.1, 0.2]\n'
+                                  "limits = [0, 110]")
+                            + _bind('kind = "color"\nstates = { warn_high = 80 }'))
+    assert smap.sensors == []
+    rotate, color = smap.bindings
+    assert (rotate.kind, rotate.name, rotate.axis, rotate.pivot, rotate.frame) == \
+        ("rotate", "rotate_box_lid", (1.0, 0.0, 0.0), (0.0, 0.1, 0.2), "world")
+    assert (rotate.scale, rotate.offset, rotate.lower, rotate.upper) == (1.0, 0.0, 0.0, 110.0)
+    assert rotate.motion(150.0) == 110.0 and rotate.motion(-5.0) == 0.0
+    assert color.states.warn_high == 80.0 and color.colormap == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_bind(""), "binding #1 'box/lid': missing kind: add kind"),
+        (_bind('kind = "spin"'), "kind 'spin' is not one of rotate, translate"),
+        (_bind('kind = "rotate"\naxis = [1, 0, 0]'), "a rotate binding needs pivot"),
+        (_bind('kind = "translate"'), "a translate binding needs axis"),
+        (_bind('kind = "translate"\naxis = [1, 0]'), "axis must be three finite numbers"),
+        (_bind('kind = "translate"\naxis = [0, 0, 0]'), "axis must not be zero"),
+        (_bind('kind = "translate"\naxis = [1, 0, 0]\npivot = [0, 0, 0]'),
+         "unknown key 'pivot' for a translate binding"),
+        (_bind('kind = "translate"\naxis = [1, 0, 0]\nframe = "parent"'), "frame must be"),
+        (_bind('kind = "translate"\naxis = [1, 0, 0]\nname = "2x"'), "name must be an identifier"),
+        (_bind('kind = "visible"'), "a visible binding needs threshold"),
+        (_bind('kind = "visible"\nthreshold = 1\ninvert = 1'), "invert must be true or false"),
+        (_bind('kind = "color"'), "needs colormap"),
+        (_bind('kind = "color"\ncolormap = "viridis"\nrange = [1, 1]'), "low < high"),
+        (_bind('kind = "color"\ncolormap = "nope"\nrange = [0, 1]'), "not a matplotlib colour map"),
+        (_bind('kind = "color"\nstates = {}'), "at least one limit"),
+        (_bind('kind = "color"\nstates = { hot = 1 }'), "unknown limit 'hot'"),
+        (_bind('kind = "attribute"'), "needs attribute"),
+        (_bind('kind = "attribute"\nattribute = "inputs intensity"'), "attribute must be an"),
+        (_bind('kind = "visible"\nthreshold = 1').replace('"/B/Geom/lid"', '"lid"'),
+         "prim must be an absolute prim path"),
+        (_bind('kind = "visible"\nthreshold = 1') * 2,
+         "binding #2 'box/lid': /B/Geom/lid already has a binding named 'visible_box_lid'"),
+        ("binding = 3", "'binding' must be an array of tables"),
+    ],
+)
+def test_bad_bindings_raise_one_line_naming_the_binding(text: str, expected: str) -> None:
+    with pytest.raises(SensorMapError) as info:
+        parse_sensor_map(text, source="b.toml")
+    message = str(info.value)
+    assert expected in message, message
+    assert message.startswith("b.toml: ") and "\n" not in message

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from twin3d import __version__
@@ -46,7 +46,9 @@ def _add_convert(sub: _Commands) -> None:
         "convert",
         help="convert CAD/mesh files to a USD stage",
         description="Convert STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP files into one OpenUSD "
-        "stage (Z-up, metres by default). Several inputs make one assembly with a component each.",
+        "stage (Z-up, metres by default). Several inputs make one assembly with a component each. "
+        "A URDF robot becomes nested link Xforms with UsdPhysics joints, each movable joint "
+        "bound to the channel <robot name>/<joint name>.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="CAD or mesh files")
     p.add_argument("-o", "--output", required=True, help="OUTPUT.usda|.usdc|.usd|.usdz")
@@ -56,7 +58,11 @@ def _add_convert(sub: _Commands) -> None:
     p.add_argument("--keep-units", action="store_true",
                    help="keep the source's units (metersPerUnit) instead of scaling points to metres")
     p.add_argument("--name", help="name of the root prim (default: the input's name; for "
-                   "several inputs, the output's)")
+                   "several inputs, the output's; for a URDF, the robot's)")
+    p.add_argument("--package-path", action="append", default=[], metavar="DIR",
+                   help="URDF: where package://NAME/... meshes are: a package folder, or a "
+                   "folder holding NAME/ (repeatable; the ROS layout around the file is searched "
+                   "too)")
     p.set_defaults(run=_run_convert)
 
 
@@ -68,7 +74,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         out = convert(args.inputs, args.output, units=args.units, up_axis=args.up,
-                      name=args.name, keep_units=args.keep_units)
+                      name=args.name, keep_units=args.keep_units,
+                      package_path=args.package_path)
     for w in caught:
         print(f"twin3d convert: warning: {w.message}", file=sys.stderr)
     geom = ""
@@ -110,9 +117,12 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _add_bind(sub: _Commands) -> None:
-    p = sub.add_parser("bind", help="bind sensors from a TOML sensor map to a stage")
+    p = sub.add_parser("bind", help="bind sensors and property bindings from a TOML file to a stage",
+                       description="Author the [[sensor]] and [[binding]] tables of a bindings "
+                       "file (docs/bindings.md) into a stage's root layer.")
     p.add_argument("stage", metavar="STAGE")
-    p.add_argument("--sensors", required=True, help="sensor map (TOML)")
+    p.add_argument("--sensors", required=True, help="bindings file (TOML): [[sensor]] and "
+                   "[[binding]] tables")
     p.add_argument("-o", "--output", help="write the bound stage here (default: in place)")
     p.add_argument("--tolerance", type=float, metavar="METRES",
                    help="largest distance from a sensor position to its target's surface "
@@ -132,7 +142,10 @@ def _run_bind(args: argparse.Namespace) -> int:
         pos = ", ".join(f"{v:.4g}" for v in (s.position or ()))
         print(f"{s.channel:<16} -> {s.target} at ({pos}), snapped {s.snap_distance * mm:.2f} mm, "
               f"vertex {s.vertex}")
-    print(f"bound {len(bound)} sensors in {args.output or args.stage}")
+    for b in smap.bindings:
+        print(f"{b.channel:<16} -> {b.kind} {b.prim} (Twin3DBindingAPI:{b.name})")
+    extra = f" and {len(smap.bindings)} property bindings" if smap.bindings else ""
+    print(f"bound {len(bound)} sensors{extra} in {args.output or args.stage}")
     return 0
 
 

@@ -29,9 +29,11 @@ from twin3d.errors import OutputError, UsageError, reason
 if TYPE_CHECKING:
     from twin3d.usd.asset import AuthoredAsset
 
-__all__ = ["OUTPUT_SUFFIXES", "convert", "geometry_path", "texture_folder"]
+__all__ = ["OUTPUT_SUFFIXES", "ROBOT_SUFFIXES", "convert", "geometry_path", "texture_folder"]
 
 OUTPUT_SUFFIXES = (".usda", ".usdc", ".usd", ".usdz")
+#: inputs read as robots (a .xacro file is refused with how to expand it)
+ROBOT_SUFFIXES = (".urdf", ".xacro")
 
 
 def geometry_path(output: PathLike) -> Path:
@@ -86,15 +88,18 @@ class _Progress:
 
 def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str | None = None,
             up_axis: str | None = None, name: str | None = None, keep_units: bool = False,
-            *, progress: bool = True) -> Path:
-    """Convert CAD / mesh files into one USD asset.
+            *, progress: bool = True, package_path: Sequence[PathLike] = ()) -> Path:
+    """Convert CAD / mesh files, or a URDF robot, into one USD asset.
 
     One input makes a component; several make an assembly with one component per input.
+    A URDF robot (on its own) makes a component whose links are nested Xforms, with UsdPhysics
+    joints and each movable joint bound to the channel ``<robot name>/<joint name>``
+    (:mod:`twin3d.usd.robot`).
     ``OUT.usda`` (or ``.usdc``/``.usd``) is a small interface layer that payloads the geometry
     in ``OUT.geom.usdc`` beside it; ``.usdz`` packages both.
 
     Args:
-        inputs: STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP/STP files.
+        inputs: STL, OBJ, PLY, OFF, glTF/GLB, 3MF or STEP/STP files, or one URDF file.
         output: ``.usda``, ``.usdc``, ``.usd`` or ``.usdz`` path.
         units: units of unitless sources (``m``, ``cm``, ``mm``, ``in``, ``ft``); when not given
             they are assumed to be millimetres and a :class:`UserWarning` says so.
@@ -103,6 +108,9 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
         keep_units: keep the (first) source's units as the stage's metersPerUnit instead of
             scaling points to metres.
         progress: show a progress bar on a terminal when the conversion takes over 1 s.
+        package_path: folders where a URDF's ``package://NAME/...`` meshes are found: a
+            package folder, or a folder holding ``NAME/`` (the ROS layout around the URDF
+            file is searched too).
 
     Returns:
         The output path.
@@ -125,6 +133,15 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
     axis = (up_axis or "Z").upper()
     if axis not in ("Y", "Z"):
         raise UsageError(f"--up must be Y or Z, not {up_axis!r}")
+    robots = [p for p in paths if p.suffix.lower() in ROBOT_SUFFIXES]
+    if robots and len(paths) > 1:
+        raise UsageError(f"{robots[0].name}: a URDF robot converts on its own, not with other "
+                         "inputs")
+    if robots and axis != "Z":
+        raise UsageError("--up Y: a URDF robot is Z-up (URDF's convention) and converts Z-up")
+    if robots and (units is not None or keep_units):
+        warnings.warn(f"{robots[0].name}: {'--units' if units else '--keep-units'} ignored: URDF "
+                      "is metres, converted as it is", UserWarning, stacklevel=2)
     if out.is_dir():
         raise OutputError(out, "is a folder; give a file name ending in .usda")
     folder = out.parent if str(out.parent) else Path(".")
@@ -133,6 +150,8 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
     if not os.access(folder, os.W_OK):
         raise OutputError(out, f"folder {folder} is not writable")
 
+    if robots:
+        return _convert_robot(paths[0], out, name, package_path, progress)
     # prim names, decided before reading: the root's from the input's name (the output's for
     # several), each part's from its file's, apart from the root's and from each other's
     part_names = unique_names([prim_name(p.stem, "Part") for p in paths])
@@ -164,6 +183,40 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
                              geometry_asset_path=f"./{geom_final.name}",
                              texture_folder=texture_folder(out).name)
         release_free_memory()  # the meshes' arrays, let go as authored: room for the writer
+        _save(asset, out, geom_final)
+        bar.advance("done", 1)
+    return out
+
+
+def _convert_robot(path: Path, out: Path, name: str | None,
+                   package_path: Sequence[PathLike], progress: bool) -> Path:
+    """A URDF robot -> one asset: links, visual meshes, UsdPhysics joints, joint bindings."""
+    from twin3d import __version__
+    from twin3d.cad.urdf import read_urdf, robot_part
+    from twin3d.usd.asset import author_asset
+    from twin3d.usd.robot import author_robot, link_paths
+
+    with _Progress(total=3, enabled=progress) as bar:
+        bar.advance(f"reading {path.name}")
+        robot = read_urdf(path, [Path(p) for p in package_path])
+        root = prim_name(name or robot.name, "Robot")
+        part = robot_part(robot, root)
+        for message in part.warnings:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        bar.advance(f"read {path.name}", 1)
+        geom_final = geometry_path(out)
+        channels = {j.name: f"{robot.name}/{j.name}" for j in robot.joints if j.movable}
+        asset = author_asset([part], name=root, meters_per_unit=1.0, up_axis="Z",
+                             version=__version__,
+                             step=lambda label: bar.advance(f"writing {label}"),
+                             geometry_asset_path=f"./{geom_final.name}",
+                             texture_folder=texture_folder(out).name,
+                             finish=lambda stage, rp: author_robot(
+                                 stage, rp, robot, link_paths(robot, part, rp.AppendChild("Geom"))),
+                             provenance={"robot": {"name": robot.name, "channels": channels},
+                                         "decisions": "URDF metres and Z-up kept: no rescaling "
+                                         "or rotation; collision geometry left out"})
+        release_free_memory()
         _save(asset, out, geom_final)
         bar.advance("done", 1)
     return out

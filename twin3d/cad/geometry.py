@@ -109,6 +109,21 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
             if kind == "vertex" and colors is not None:
                 colors = colors[used]
     del ok
+    keep = _without_coincident_faces(tri)
+    if keep is not None:
+        tri = tri[keep]
+        if kind == "face" and colors is not None:
+            colors = colors[keep]
+        if corner_uv is not None:
+            corner_uv = corner_uv[keep]
+        used = np.unique(tri)
+        if len(used) < len(points):
+            remap = np.full(len(points), -1, dtype=np.int64)
+            remap[used] = np.arange(len(used))
+            points, tri = points[used], remap[tri]
+            if kind == "vertex" and colors is not None:
+                colors = colors[used]
+    del keep
     if len(tri) == 0:
         return None
     wound = _consistent_winding(tri, len(points))
@@ -239,6 +254,41 @@ def _face_cross(pts: npt.NDArray[np.float32],
     np.subtract(e1[2] * e2[0], e1[0] * e2[2], out=c[1])
     np.subtract(e1[0] * e2[1], e1[1] * e2[0], out=c[2])
     return c
+
+
+def _without_coincident_faces(tri: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.bool_] | None:
+    """Which faces to keep when some lie on the same three points; None when none do.
+
+    A triangle written twice keeps one copy; two written with opposite windings are a
+    zero-thickness double wall, whose shared edges four faces use (non-manifold, as NVIDIA's
+    ManifoldChecker reports): both go. In general a group keeps one face of the winding that
+    outnumbers the other, none when they are as many.
+    """
+    m = len(tri)
+    t = np.asarray(tri, dtype=np.int64)
+    lo, hi = t.min(axis=1), t.max(axis=1)
+    mid = t.sum(axis=1) - lo - hi
+    if int(hi.max(initial=0)) < (1 << 21):
+        key = (lo << 42) | (mid << 21) | hi
+    else:  # rows as bytes: slower, for meshes of over two million points
+        key = np.ascontiguousarray(np.stack([lo, mid, hi], axis=1)).view(np.dtype((np.void, 24)))
+        key = key.reshape(-1)
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    if len(counts) == m:
+        return None
+    # winding: even (+1) when the corner after the lowest is the middle one
+    first = np.argmin(t, axis=1)
+    after = t[np.arange(m), (first + 1) % 3]
+    sign = np.where(after == mid, 1, -1)
+    net = np.zeros(len(counts), dtype=np.int64)
+    np.add.at(net, inverse, sign)
+    keep = counts[inverse] == 1
+    shared = np.flatnonzero(~keep)
+    wanted = np.sign(net)[inverse[shared]]
+    candidates = shared[(wanted != 0) & (sign[shared] == wanted)]
+    _, one = np.unique(inverse[candidates], return_index=True)  # one face per group
+    keep[candidates[one]] = True
+    return np.asarray(keep, dtype=np.bool_)
 
 
 def _consistent_winding(faces: npt.NDArray[np.integer[Any]],

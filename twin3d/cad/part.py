@@ -50,7 +50,7 @@ from twin3d.cad.scene import (
 )
 from twin3d.errors import CADImportError
 
-__all__ = ["DEFAULT_UNITS", "FORMATS", "UNITS", "load_part"]
+__all__ = ["DEFAULT_UNITS", "FORMATS", "UNITS", "file_sha256", "load_part", "part_from_scene"]
 
 #: metres per unit for the ``--units`` choices
 UNITS: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "ft": 0.3048}
@@ -107,7 +107,7 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
     if units is not None and units not in UNITS:
         raise CADImportError(p, f"unknown units {units!r}; use one of {', '.join(UNITS)}")
     with ThreadPoolExecutor(1, thread_name_prefix="twin3d-sha256") as pool:
-        digest = pool.submit(_sha256, p)  # beside the reading: hashlib releases the GIL
+        digest = pool.submit(file_sha256, p)  # beside the reading: hashlib releases the GIL
         scene = read_scene(p, fmt)
         mpu, units_note, warnings = _source_units(p, fmt, declares, scene.units, units)
         axis_note = (f"{src_up} (glTF spec)" if fmt == "glTF" else f"{src_up} (3MF spec)"
@@ -125,6 +125,26 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
         return Part(name or prim_name(p.stem, "Part"), p, fmt, digest.result(),
                     Meshes(builder.meshes), tuple(builder.materials), _unique_children(top),
                     mpu, src_up, units_note, axis_note, tuple(builder.uses), tuple(warnings))
+
+
+def part_from_scene(scene: Scene, path: Path, fmt: str, *, name: str, sha256: str,
+                    units_note: str, axis_note: str, warnings: Sequence[str] = ()) -> Part:
+    """A scene already in stage units and axis (a URDF robot's: metres, Z-up) as a
+    :class:`Part`, its top-level nodes kept as they are (no wrapper is unwrapped).
+
+    Takes the scene's meshes, as :func:`load_part` does.
+
+    Raises:
+        CADImportError: the scene's meshes have no triangle.
+    """
+    builder = _Builder(scene, path, fmt, np.eye(4))
+    del scene  # the builder takes each mesh out of it once read
+    top = builder.nodes(builder.root)
+    if not builder.meshes:
+        raise CADImportError(path, "no triangles found in its meshes")
+    return Part(name, path, fmt, sha256, Meshes(builder.meshes), tuple(builder.materials),
+                _unique_children(top), 1.0, "Z", units_note, axis_note, tuple(builder.uses),
+                tuple(warnings))
 
 
 def _source_units(p: Path, fmt: str, declares: bool, declared: str | None,
@@ -183,7 +203,7 @@ class _Builder:
     def _node(self, edge: Edge) -> Node | None:
         mesh = None if edge.mesh is None else self._mesh(edge.mesh)
         kids = self.nodes(edge.child)
-        if mesh is None and not kids:
+        if mesh is None and not kids and not edge.keep:
             return None
         if mesh is not None:
             self.uses[mesh] += 1
@@ -248,7 +268,8 @@ def _unique_children(nodes: list[Node], taken: Sequence[str] = ()) -> tuple[Node
                                                                           strict=True))
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 digest of a file, read a megabyte at a time."""
     h = hashlib.sha256()
     buf = bytearray(1 << 20)
     view = memoryview(buf)

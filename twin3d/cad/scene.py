@@ -174,6 +174,8 @@ class Edge:
             (``p' = M p``), in the source's units and axis.
         mesh: index into :attr:`Scene.meshes` of the mesh the child shows, or None.
         label: the source's own name for the child, when ``child`` is not it ("": it is).
+        keep: keep the child even when it shows no mesh (a URDF link: a frame that joints
+            and bindings refer to).
     """
 
     parent: str
@@ -181,6 +183,7 @@ class Edge:
     matrix: npt.NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
     mesh: int | None = None
     label: str = ""
+    keep: bool = False
 
 
 @dataclass(frozen=True, eq=False)

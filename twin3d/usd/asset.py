@@ -31,6 +31,7 @@ from twin3d.cad.scene import Material, MeshPart, Part
 __all__ = ["AuthoredAsset", "author_asset", "package_usdz"]
 
 Step = Callable[[str], None]
+Finish = Callable[[Usd.Stage, Sdf.Path], None]
 
 #: the texture coordinate primvar, as UsdPreviewSurface materials read it
 ST = "st"
@@ -137,7 +138,7 @@ def _set_display_name(prim: Usd.Prim, label: str) -> None:
     if label and label != prim.GetName():
         try:
             prim.SetDisplayName(label)
-        except Exception:  # noqa: S110 - displayName is cosmetic; old usd-core lacks it
+        except Exception:  # displayName is cosmetic; old usd-core lacks it
             pass
 
 
@@ -269,6 +270,9 @@ class AuthoredAsset:
         istage = Usd.Stage.Open(iface, Usd.Stage.LoadNone)
         UsdGeom.SetStageUpAxis(istage, self._axis)
         UsdGeom.SetStageMetersPerUnit(istage, self._mpu)
+        if self._geometry.pseudoRoot.HasInfo("kilogramsPerUnit"):  # a robot's physics
+            iface.pseudoRoot.SetInfo("kilogramsPerUnit",
+                                     self._geometry.pseudoRoot.GetInfo("kilogramsPerUnit"))
         itop = UsdGeom.Xform.Define(istage, self._root)
         istage.SetDefaultPrim(itop.GetPrim())
         Usd.ModelAPI(itop.GetPrim()).SetKind(Kind.Tokens.assembly if self._assembly
@@ -283,7 +287,8 @@ class AuthoredAsset:
 
 def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up_axis: str,
                  version: str, geometry_asset_path: str, texture_folder: str = "textures",
-                 step: Step | None = None) -> AuthoredAsset:
+                 step: Step | None = None, finish: Finish | None = None,
+                 provenance: dict[str, Any] | None = None) -> AuthoredAsset:
     """Author the parts' geometry layer in memory.
 
     Takes the parts' meshes (``Part.meshes.take_all``), and lets each mesh's arrays go as
@@ -300,6 +305,9 @@ def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up
         texture_folder: the folder beside the layers that textures will be saved in (the
             materials refer to ``./<texture_folder>/<Part>_<Material>.png``).
         step: called with a label after each mesh (progress).
+        finish: called with the geometry stage and the root prim's path once the parts are
+            authored (a URDF robot's physics and bindings: :mod:`twin3d.usd.robot`).
+        provenance: more entries for the layers' ``customLayerData["twin3d"]``.
     """
     step = step or (lambda _label: None)
     textures = _Textures(texture_folder)
@@ -323,6 +331,9 @@ def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up
             _author_part(stage, ppath, part, step, textures)
     else:
         _author_part(stage, root, parts[0], step, textures)
+    if finish is not None:
+        finish(stage, root)
+    meta["twin3d"].update(provenance or {})
     extent = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_],
                                useExtentsHint=False).ComputeWorldBound(top.GetPrim()).ComputeAlignedRange()
     geo_layer.customLayerData = meta

@@ -1,4 +1,5 @@
-"""``twin3d bind``: check a sensor map against a stage and author its sensors into the stage.
+"""``twin3d bind``: check a bindings file against a stage and author its sensors and property
+bindings into the stage.
 
 Each sensor becomes a small ``Sphere`` marker at ``/<Root>/Sensors/<channel as identifier>``
 in the stage's root (interface) layer, with the ``Twin3DSensorAPI`` applied: ``twin:``
@@ -10,6 +11,13 @@ renderer. :mod:`twin3d.usd.bindings` reads them back.
 Positions are snapped to the nearest surface point of the target (``trimesh.proximity``);
 a position farther than the tolerance is an error, as are unknown targets. Every check
 runs before the first edit, so a bad map leaves the stage untouched.
+
+Each ``[[binding]]`` becomes an instance of the multiple-apply ``Twin3DBindingAPI`` on its
+prim (:func:`apply_binding`), in the same root layer: the binding's properties with axis
+and pivot turned into the prim's local frame, and, for rotate and translate, the ops it drives
+appended to the prim's op order at rest (:func:`twin3d.usd.motion.append_ops`). Binding again
+replaces the bindings the root layer had; those authored in the asset itself (a URDF robot's
+joints) stay.
 """
 
 from __future__ import annotations
@@ -28,14 +36,22 @@ from twin3d._types import PathLike
 from twin3d.colormap import linear_state_color
 from twin3d.errors import BindingError, StageError
 from twin3d.model import Sensor
-from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, SensorMap
-from twin3d.usd.bindings import LIMIT_ATTRS, MODEL_KEY, SENSORS_SCOPE, sensor_prim_name
+from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, PropertyBinding, SensorMap
+from twin3d.usd.bindings import (
+    BINDING_NAMESPACE,
+    LIMIT_ATTRS,
+    MODEL_KEY,
+    SENSORS_SCOPE,
+    binding_attr,
+    sensor_prim_name,
+)
 from twin3d.usd.geometry import triangulate
 from twin3d.usd.layer import open_stage, save_layer
 from twin3d.usd.material import define_display_color_material
-from twin3d.usd.schema import SENSOR_API
+from twin3d.usd.motion import OP_PREFIX, append_ops
+from twin3d.usd.schema import BINDING_API, SENSOR_API
 
-__all__ = ["bind_sensors"]
+__all__ = ["apply_binding", "bind_sensors"]
 
 _MARKER_MATERIAL = "Materials/Marker"
 
@@ -136,6 +152,8 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
     if layer.GetPrimAtPath(scope_path):  # re-binding replaces the previous sensors
         parent = layer.GetPrimAtPath(root.GetPath())
         del parent.nameChildren[SENSORS_SCOPE]
+    if not sensors and not model:
+        return
     scope = UsdGeom.Scope.Define(stage, scope_path)
     scope.GetPrim().SetDocumentation("Sensors bound by twin3d bind (Twin3DSensorAPI markers).")
     if model:  # the field models' [model] table travels with the binding
@@ -147,7 +165,7 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
     to_local = np.asarray(UsdGeom.Xformable(root).ComputeLocalToWorldTransform(
         Usd.TimeCode.Default()).GetInverse(), dtype=np.float64)
     stale = Gf.Vec3f(*linear_state_color("stale"))
-    for s, req in zip(sensors, requested):
+    for s, req in zip(sensors, requested, strict=True):
         assert s.position is not None
         sphere = UsdGeom.Sphere.Define(stage, scope_path.AppendChild(sensor_prim_name(s.channel)))
         prim = sphere.GetPrim()
@@ -201,8 +219,9 @@ def bind_sensors(stage_path: PathLike, sensor_map: SensorMap, output: PathLike |
 
     Raises:
         StageError: the stage cannot be opened or has no defaultPrim.
-        BindingError: unknown target, position beyond the tolerance, vertex out of range;
-            nothing is written.
+        BindingError: unknown target, position beyond the tolerance, vertex out of range,
+            a property binding whose prim, attribute or frame does not fit; nothing is
+            written.
     """
     stage = open_stage(stage_path)
     root = _root_prim(stage, str(stage_path))
@@ -213,11 +232,175 @@ def bind_sensors(stage_path: PathLike, sensor_map: SensorMap, output: PathLike |
     layer = stage.GetRootLayer()
     stage.SetEditTarget(Usd.EditTarget(layer))
     try:
+        _clear_bindings(stage)  # in memory until exported: the checks see the asset's own
+        local = [_check_binding(stage, b) for b in sensor_map.bindings]
         _author(stage, root, bound, sensor_map.sensors, sensor_map.model)
+        for b in local:
+            apply_binding(stage.GetPrimAtPath(b.prim), b)
         _export(layer, Path(output if output is not None else layer.realPath))
     finally:
         layer.Reload(force=True)  # never leave an edited in-memory copy behind
     return bound
+
+
+_NUMERIC = {"float", "double", "half", "int", "uint", "int64", "uint64", "uchar"}
+
+
+def _check_binding(stage: Usd.Stage, b: PropertyBinding) -> PropertyBinding:
+    """Check a property binding against the stage; return it in the prim's local frame."""
+    if not Sdf.Path.IsValidPathString(b.prim):
+        raise BindingError(b.channel, f"prim {b.prim!r} is not a valid prim path")
+    prim = stage.GetPrimAtPath(b.prim)
+    if not prim:
+        raise BindingError(b.channel, f"prim {b.prim} is not on the stage (see 'twin3d info' "
+                                      "for its prims)")
+    if prim.IsInstanceProxy():
+        raise BindingError(b.channel, f"prim {b.prim} is inside an instance, which cannot be "
+                                      "edited: bind the instance "
+                                      f"{_instance_root(prim).GetPath()}")
+    if f"{BINDING_API}:{b.name}" in prim.GetAppliedSchemas():
+        raise BindingError(b.channel, f"{b.prim} already has a binding named {b.name!r} (from "
+                                      "the asset): give this one another name = \"...\"")
+    kind = b.kind
+    if kind in ("rotate", "translate"):
+        if not prim.IsA(UsdGeom.Xformable):
+            raise BindingError(b.channel, f"prim {b.prim} is a {prim.GetTypeName() or 'typeless prim'}"
+                                          ", which cannot move: bind an Xform or a mesh")
+        return _to_local(prim, b) if b.frame == "world" else b
+    if kind == "visible" and not prim.IsA(UsdGeom.Imageable):
+        raise BindingError(b.channel, f"prim {b.prim} is a {prim.GetTypeName() or 'typeless prim'}"
+                                      ", which has no visibility: bind an Xform or a mesh")
+    if kind == "color" and not any(p.IsA(UsdGeom.Mesh) for p in Usd.PrimRange(
+            prim, Usd.TraverseInstanceProxies())):
+        raise BindingError(b.channel, f"prim {b.prim} has no meshes to colour")
+    if kind == "attribute":
+        attr = prim.GetAttribute(b.attribute)
+        if not attr:
+            names = [a.GetName() for a in prim.GetAttributes()
+                     if a.GetTypeName().type.typeName in _TYPE_NAMES]
+            raise BindingError(b.channel, f"prim {b.prim} has no attribute {b.attribute!r} "
+                                          f"(numeric ones: {', '.join(names) or 'none'})")
+        if attr.GetTypeName().type.typeName not in _TYPE_NAMES:
+            raise BindingError(b.channel, f"attribute {b.attribute} of {b.prim} is a "
+                                          f"{attr.GetTypeName()}, not a number: bind a numeric "
+                                          "attribute")
+        if attr.GetVariability() == Sdf.VariabilityUniform:
+            raise BindingError(b.channel, f"attribute {b.attribute} of {b.prim} is uniform: it "
+                                          "cannot change over time")
+    return b
+
+
+#: the C++ type names of scalar numeric attribute types
+_TYPE_NAMES = {Sdf.ValueTypeNames.Find(t).type.typeName for t in _NUMERIC}
+
+
+def _instance_root(prim: Usd.Prim) -> Usd.Prim:
+    while prim.IsInstanceProxy():
+        prim = prim.GetParent()
+    return prim
+
+
+def _to_local(prim: Usd.Prim, b: PropertyBinding) -> PropertyBinding:
+    """Axis and pivot given in world space, turned into the prim's own frame (where its
+    appended ops act): the world transform at rest, column-vector convention."""
+    from dataclasses import replace
+
+    world = np.asarray(UsdGeom.Xformable(prim).ComputeLocalToWorldTransform(
+        Usd.TimeCode.Default()), dtype=np.float64).T
+    lin = world[:3, :3]
+    gram = lin.T @ lin
+    s2 = float(np.trace(gram)) / 3.0
+    if s2 <= 0.0 or not np.allclose(gram, s2 * np.eye(3), rtol=1e-6, atol=1e-9 * s2):
+        raise BindingError(b.channel, f"prim {b.prim} has a non-uniform scale or shear, so a "
+                                      "world axis is no rotation in its frame: give axis and "
+                                      "pivot in its own frame (frame = \"local\")")
+    inv = np.linalg.inv(world)
+    given = np.asarray(b.axis, dtype=np.float64)
+    axis = inv[:3, :3] @ (given / np.linalg.norm(given))
+    if b.kind == "rotate":
+        axis = axis / float(np.linalg.norm(axis))
+    pivot = inv[:3, :3] @ np.asarray(b.pivot, dtype=np.float64) + inv[:3, 3]
+    return replace(b, axis=(float(axis[0]), float(axis[1]), float(axis[2])),
+                   pivot=(float(pivot[0]), float(pivot[1]), float(pivot[2])), frame="local")
+
+
+def apply_binding(prim: Usd.Prim, b: PropertyBinding) -> None:
+    """Author property binding ``b`` (local frame) on ``prim`` at the stage's edit target.
+
+    Applies the ``Twin3DBindingAPI:<name>`` instance, writes the properties its kind uses,
+    and for rotate and translate appends the ops it drives (:func:`append_ops`).
+
+    Raises:
+        StageError: the prim cannot carry it (not Xformable, ops of that name exist).
+    """
+    prim.AddAppliedSchema(f"{BINDING_API}:{b.name}")
+    t = Sdf.ValueTypeNames
+
+    def put(prop: str, type_name: Sdf.ValueTypeName, value: object) -> None:
+        _attr(prim, binding_attr(b.name, prop), type_name, value)
+
+    put("channel", t.String, b.channel)
+    put("kind", t.Token, b.kind)
+    if b.kind in ("rotate", "translate", "attribute"):
+        put("scale", t.Double, b.scale)
+        put("offset", t.Double, b.offset)
+        if b.lower is not None:
+            put("lower", t.Double, b.lower)
+        if b.upper is not None:
+            put("upper", t.Double, b.upper)
+    if b.kind in ("rotate", "translate"):
+        put("axis", t.Vector3d, Gf.Vec3d(*b.axis))
+    if b.kind == "rotate":
+        put("pivot", t.Point3d, Gf.Vec3d(*b.pivot))
+    if b.kind == "visible":
+        put("threshold", t.Double, b.threshold)
+        put("invert", t.Bool, b.invert)
+    if b.kind == "color" and b.colormap:
+        put("colormap", t.Token, b.colormap)
+        put("range", t.Double2, Gf.Vec2d(*b.range))
+    if b.kind == "color" and not b.colormap:
+        for key, name in LIMIT_ATTRS.items():
+            value = getattr(b.states, key)
+            if value is not None:
+                put(name.rsplit(":", 1)[1], t.Double, float(value))
+    if b.kind == "attribute":
+        put("attribute", t.Token, b.attribute)
+    if b.kind in ("rotate", "translate"):
+        append_ops(prim, b)
+
+
+def _clear_bindings(stage: Usd.Stage) -> None:
+    """Take the property bindings out of the stage's root layer (``twin3d bind`` made them);
+    those of weaker layers (the asset's own) stay."""
+    layer = stage.GetRootLayer()
+    specs: list[Sdf.PrimSpec] = []
+    layer.Traverse(Sdf.Path.absoluteRootPath, lambda path: specs.append(layer.GetPrimAtPath(path))
+                   if path.IsPrimPath() else None)
+    for spec in specs:
+        schemas = spec.GetInfo("apiSchemas")
+        ours = [s for s in schemas.GetAddedOrExplicitItems() if s.startswith(f"{BINDING_API}:")]
+        names = [p.name for p in spec.properties if p.name.startswith(f"{BINDING_NAMESPACE}:")
+                 or (p.name.startswith("xformOp:") and len(p.name.split(":")) > 2
+                     and p.name.split(":")[2].startswith(OP_PREFIX))]
+        if not ours and not names:
+            continue
+        if ours:
+            spec.SetInfo("apiSchemas", Sdf.TokenListOp.Create(
+                prependedItems=[s for s in schemas.prependedItems if s not in ours],
+                appendedItems=[s for s in schemas.appendedItems if s not in ours]))
+        for name in names:
+            spec.RemoveProperty(spec.properties[name])
+        order = spec.properties.get("xformOpOrder")
+        if order is None:
+            continue
+        kept = [op for op in (order.default or []) if not (len(op.split(":")) > 2 and
+                                                           op.split(":")[2].startswith(OP_PREFIX))]
+        order.default = kept
+        stack = stage.GetPrimAtPath(spec.path).GetAttribute("xformOpOrder").GetPropertyStack(
+            Usd.TimeCode.Default())
+        weaker = stack[1].default if len(stack) > 1 else []
+        if list(weaker or []) == kept:  # it only held the bindings' ops: the asset's order rules
+            spec.RemoveProperty(order)
 
 
 def _export(layer: Sdf.Layer, out: Path) -> None:

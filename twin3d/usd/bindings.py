@@ -1,11 +1,15 @@
-"""The bindings stored in a stage, read back: which sensor sits where, and the field models' table.
+"""The bindings stored in a stage, read back: which sensor sits where, which channel drives
+which prim property, and the field models' table.
 
 ``twin3d bind`` (:mod:`twin3d.usd.bind`) writes them; everything that opens a twin reads them
 here. A sensor is a marker prim under the default prim's ``Sensors`` scope with the
 ``Twin3DSensorAPI`` applied (``twin:channel``, ``twin:quantity``, ``twin:unit``, limits,
 snap distance, nearest vertex, a ``twin:target`` relationship to its mesh); the sensor map's
-``[model]`` table is JSON in that scope's ``customData``. Reading works with or without the
-schema plugin: a sensor prim is any child of the scope with a ``twin:channel`` attribute.
+``[model]`` table is JSON in that scope's ``customData``. A property binding is an instance of
+the multiple-apply ``Twin3DBindingAPI`` on the bound prim (``twin:binding:<name>:channel``,
+``:kind``, ``:axis`` ...; axis and pivot in the prim's local frame). Reading works with or
+without the schema plugin: a sensor prim is any child of the scope with a ``twin:channel``
+attribute, a binding any ``twin:binding:<name>:channel`` attribute.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from pxr import Tf, Usd, UsdGeom
 
 from twin3d.errors import BindingError, StageError
 from twin3d.model import Limits, Sensor
+from twin3d.sensors import PropertyBinding
 
-__all__ = ["LIMIT_ATTRS", "MODEL_KEY", "SENSORS_SCOPE", "read_model", "read_sensors",
-           "sensor_prim_name", "sensor_prims", "sensor_value"]
+__all__ = ["BINDING_NAMESPACE", "LIMIT_ATTRS", "MODEL_KEY", "SENSORS_SCOPE", "binding_attr",
+           "read_model", "read_property_bindings", "read_sensors", "sensor_prim_name",
+           "sensor_prims", "sensor_value"]
+
+#: Namespace of the ``Twin3DBindingAPI`` properties: ``twin:binding:<name>:<property>``.
+BINDING_NAMESPACE = "twin:binding"
 
 #: Name of the scope under the default prim that holds the sensor markers.
 SENSORS_SCOPE = "Sensors"
@@ -30,6 +39,16 @@ MODEL_KEY = "twin3d:model"
 #: :class:`~twin3d.model.Limits` field -> the sensor prim's attribute.
 LIMIT_ATTRS = {"alarm_low": "twin:limits:alarmLow", "warn_low": "twin:limits:warnLow",
                "warn_high": "twin:limits:warnHigh", "alarm_high": "twin:limits:alarmHigh"}
+
+
+def binding_attr(name: str, prop: str) -> str:
+    """The attribute of binding instance ``name`` holding ``prop``.
+
+    Examples:
+        >>> binding_attr("shoulder_pan", "channel")
+        'twin:binding:shoulder_pan:channel'
+    """
+    return f"{BINDING_NAMESPACE}:{name}:{prop}"
 
 
 def sensor_prim_name(channel: str) -> str:
@@ -131,3 +150,47 @@ def sensor_value(channel: str, raw: object) -> float:
     if not math.isfinite(value):
         raise BindingError(channel, f"value {raw!r} is not a finite number")
     return value
+
+
+
+def _binding(prim: Usd.Prim, name: str) -> PropertyBinding:
+    def get(prop: str) -> Any:
+        return _get(prim, binding_attr(name, prop))
+
+    def vec(prop: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
+        v = get(prop)
+        return default if v is None else (float(v[0]), float(v[1]), float(v[2]))
+
+    def num(prop: str, default: float | None) -> float | None:
+        v = get(prop)
+        return default if v is None else float(v)
+
+    rng = get("range")
+    states = Limits(**{k: num(a.rsplit(":", 1)[1], None) for k, a in LIMIT_ATTRS.items()})
+    return PropertyBinding(
+        channel=str(get("channel")), prim=str(prim.GetPath()), kind=str(get("kind") or "rotate"),
+        name=name, axis=vec("axis", (0.0, 0.0, 1.0)), pivot=vec("pivot", (0.0, 0.0, 0.0)),
+        frame="local", scale=float(get("scale") if get("scale") is not None else 1.0),
+        offset=float(get("offset") or 0.0), lower=num("lower", None), upper=num("upper", None),
+        threshold=float(get("threshold") if get("threshold") is not None else 0.5),
+        invert=bool(get("invert") or False),
+        colormap=str(get("colormap") or ""),
+        range=(0.0, 1.0) if rng is None else (float(rng[0]), float(rng[1])), states=states,
+        attribute=str(get("attribute") or ""))
+
+
+def read_property_bindings(stage: Usd.Stage) -> list[PropertyBinding]:
+    """Return the property bindings on ``stage``, in stage order (axes and pivots local).
+
+    Works with or without the schema plugin: a binding is any ``twin:binding:<name>:channel``
+    attribute with a value.
+    """
+    out: list[PropertyBinding] = []
+    for prim in stage.Traverse():
+        props = prim.GetPropertiesInNamespace(BINDING_NAMESPACE)
+        if not props:
+            continue
+        names = [p.GetName().split(":")[2] for p in props
+                 if p.GetName().endswith(":channel") and len(p.GetName().split(":")) == 4]
+        out.extend(_binding(prim, n) for n in names if _get(prim, binding_attr(n, "channel")))
+    return out

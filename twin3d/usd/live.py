@@ -37,6 +37,7 @@ from twin3d.model import Sensor
 from twin3d.usd.bindings import read_model, read_sensors, sensor_prims, sensor_value
 from twin3d.usd.geometry import MeshData, read_meshes
 from twin3d.usd.layer import open_layer, save_layer
+from twin3d.usd.motion import Motion
 from twin3d.usd.overlay import (
     FieldTarget,
     author_field,
@@ -139,6 +140,8 @@ class LiveStage:
         self.sensors: dict[str, Sensor] = read_sensors(self.stage)
         self.model: dict[str, Any] = read_model(self.stage)
         self._paths = {c: p.GetPath() for c, p in sensor_prims(self.stage).items()}
+        #: the property bindings: channels that move, hide, colour or set prims
+        self.motion = Motion.from_stage(self.stage)
         self._root_saved = False
         self._meshes: list[MeshData] | None = None
         # quantity -> fixed colour range, as stored by earlier sessions (then this one's)
@@ -190,21 +193,28 @@ class LiveStage:
     # --- live authoring ---------------------------------------------------------------------
 
     def update(self, values: Mapping[str, float], time: float | None = None) -> None:
-        """Author sensor values, states and marker colours into the live layer.
+        """Author sensor values, states and marker colours, and the properties channels drive
+        (:mod:`twin3d.usd.motion`), into the live layer.
 
         Raises:
             BindingError: a channel is not bound on this stage, or a value is not a number.
         """
         checked: list[tuple[Sdf.Path, float, str]] = []
+        moved: dict[str, float] = {}
         for channel, raw in values.items():
             path = self._paths.get(channel)
-            if path is None:
+            if path is None and channel not in self.motion.channels:
                 raise BindingError(channel, f"not bound on {self.base_path.name} "
                                             "(see 'twin3d info'; bind it with 'twin3d bind')")
             value = sensor_value(channel, raw)
-            checked.append((path, value, self.sensors[channel].limits.state(value)))
+            if channel in self.motion.channels:
+                moved[channel] = value
+            if path is not None:
+                checked.append((path, value, self.sensors[channel].limits.state(value)))
         layer = self.live
+        self.motion.prepare()  # Usd API: before the change block
         with Sdf.ChangeBlock():
+            self.motion.author(layer, moved)
             for path, value, state in checked:
                 ensure_attr(layer, path, "twin:value", _T.Double).default = value
                 ensure_attr(layer, path, "twin:state", _T.Token).default = state

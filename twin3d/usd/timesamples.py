@@ -108,7 +108,8 @@ class Recording:
         if not math.isfinite(t):
             raise RecordingError(f"time {time!r} is not a finite number")
         for channel, raw in (values or {}).items():
-            if self._live is not None and channel not in self._live.sensors:
+            if self._live is not None and channel not in self._live.sensors and \
+                    channel not in self._live.motion.channels:
                 if self.skip_unknown:
                     continue
                 raise BindingError(channel, f"not bound on {self._live.base_path.name}; bind it "
@@ -150,6 +151,8 @@ class Recording:
         codes: list[float] = []
         if self._fields and self._live is not None:  # Usd API: before the change block
             prepare_overlay(self._live.root_prim.GetPath())
+        if self._live is not None:
+            self._live.motion.prepare()
         with Sdf.ChangeBlock():
             root = self._prepare(layer, origin)
             for channel in self._values:
@@ -185,6 +188,10 @@ class Recording:
         order = np.argsort(times, kind="stable")
         codes = (times[order] - origin) * self.fps
         vals = vals[order]
+        if self._live is not None and channel in self._live.motion.channels:
+            self._live.motion.author_samples(layer, channel, codes.tolist(), vals.tolist())
+            if channel not in self._live.sensors:
+                return float(codes[0]), float(codes[-1])
         if self._live is not None:
             path = self._live.sensor_paths[channel]
             limits = self._live.sensors[channel].limits

@@ -1,4 +1,6 @@
-"""twin3d's codeless USD schema: ``Twin3DSensorAPI`` (plugInfo.json + generatedSchema.usda).
+"""twin3d's codeless USD schemas (plugInfo.json + generatedSchema.usda): ``Twin3DSensorAPI`` on
+sensor markers, and the multiple-apply ``Twin3DBindingAPI`` (one instance per binding, e.g.
+``Twin3DBindingAPI:shoulder_pan``) on prims whose properties a channel drives.
 
 :func:`register` makes it known to USD's plugin registry; ``twin3d.usd`` calls it on import,
 so it must run before anything builds ``Usd.SchemaRegistry``. A stage written with the
@@ -12,10 +14,12 @@ from pathlib import Path
 
 from pxr import Plug
 
-__all__ = ["SENSOR_API", "register"]
+__all__ = ["BINDING_API", "SENSOR_API", "register"]
 
 #: Name of the applied API schema on sensor prims.
 SENSOR_API = "Twin3DSensorAPI"
+#: Name of the multiple-apply API schema of property bindings (``Twin3DBindingAPI:<name>``).
+BINDING_API = "Twin3DBindingAPI"
 
 _HERE = Path(__file__).resolve().parent
 
