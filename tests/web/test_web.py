@@ -276,3 +276,23 @@ def test_show_serves_the_page_from_the_running_loop(tmp_path: Path) -> None:
     html, status, body = asyncio.run(kernel())
     assert status == 200 and "<html" in body.lower()
     assert html.startswith("<iframe src=\"http://127.0.0.1:") and "twin3d live view" in html
+
+
+@pytest.mark.slow
+def test_show_from_a_script_serves_from_a_thread(tmp_path: Path) -> None:
+    """Without a running loop (a script), show() returns once the page is served; close() stops it."""
+    import shutil
+
+    from twin3d.twin import Twin
+
+    plate = Path(__file__).resolve().parents[2] / "scenes" / "plate"
+    for f in plate.glob("plate.*"):
+        shutil.copy(f, tmp_path / f.name)
+    page = Twin.open(tmp_path / "plate.usda").show()
+    try:
+        status, body, _ = _get(page.url + "index.html")
+        assert status == 200 and "<html" in body.lower()
+    finally:
+        page.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(page.url + "index.html", timeout=5)

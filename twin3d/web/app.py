@@ -126,6 +126,7 @@ class WebView:
         self._server: Any = None
         self._local: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- values in ---------------------------------------------------------------------------
 
@@ -455,6 +456,8 @@ class WebView:
     def _on_ready(self, **_: Any) -> None:
         from twin3d.web.serializer import install_polydata_serializer
 
+        self._loop = asyncio.get_running_loop()
+
         install_polydata_serializer()
         self._tasks.append(asyncio.ensure_future(self._update_loop()))
         self._wake.set()
@@ -486,6 +489,13 @@ class WebView:
         return server.start(host=host, port=port, open_browser=False, show_connection_info=False,
                             disable_logging=True, exec_mode=exec_mode, timeout=timeout,
                             thread=threading.current_thread() is not threading.main_thread())
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop serving from another thread than the server's (see :meth:`stop`)."""
+        if self._loop is None or self._loop.is_closed():
+            self.view.close()
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(timeout)
 
     async def stop(self) -> None:
         """Stop the feeds, the update loop and the server."""

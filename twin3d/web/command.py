@@ -82,6 +82,10 @@ class WebPage:
     def __repr__(self) -> str:
         return f"WebPage({self.url!r})"
 
+    def close(self) -> None:
+        """Stop serving the page (from a script; in a notebook, ``await page.web.stop()``)."""
+        self.web.close()
+
     def _repr_html_(self) -> str:
         return (f'<iframe src="{self.url}" width="100%" height="{self.height}" '
                 'style="border:0" title="twin3d live view"></iframe>')
