@@ -41,10 +41,10 @@ if not os.environ.get("DISPLAY"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
 
-from browser import CHROMIUM, chromium, page_ready, pixel  # noqa: E402
+from browser import CHROMIUM, chromium, page_ready, pixel
 
-from twin3d.model import Limits, Sensor  # noqa: E402
-from twin3d.usd.geometry import MeshData  # noqa: E402
+from twin3d.model import Limits, Sensor
+from twin3d.usd.geometry import MeshData
 
 CHANNEL = "bench/s"
 LOW, HIGH = 15.0, 85.0   # far apart on the colour map (range 0..100)
@@ -52,7 +52,7 @@ LOW, HIGH = 15.0, 85.0   # far apart on the colour map (range 0..100)
 
 def plate(n_vertices: int) -> MeshData:
     """A flat square plate (1 m) of about ``n_vertices`` vertices, triangulated."""
-    k = int(round(np.sqrt(n_vertices)))
+    k = int(np.sqrt(n_vertices) + 0.5)
     x, y = np.meshgrid(np.linspace(0, 1, k), np.linspace(0, 1, k))
     pts = np.stack([x.ravel(), y.ravel(), np.zeros(k * k)], 1)
     i, j = np.meshgrid(np.arange(k - 1), np.arange(k - 1))
@@ -268,8 +268,9 @@ def main() -> None:
     args = ap.parse_args()
     import tempfile
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), platform.processor())
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")),
+               platform.processor())
     chrome = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"# {platform.node()}: {os.cpu_count()} cores, {cpu}; {chrome}; Python "
           f"{platform.python_version()}; load average {os.getloadavg()[0]:.2f} at start")

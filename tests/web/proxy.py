@@ -29,7 +29,10 @@ def reverse_proxy(prefix: str, upstream: str) -> Iterator[str]:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             front = web.WebSocketResponse(max_msg_size=0)
             await front.prepare(request)
-            async with session.ws_connect("ws" + target[4:], max_msg_size=0) as back:
+            forward = {k: v for k, v in request.headers.items()
+                       if k.lower() in ("cookie", "authorization")}
+            async with session.ws_connect("ws" + target[4:], max_msg_size=0,
+                                          headers=forward) as back:
                 async def pump(src: object, dst: object) -> None:
                     async for msg in src:  # type: ignore[attr-defined]
                         if msg.type == aiohttp.WSMsgType.TEXT:

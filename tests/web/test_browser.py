@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bridge.bridge_helpers import serve_process
-from conftest import IMAGE_CACHE, IN_CI
 from browser import (
     canvas,
     chromium,
@@ -27,6 +26,7 @@ from browser import (
     wait_for,
     web_process,
 )
+from conftest import IMAGE_CACHE, IN_CI
 
 pytestmark = [pytest.mark.slow]
 

@@ -46,7 +46,7 @@ def test_projection_matches_vtk_renderer() -> None:
     cam.SetFocalPoint(*CAMERA["focalPoint"])
     cam.SetViewUp(*CAMERA["viewUp"])
     cam.SetViewAngle(30.0)
-    for p, (x, y) in zip(pts, xy):
+    for p, (x, y) in zip(pts, xy, strict=True):
         ren.SetWorldPoint(*p, 1.0)
         ren.WorldToDisplay()
         dx, dy, _ = ren.GetDisplayPoint()

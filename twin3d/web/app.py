@@ -571,7 +571,8 @@ def _overlays(ref: str) -> None:
                       style=("{position: 'absolute', left: t[1] + '%', "
                              "transform: 'translateX(-50%)', top: '2px'}",))
     html.Div("{{ twin3d_problems }}", classes="t3-ui", v_show=("twin3d_problems",),
-             id="t3-problems", style=f"left:8px;bottom:44px;max-width:calc(100% - 480px);color:{_hex(ALARM_COLORS['warn'])};")
+             id="t3-problems",
+             style=f"left:8px;bottom:44px;max-width:calc(100% - 480px);color:{_hex(ALARM_COLORS['warn'])};")
     html.Div("{{ twin3d_status }}", classes="t3-ui", id="t3-status",
              style="left:8px;bottom:10px;max-width:calc(100% - 480px);")
     html.Div("{{ twin3d_alert }}", classes="t3-alert", v_show=("twin3d_alert",), id="t3-alert")
