@@ -360,6 +360,34 @@ def _run_view(args: argparse.Namespace) -> int:
     return run_view(args)
 
 
+def _add_web(sub: _Commands) -> None:
+    p = sub.add_parser(
+        "web", help="serve the live view to browsers (rendered in each browser)",
+        description="Serve a twin's live view to browsers: its meshes, the field with its colour "
+        "bar, the sensors with their labels and states, the status line, camera presets and "
+        "paths. Each browser renders the scene itself (WebGL), so the server needs no GPU. "
+        "With --token, browsers sign in with that token (a form, or an Authorization: Bearer "
+        "header). Works behind a reverse proxy under a path prefix.")
+    p.add_argument("stage", metavar="STAGE")
+    p.add_argument("--bridge", help="ws://HOST:PORT of the bridge to show live values from "
+                   "(default: the values saved in the stage's live layer)")
+    p.add_argument("--token", help="bridge token: subscribes to the bridge, and browsers must "
+                   "sign in with it")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default "
+                   "127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0: any free)")
+    p.add_argument("--field", help="field to overlay (default: the field the stage shows)")
+    p.add_argument("--path", action="append", metavar="PATH.toml",
+                   help="a camera path the page can fly (repeatable; an orbit is always there)")
+    p.set_defaults(run=_run_web)
+
+
+def _run_web(args: argparse.Namespace) -> int:
+    from twin3d.web.command import run_web
+
+    return run_web(args)
+
+
 def _add_demo(sub: _Commands) -> None:
     p = sub.add_parser(
         "demo", help="build and run the demo twin end to end",
@@ -390,7 +418,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 # --- main ----------------------------------------------------------------------------------
 
 _COMMANDS = [_add_convert, _add_validate, _add_bind, _add_info, _add_serve, _add_export,
-             _add_recover, _add_replay, _add_view, _add_demo]
+             _add_recover, _add_replay, _add_view, _add_web, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

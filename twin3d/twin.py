@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from twin3d.usd.geometry import MeshData
     from twin3d.usd.live import LiveStage
     from twin3d.usd.timesamples import Recording
+    from twin3d.web.command import WebPage
 
 __all__ = ["Twin"]
 
@@ -224,6 +225,28 @@ class Twin:
         return Recording(path, stage=self._live, fps=fps, origin=origin,
                          skip_unknown=skip_unknown, ranges=ranges, clip_seconds=clip_seconds,
                          deform_scale=deform_scale, deform_rate=deform_rate)
+
+    def show(self, *, bridge: str | None = None, token: str | None = None,
+             field: str | None = None, host: str = "127.0.0.1", port: int = 0) -> WebPage:
+        """Show the twin in a browser view; in a notebook, the returned page displays inline.
+
+        Serves the same page as ``twin3d web`` from this process (on a Jupyter kernel's
+        event loop, else on a thread) and returns once its address is known.
+
+        Args:
+            bridge: ``ws://HOST:PORT`` of a bridge to show live values from (default: the
+                values saved in the live layer).
+            token: the bridge token; browsers must sign in with it too.
+            field: the field to overlay (default: the one the stage shows).
+            host: interface to listen on.
+            port: TCP port (0: any free one).
+
+        Examples:
+            >>> Twin.open("scenes/plate/plate.usda").show(bridge="ws://127.0.0.1:8765")  # doctest: +SKIP
+        """
+        from twin3d.web.command import show_twin
+
+        return show_twin(self, bridge=bridge, token=token, field=field, host=host, port=port)
 
     def save(self) -> None:
         """Write the live layer and the root layer to disk (each replaced atomically)."""

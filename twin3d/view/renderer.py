@@ -455,6 +455,11 @@ class View:
             self.mesh_actors[i].set_range(vmin, vmax)
 
     @property
+    def labelled_channels(self) -> frozenset[str]:
+        """The channels labelled whatever their state (``labels=`` of the constructor)."""
+        return frozenset(self._labelled)
+
+    @property
     def scalar_range(self) -> tuple[float, float] | None:
         """The (vmin, vmax) the colour map shows now."""
         return self._range
