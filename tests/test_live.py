@@ -206,6 +206,18 @@ def test_record_samples_without_a_stage(tmp_path: Path) -> None:
     assert stage.GetEndTimeCode() == pytest.approx(19.0)
 
 
+def test_samples_before_the_origin_get_negative_time_codes(tmp_path: Path) -> None:
+    with Recording(tmp_path / "rec.usdc", fps=2.0, origin=10.0, clip_seconds=1.0) as rec:
+        for i in range(8):  # 0..3.5 s: time codes -20..-13, in clips of two
+            rec.write(i / 2, {"rig/ch": float(i)})
+    stage = _reopen(tmp_path / "rec.usdc")
+    attr = stage.GetPrimAtPath("/Recording/rig_ch").GetAttribute("twin:value")
+    assert attr.GetTimeSamples() == [float(c) for c in range(-20, -12)]
+    assert [attr.Get(float(c)) for c in range(-20, -12)] == [float(i) for i in range(8)]
+    assert sorted(p.name for p in (tmp_path / "rec.clips").glob("m0*.usdc")) == [
+        "m0007.usdc", "m0008.usdc", "m0009.usdc", "m0010.usdc"]
+
+
 def test_recording_errors_write_nothing(bound_plate: Path, tmp_path: Path) -> None:
     twin = Twin.open(bound_plate)
     runs = tmp_path / "runs"

@@ -96,8 +96,8 @@ class _Clip:
             arr = np.frombuffer(times, dtype=np.float64)
             i = len(arr) - 1 - int(np.argmax(arr[::-1])) if last else int(np.argmin(arr))
             out.add(channel, float(arr[i]), self.values[channel][i])
-        out.fields = list(_ends(self.fields, lambda f: (f[1].key, f[2]), last).values())
-        out.shapes = list(_ends(self.shapes, lambda s: s[1], last).values())
+        out.fields = list(_ends(self.fields, _field_key, last).values())
+        out.shapes = list(_ends(self.shapes, _shape_key, last).values())
         return out
 
     def replaced_by(self, newer: _Clip) -> _Clip:
@@ -179,7 +179,6 @@ class Recording:
 
     Raises:
         RecordingError: a bad argument, or ``path`` is not a ``.usdc``.
-        OutputError: the output folder cannot be written.
     """
 
     def __init__(self, path: PathLike, *, stage: PathLike | LiveStage | None = None,
@@ -209,7 +208,7 @@ class Recording:
         self._pending: dict[int, _Clip] = {}   # clip index -> samples not yet written
         self._before = _Clip()                  # the last sample of each, in written clips
         self._written: list[tuple[float, str]] = []  # (active from, clip file name)
-        self._next = 0                          # clips before this index are written
+        self._next = -math.inf                  # clips before this index are written
         self._span = (math.inf, -math.inf)      # lowest and highest time code written
         self._channels: set[str] = set()
         self._deform: dict[str, Deformation] = {}
@@ -252,6 +251,7 @@ class Recording:
             RecordingError: the recording is closed, ``time`` is not finite or too late.
             BindingError: a channel is not bound on the stage (unless ``skip_unknown``).
             FieldError: an unknown prim, or arrays of the wrong size.
+            OutputError: a finished clip cannot be written (its folder, the disk).
         """
         if self._closed:
             raise RecordingError(f"{self.path}: the recording is closed")
@@ -480,6 +480,7 @@ class Recording:
 
         Raises:
             RecordingError: nothing was recorded (nothing is written).
+            OutputError: a file cannot be written (nothing of the recording is left).
         """
         if self._closed:
             return self.path
