@@ -40,7 +40,7 @@ DEFAULT_SNAP_TOLERANCE_M = 0.005
 _SENSOR_KEYS = {"channel", "quantity", "unit", "target", "position", "vertex", "limits",
                 "description"}
 _LIMIT_KEYS = ("warn_low", "warn_high", "alarm_low", "alarm_high")
-_TOP_KEYS = {"sensor", "model", "snap_tolerance"}
+_TOP_KEYS = {"sensor", "model", "snap_tolerance", "virtual", "engine"}
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,15 @@ class SensorMap:
         snap_tolerance: largest allowed distance from position to surface, metres,
             or ``None`` for the default (:data:`DEFAULT_SNAP_TOLERANCE_M`).
         source: where the map came from, for messages.
+        engine: the twin engine's ``[[virtual]]`` and ``[engine]`` tables, raw but checked
+            (:func:`twin3d.engine.config.parse_engine_tables`); empty when absent.
     """
 
     sensors: list[Sensor]
     model: dict[str, Any] = field(default_factory=dict)
     snap_tolerance: float | None = None
     source: str = "<sensor map>"
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, channel: str) -> Sensor:
         for sensor in self.sensors:
@@ -118,7 +121,8 @@ def parse_sensor_map(text: str, *, source: str = "<sensor map>") -> SensorMap:
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise SensorMapError(f"{source}: unknown top-level key {unknown[0]!r} "
-                             f"(expected [[sensor]] tables, [model], snap_tolerance)")
+                             f"(expected [[sensor]] tables, [model], [[virtual]], [engine], "
+                             "snap_tolerance)")
     tables = doc.get("sensor", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise SensorMapError(f"{source}: 'sensor' must be an array of tables: write [[sensor]]")
@@ -146,7 +150,16 @@ def parse_sensor_map(text: str, *, source: str = "<sensor map>") -> SensorMap:
                                  f"(already used by sensor #{seen[sensor.channel]})")
         seen[sensor.channel] = i
         sensors.append(sensor)
-    return SensorMap(sensors, dict(model), None if tol is None else float(tol), source)
+    engine: dict[str, Any] = {k: doc[k] for k in ("virtual", "engine") if k in doc}
+    if engine:  # the twin engine's tables: checked by the engine's own parser
+        from twin3d.engine.config import parse_engine_tables
+        from twin3d.errors import EngineError
+
+        try:
+            parse_engine_tables(engine, source=source)
+        except EngineError as exc:
+            raise SensorMapError(str(exc)) from None
+    return SensorMap(sensors, dict(model), None if tol is None else float(tol), source, engine)
 
 
 def _is_number(v: object) -> bool:
