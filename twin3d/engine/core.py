@@ -33,7 +33,7 @@ import numpy as np
 
 from twin3d.engine.config import EngineSettings, EngineSpec, VirtualSensor, parse_engine_tables
 from twin3d.engine.forecast import Trend
-from twin3d.engine.health import FaultCheck, LeaveOneOut
+from twin3d.engine.health import OUTLIER, FaultCheck, LeaveOneOut
 from twin3d.engine.virtual import PlacedPoint, place_virtual, point_response
 from twin3d.errors import EngineError
 from twin3d.model import Limits, Sample
@@ -104,6 +104,7 @@ class _Signal:
         self.count = 0
         self.z = math.nan
         self.level: float | None = None   # the last period's mean
+        self.reported: str | None = None  # the fault last reported (alarms are its changes)
 
     def add(self, value: float, time: float) -> None:
         self.value = value
@@ -414,16 +415,16 @@ class Engine:
             if not counts.any():
                 continue
             means = np.array([s.sum / s.count if s.count else 0.0 for s in sigs])
-            r = g.loo.residuals(means, counts, self._active_mask(g))
+            r = g.loo.residuals(means, counts, self._active_mask(g), outlier=OUTLIER)
             for s, z in zip(sigs, r.z.tolist(), strict=True):
                 s.z = z
         # 2. the checks, suspect changes, health and suspect channels
         for channel, sig in self.signals.items():
             if sig.fault is None:
                 continue
-            was = sig.fault.reason
+            was = sig.reported
             sig.fault.period(sig.z if sig.count else math.nan, clock)
-            now_reason = sig.fault.reason
+            now_reason = sig.reported = sig.fault.reason
             if math.isfinite(sig.z) and sig.count:
                 step.samples.append(Sample(f"twin/health/{channel}", sig.z, stamp))
             step.samples.append(Sample(f"twin/suspect/{channel}", 0.0 if now_reason is None else 1.0,

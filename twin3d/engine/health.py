@@ -9,7 +9,9 @@ ones), ``G = Aᵀ W A`` and the fit ``â = G⁻¹ Aᵀ W y`` give the leverages
 no refit per sensor. A sensor outside the active set (suspect) is compared with the fit of the
 active ones: ``r_i = y_i - A_i â``, variance ``s_i² + A_i G⁻¹ A_iᵀ``. The standardised residual
 ``z_i`` is N(0, 1) for a healthy sensor when the model holds, whatever its place on the part; a
-sensor the others cannot check (``h_i`` = 1: it alone fixes an input) gets NaN.
+sensor the others cannot check (``h_i`` = 1: it alone fixes an input) gets NaN. A sensor far off
+(``|z|`` > :data:`OUTLIER` sigma) leaves the fit of the others before they are judged, so that a
+fault does not spill onto its neighbours.
 
 Replacing a suspect sensor's reading by its leave-one-out prediction makes any least-squares
 fit of all readings equal the fit without it (the prediction is on the fitted plane), which is
@@ -22,8 +24,12 @@ how the engine takes it out of the fields without rebuilding ``W``.
   are back to 0 (capped at ``2 h``, so recovery takes at most ``2 h / k`` quiet periods);
 * *stuck*: the robust spread of its last :data:`RAW_WINDOW` raw readings' successive
   differences is below a tenth of the noise it should show (clear above half, for
-  :data:`HOLD_PERIODS` periods in a row);
-* *noisy*: that spread is above three times the noise (clear below twice, as long);
+  :data:`HOLD_PERIODS` periods in a row): a real sensor never repeats itself exactly;
+* *noisy*: the robust spread of the successive differences of its last :data:`Z_WINDOW`
+  residuals ``z`` is above 3 (three times the noise it should show; clear below 2, as long).
+  Residuals, not the readings' own scatter: the model explains how fast the signal moves, so a
+  quickly changing load is not noise; and differences, robustly, so that one step (an offset,
+  a neighbour's fault) is not either;
 * *dead*: no value for ``stale_after`` seconds (clear on the next value).
 """
 
@@ -36,15 +42,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["HOLD_PERIODS", "RAW_WINDOW", "FaultCheck", "LeaveOneOut", "LooResult"]
+__all__ = ["HOLD_PERIODS", "OUTLIER", "RAW_WINDOW", "Z_WINDOW", "FaultCheck", "LeaveOneOut", "LooResult"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Raw readings the stuck and noisy checks look at (per channel).
+#: A standardised residual this large takes its sensor out of the others' fit (see above).
+OUTLIER = 5.0
+#: Raw readings the stuck check looks at (per channel).
 RAW_WINDOW = 20
+#: Health periods the noisy check looks at.
+Z_WINDOW = 20
 _STUCK_SET, _STUCK_CLEAR = 0.1, 0.5     # robust noise / model noise
-_NOISY_SET, _NOISY_CLEAR = 3.0, 2.0
+_NOISY_SET, _NOISY_CLEAR = 3.0, 2.0     # robust spread of z
 #: periods a stuck or noisy sensor must look healthy in a row before it is cleared
 HOLD_PERIODS = 10
 _MAD_TO_SIGMA = 1.4826 / math.sqrt(2.0)  # successive differences have sqrt(2) times the noise
@@ -85,7 +95,8 @@ class LeaveOneOut:
         self.A = np.asarray(response, dtype=np.float64)
         self.noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), self.A.shape[:1]).copy()
 
-    def residuals(self, y: FloatArray, counts: FloatArray, active: BoolArray) -> LooResult:
+    def residuals(self, y: FloatArray, counts: FloatArray, active: BoolArray, *,
+                  outlier: float | None = None) -> LooResult:
         """Residuals of each sensor against the model fitted without it.
 
         Args:
@@ -93,10 +104,29 @@ class LeaveOneOut:
                 not looked at.
             counts: (m,) how many raw readings each entry averages (0: none this time).
             active: (m,) the sensors the fit may use (not suspect).
+            outlier: when given, the active sensor with the largest ``|z|`` above it leaves the
+                fit of the others, one at a time while the fit keeps a spare sensor: a sensor
+                far off (a fault not yet judged) must not make its neighbours look wrong.
 
         Returns:
             The residuals; all NaN when the active sensors cannot fix the inputs.
         """
+        result = self._residuals(y, counts, active)
+        if outlier is None:
+            return result
+        use = active & (counts > 0)
+        k = self.A.shape[1]
+        while use.sum() > k + 1:
+            z = np.where(use, np.abs(result.z), 0.0)
+            worst = int(np.nanargmax(np.nan_to_num(z, nan=0.0)))
+            if not z[worst] > outlier:
+                break
+            use = use.copy()
+            use[worst] = False
+            result = self._residuals(y, counts, use)
+        return result
+
+    def _residuals(self, y: FloatArray, counts: FloatArray, active: BoolArray) -> LooResult:
         m, k = self.A.shape
         have = counts > 0
         use = have & active
@@ -146,10 +176,12 @@ class FaultCheck:
         self.noise, self.threshold, self.allowance = noise, threshold, allowance
         self.stale_after = stale_after
         self.raw: deque[float] = deque(maxlen=RAW_WINDOW)
+        self.zs: deque[float] = deque(maxlen=Z_WINDOW)
         self.cusum = (0.0, 0.0)
         self.last_seen: float | None = None
         self.flags: dict[str, bool] = {"dead": False, "stuck": False, "noisy": False, "drift": False}
-        self.spread = math.nan
+        self.spread = math.nan    # robust scatter of the raw readings / noise (stuck check)
+        self.scatter = math.nan   # robust spread of the recent residuals z (noisy check)
         self.quiet = {"stuck": 0, "noisy": 0}
 
     @property
@@ -171,6 +203,7 @@ class FaultCheck:
             now: the engine's clock (source time, s).
         """
         if math.isfinite(z):
+            self.zs.append(z)
             hi, lo = self.cusum
             cap = 2.0 * self.threshold
             hi = min(max(0.0, hi + z - self.allowance), cap)
@@ -186,7 +219,10 @@ class FaultCheck:
             d = np.diff(np.fromiter(self.raw, dtype=np.float64, count=RAW_WINDOW))
             self.spread = float(np.median(np.abs(d - np.median(d)))) * _MAD_TO_SIGMA / self.noise
             self._hold("stuck", self.spread < (_STUCK_CLEAR if self.flags["stuck"] else _STUCK_SET))
-            self._hold("noisy", self.spread > (_NOISY_CLEAR if self.flags["noisy"] else _NOISY_SET))
+        if len(self.zs) == Z_WINDOW:
+            d = np.diff(np.fromiter(self.zs, dtype=np.float64, count=Z_WINDOW))
+            self.scatter = float(np.median(np.abs(d - np.median(d)))) * _MAD_TO_SIGMA
+            self._hold("noisy", self.scatter > (_NOISY_CLEAR if self.flags["noisy"] else _NOISY_SET))
 
     def _hold(self, name: str, holds: bool) -> None:
         """Set ``name`` when ``holds``; clear it after :data:`HOLD_PERIODS` periods without."""
@@ -206,7 +242,8 @@ class FaultCheck:
             return (f"stuck: its last {RAW_WINDOW} readings vary {self.spread:.2g} times the "
                     "noise it should show")
         if reason == "noisy":
-            return f"noisy: {self.spread:.2g} times the noise it should show"
+            return (f"noisy: it scatters {self.scatter:.2g} times as much as the model and its "
+                    "noise allow")
         if reason == "drift":
             side = "above" if self.cusum[0] >= self.cusum[1] else "below"
             now = f" (now {z:+.1f} sigma)" if math.isfinite(z) else ""
