@@ -162,10 +162,10 @@ def test_heater_ramp_eta_is_early_and_within_20_percent(stage: Path) -> None:
 
 @pytest.mark.parametrize("withheld", ["plate/tc5", "plate/tc8"])
 def test_a_withheld_thermocouple_as_a_virtual_sensor_is_within_2_sigma(tmp_path: Path, withheld: str) -> None:
+    from plate_stage import SENSORS
+
     from twin3d.fields import build_models
     from twin3d.sensors import parse_sensor_map
-
-    from plate_stage import SENSORS
 
     pos = parse_sensor_map(SENSORS.read_text())[withheld].position
     extra = (f'[[virtual]]\nname = "withheld"\nposition = [{pos[0]}, {pos[1]}, {pos[2]}]\n'

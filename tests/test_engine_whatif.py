@@ -119,7 +119,8 @@ def test_bad_input_is_one_line_each(tmp_path: Path, template: Path,
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     (tmp_path / "off").mkdir()
-    off = make_stage(tmp_path / "off", '[[virtual]]\nname = "floating"\nposition = [0.1, 0.15, 0.05]\nquantity = "temperature"\n')
+    off = make_stage(tmp_path / "off", '[[virtual]]\nname = "floating"\nposition = [0.1, 0.15, 0.05]\n'
+                     'quantity = "temperature"\n')
     assert main(["engine", str(off), "--bridge", "ws://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert "virtual sensor 'floating'" in err and "from the part" in err and err.count("\n") == 1

@@ -36,6 +36,7 @@ from twin3d.engine.forecast import Trend
 from twin3d.engine.health import OUTLIER, FaultCheck, LeaveOneOut
 from twin3d.engine.virtual import PlacedPoint, place_virtual, point_response
 from twin3d.errors import EngineError
+from twin3d.fields.base import ImplausibleInputWarning
 from twin3d.model import Limits, Sample
 
 __all__ = ["LIMIT_KINDS", "AlarmChange", "Engine", "Step"]
@@ -368,12 +369,20 @@ class Engine:
                     step.samples.append(Sample(f"{p.sensor.channel}/sigma", sd, t))
         return step
 
+    @staticmethod
+    def _update(g: _Group, values: Mapping[str, float]) -> np.ndarray:
+        """The group's field for ``values``; impossible inputs are the engine's alarms, not
+        the model's warnings."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImplausibleInputWarning)
+            return np.asarray(g.model.update(values))
+
     def _read_points(self, g: _Group, y: np.ndarray, have: np.ndarray) -> list[tuple[float, float]]:
         """(value, sigma) of the model at each virtual point of a group (see
         :mod:`twin3d.engine.virtual`): physics at the point plus the kriged residual, or the
         field interpolated from the vertices when the model has no forward response."""
         values = self.current_values(g, y, have)
-        fld = g.model.update(values)
+        fld = self._update(g, values)
         sigma = g.model.sigma
         if g.point_rows is None or g.fitter is None:
             return [(p.sample(fld), p.sample(sigma) if sigma is not None else 0.0) for p in g.points]
@@ -552,7 +561,7 @@ class Engine:
         for g in self.groups:
             y, have = self._latest(g)
             if have.any():
-                fld = g.model.update(self.current_values(g, y, have))
+                fld = self._update(g, self.current_values(g, y, have))
                 self.twin.set_field(g.mesh, g.quantity, fld, sigma=g.model.sigma)
         self.twin.save()
 

@@ -94,6 +94,7 @@ class LeaveOneOut:
     def __init__(self, response: npt.ArrayLike, noise: npt.ArrayLike) -> None:
         self.A = np.asarray(response, dtype=np.float64)
         self.noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), self.A.shape[:1]).copy()
+        self._cache: dict[bytes, tuple[FloatArray, FloatArray, FloatArray]] = {}
 
     def residuals(self, y: FloatArray, counts: FloatArray, active: BoolArray, *,
                   outlier: float | None = None) -> LooResult:
@@ -135,14 +136,10 @@ class LeaveOneOut:
             return LooResult(nan, nan.copy(), np.full(k, np.nan), np.full((k, k), np.nan))
         var = np.where(have, self.noise**2 / np.maximum(counts, 1.0), np.inf)   # of each mean
         w = np.where(use, 1.0 / var, 0.0)
-        Aw = self.A * w[:, None]
-        G = self.A.T @ Aw
-        G += 1e-12 * max(float(np.trace(G)), 1e-300) / k * np.eye(k)
-        Ginv: FloatArray = np.asarray(np.linalg.inv(G), dtype=np.float64)
+        Aw, Ginv, quad = self._factor(w)
         yy = np.where(have, y, 0.0)
         a = Ginv @ (Aw.T @ yy)
         fitted = self.A @ a
-        quad = np.einsum("ij,jk,ik->i", self.A, Ginv, self.A)   # A_i G⁻¹ A_iᵀ
         lev = w * quad
         resid = yy - fitted
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -153,6 +150,23 @@ class LeaveOneOut:
             z = np.where(judged | (have & ~use), r / np.sqrt(r_var), np.nan)
         predicted = np.where(np.isfinite(z), yy - r, np.nan)
         return LooResult(z, predicted, a, Ginv)
+
+    def _factor(self, w: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(W A, G⁻¹, A_i G⁻¹ A_iᵀ) for weights ``w``; the same weights come back on every
+        reading (the same sensors, one reading each), so the last few are kept."""
+        key = w.tobytes()
+        hit = self._cache.get(key)
+        if hit is None:
+            k = self.A.shape[1]
+            Aw = self.A * w[:, None]
+            G = self.A.T @ Aw
+            G += 1e-12 * max(float(np.trace(G)), 1e-300) / k * np.eye(k)
+            Ginv: FloatArray = np.asarray(np.linalg.inv(G), dtype=np.float64)
+            quad = np.einsum("ij,jk,ik->i", self.A, Ginv, self.A)
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            hit = self._cache[key] = (Aw, Ginv, quad)
+        return hit
 
 
 class FaultCheck:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin3d.errors import EngineError
+from twin3d.fields.base import ImplausibleInputWarning
 
 __all__ = ["WhatIf", "author_what_if", "parse_change", "run_what_if", "scenario_name"]
 
@@ -153,10 +155,14 @@ def run_what_if(engine: Any, changes: Mapping[str, float | str], name: str | Non
         readings |= predicted
         if g.scratch is None:   # the engine's model keeps its state; a copy computes the fields
             g.scratch = type(g.model).from_arrays(g.model.to_arrays())
-        scenario = np.array(g.scratch.update(predicted), dtype=np.float32)
+        with warnings.catch_warnings():   # an impossible scenario is the user's question
+            warnings.simplefilter("ignore", ImplausibleInputWarning)
+            scenario = np.array(g.scratch.update(predicted), dtype=np.float32)
         fitted_readings = g.model.readings({full: base[n] for full, n in zip(g.inputs, g.names, strict=True)})
         now = {c: current.get(c, fitted_readings[c]) for c in g.channels}
-        live = np.array(g.scratch.update(now), dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImplausibleInputWarning)
+            live = np.array(g.scratch.update(now), dtype=np.float32)
         fields.setdefault(g.mesh, {})[g.quantity] = scenario
         differences.setdefault(g.mesh, {})[g.quantity] = scenario - live
     return WhatIf(label, dict(changes), baseline, inputs, readings, fields, differences)
