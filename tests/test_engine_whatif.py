@@ -131,3 +131,18 @@ def test_bad_input_is_one_line_each(tmp_path: Path, template: Path,
     assert main(["bind", str(stage), "--sensors", str(bad_map)]) == 1
     err = capsys.readouterr().err
     assert "[engine] horizon must be a positive number of seconds, got -5" in err and err.count("\n") == 1
+
+
+def test_the_live_layer_shows_a_suspect_sensor(tmp_path: Path, template: Path) -> None:
+    from engine_plate import drive, plant_for
+
+    from twin3d.engine.plant import Fault
+
+    engine = Engine(copy_stage(template, tmp_path), live_every=1.0)
+    drive(engine, plant_for(engine, faults=[Fault("plate/tc4", "stuck", start=10.0)], seed=30), 0.0, 20.0)
+    assert engine.suspects == {"plate/tc4": "stuck"}
+    composed = Usd.Stage.Open(str(engine.twin.root_path))      # as saved on disk
+    state = {c: composed.GetPrimAtPath(f"/Plate/Sensors/{c.replace('/', '_')}").GetAttribute("twin:state").Get()
+             for c in ("plate/tc4", "plate/tc1")}
+    assert state == {"plate/tc4": "suspect", "plate/tc1": "ok"}
+    assert composed.GetPrimAtPath(MESH).GetAttribute("primvars:temperature").HasValue()
