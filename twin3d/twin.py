@@ -141,18 +141,21 @@ class Twin:
 
     # --- changing it ------------------------------------------------------------------------
 
-    def update(self, values: Mapping[str, float], time: float | None = None) -> None:
+    def update(self, values: Mapping[str, float], time: float | None = None, *,
+               states: Mapping[str, str] | None = None) -> None:
         """Set sensor values in the live layer: ``twin:value``, ``twin:state``, marker colour.
 
         Args:
             values: ``{channel: value}`` in each sensor's unit.
             time: source time of the values (Unix seconds), stored as ``twin:time``.
+            states: states that override the limits' verdict, e.g. ``{"plate/tc4":
+                "suspect"}`` (the twin engine's judgement).
 
         Raises:
-            BindingError: a channel is not bound, or a value is not a finite number (text
-                such as ``"50"``, NaN and infinities are refused).
+            BindingError: a channel is not bound, a value is not a finite number (text
+                such as ``"50"``, NaN and infinities are refused), or a state is unknown.
         """
-        self._live.update(values, time)
+        self._live.update(values, time, states)
 
     def set_field(self, prim: str, quantity: str, values: npt.ArrayLike, *,
                   vmin: float | None = None, vmax: float | None = None,
