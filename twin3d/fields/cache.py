@@ -20,7 +20,7 @@ import numpy.typing as npt
 __all__ = ["cache_dir", "cached", "model_key"]
 
 #: Bump when the numerics or the saved arrays change so old entries are not reused.
-CACHE_VERSION = "fields-3"
+CACHE_VERSION = "fields-4"
 T = TypeVar("T")
 
 

@@ -7,7 +7,9 @@ volume-averaged at the nodes, then read at the surface vertices: a unit stress f
 Live inputs give the case amplitudes linearly: a load-cell channel scales its case directly,
 and strain-gauge channels identify the cases that have no load cell by least squares (never by
 interpolating stress between gauges). So the six stress-tensor components are ``W @ values``;
-von Mises is computed per vertex from them on each update.
+von Mises is computed per vertex from them on each update. The displacement is linear in the
+readings too: :meth:`StressModel.displacement` is ``U @ values``, in stage units, for showing
+the (exaggerated) deformed shape.
 
 ``[model.stress]`` keys (see :mod:`twin3d.fields` for the whole schema)::
 
@@ -201,9 +203,15 @@ class StressModel(LinearFieldModel):
     is ``W.shape[0] // 6``. :meth:`update` returns the von Mises stress (n,); :attr:`tensor`
     holds the (6, n) components of the last update.
 
+    ``U`` is (3 n, c) float32, column-major, vertex-interleaved (row ``3 i + j`` is component
+    ``j`` of vertex ``i``), in **stage units** per channel unit: :meth:`displacement` returns
+    ``(U @ values).reshape(n, 3)``, so the deformed surface is ``points + scale *
+    model.displacement(values)`` with the points in stage units as the stage stores them.
+
     Attributes:
         cases: load-case names; ``amplitudes`` their values at the last update.
         regions: what each region selected on the FEM mesh (:class:`RegionReport`).
+        U: the displacement map (3 n, c) float32, or None for a model made without one.
     """
 
     quantity = "von_mises"
@@ -212,11 +220,17 @@ class StressModel(LinearFieldModel):
     def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str, *,
                  cases: Sequence[str], amplitude_map: FloatArray,
                  response: FloatArray | None = None,
-                 regions: Sequence[RegionReport] = ()) -> None:
+                 regions: Sequence[RegionReport] = (), U: npt.ArrayLike | None = None) -> None:
         W = np.asarray(W)
         super().__init__(channels, W, unit)
         if self.W.shape[0] % 6:
             raise FieldError("a stress W must have 6 row blocks (xx, yy, zz, xy, yz, zx)")
+        self.U: F32 | None = None
+        if U is not None:
+            self.U = np.asfortranarray(np.asarray(U, dtype=np.float32))
+            if self.U.shape != (3 * (self.W.shape[0] // 6), len(self.channels)):
+                raise FieldError(f"U has shape {self.U.shape}, expected "
+                                 f"({self.W.shape[0] // 2}, {len(self.channels)})")
         self.cases = list(cases)
         self.inputs = self.cases
         self.response = None if response is None else np.asarray(response)  # (c, k)
@@ -244,12 +258,47 @@ class StressModel(LinearFieldModel):
         self.amplitudes = self._amp @ v
         return von_mises(self.tensor, out=self._out if out is None else out)
 
+    def displacement(self, values: Mapping[str, float] | npt.ArrayLike | None = None,
+                     out: F32 | None = None) -> F32:
+        """Displacement (n_vertices, 3) float32 of each surface vertex, in stage units.
+
+        Linear in the readings (``U @ values``, as the stresses are ``W @ values``). The model's
+        stored values are not changed: a partial ``{channel: value}`` mapping is applied on top
+        of the last update's values, and channels never received count as 0.
+
+        Args:
+            values: readings as for :meth:`update`; None: the last update's values.
+            out: (n_vertices, 3) float32 C-contiguous array to write into (e.g. a view's
+                displacement buffer); by default a new array.
+
+        Returns:
+            (n_vertices, 3) float32, stage units: ``points + scale * displacement`` is the
+            shape deformed ``scale`` times (a view states its exaggeration factor).
+
+        Raises:
+            FieldError: the model has no displacement map (made without ``U``), or bad
+                values (as :meth:`update`).
+        """
+        if self.U is None:
+            raise FieldError("this StressModel has no displacement map (U); rebuild it with "
+                             "StressModel.build")
+        raw = self.values if values is None else self._merge(values)
+        v = self._filled(raw).astype(np.float32)
+        target = np.empty((self.n_vertices, 3), dtype=np.float32) if out is None else out
+        if target.shape != (self.n_vertices, 3) or target.dtype != np.float32 or not (
+                target.flags.c_contiguous):
+            raise FieldError(f"out must be a C-contiguous ({self.n_vertices}, 3) float32 array")
+        matvec(self.U, v, target.reshape(-1))
+        return target
+
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The arrays that define the model (for the on-disk cache); see :meth:`from_arrays`."""
         out = super().to_arrays() | {"cases": np.asarray(self.cases, dtype=str),
                                      "amplitude_map": self._amp}
         if self.response is not None:
             out["response"] = self.response
+        if self.U is not None:
+            out["U"] = self.U
         return out
 
     @classmethod
@@ -262,7 +311,7 @@ class StressModel(LinearFieldModel):
         return cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]),
                    cases=[str(c) for c in arrays["cases"]],
                    amplitude_map=arrays["amplitude_map"], response=arrays.get("response"),
-                   regions=reports_from_arrays(arrays))
+                   regions=reports_from_arrays(arrays), U=arrays.get("U"))
 
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
@@ -320,13 +369,15 @@ class StressModel(LinearFieldModel):
             mesh = tetrahedralize(pts, faces, meters_per_unit,
                                   target_tets=int(stress.get("tets", 4000)),
                                   quality=mesh_quality(stress))
-        names, _, sig, reports = _solve(mesh, stress, config.get("regions", {}), meters_per_unit)
+        names, disp, sig, reports = _solve(mesh, stress, config.get("regions", {}),
+                                           meters_per_unit)
         warn_regions(reports, stacklevel=2)
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
-            S = sig[: len(pts)]
+            S, D = sig[: len(pts)], disp[: len(pts)]
         else:
             P = probe_matrix(mesh.nodes, mesh.tets, pts_m)
             S = np.stack([P @ sig[:, :, k] for k in range(sig.shape[2])], axis=2)
+            D = np.stack([P @ disp[:, :, k] for k in range(disp.shape[2])], axis=2)
         channels = [driven[i] for i in sorted(driven)] + [g.channel for g in gauges]
         col = {c: j for j, c in enumerate(channels)}
         amp = np.zeros((len(names), len(channels)))
@@ -360,5 +411,7 @@ class StressModel(LinearFieldModel):
         factor = 1.0 / STRESS_UNITS[unit]
         # (n, 6, k) @ (k, c) -> (6, n, c) -> (6 n, c)
         W = np.einsum("nsk,kc->snc", S, amp).reshape(6 * len(pts), len(channels)) * factor
+        # (n, 3, k) @ (k, c) -> (n, 3, c) -> (3 n, c), metres -> stage units
+        U = (D.reshape(3 * len(pts), -1) @ amp) / meters_per_unit
         return cls(channels, W, unit, cases=names, amplitude_map=amp, response=response,
-                   regions=reports)
+                   regions=reports, U=U)
