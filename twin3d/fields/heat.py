@@ -37,7 +37,6 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from twin3d.errors import FieldError
 from twin3d.fields.base import (
@@ -49,7 +48,9 @@ from twin3d.fields.base import (
     warn_regions,
 )
 from twin3d.fields.config import check_model, mesh_quality
+from twin3d.fields.fem import assemble, solve_spd
 from twin3d.fields.kriging import KrigingSolution, krige
+from twin3d.fields.progress import build_progress, step
 from twin3d.fields.mesh import (
     TetMesh,
     probe_matrix,
@@ -94,14 +95,15 @@ def solve_unit_responses(mesh: TetMesh, thermal: Mapping[str, Any],
 def _solve(mesh: TetMesh, thermal: Mapping[str, Any], regions: Mapping[str, Any],
            meters_per_unit: float) -> tuple[list[str], FloatArray, tuple[RegionReport, ...]]:
     """:func:`solve_unit_responses` plus what each region selected."""
-    from skfem import Basis, ElementTetP1, FacetBasis, asm
+    from skfem import ElementTetP1, FacetBasis, asm
     from skfem.models.poisson import laplace, mass, unit_load
 
     check_model({"regions": regions, "thermal": thermal})
     m = mesh.to_skfem()
     elem = ElementTetP1()
-    basis = Basis(m, elem)
-    A = float(thermal.get("conductivity", 1.0)) * asm(laplace, basis)
+    A = float(thermal.get("conductivity", 1.0)) * assemble(
+        laplace, m, elem, intorder=0, chunk=200_000,
+        progress=lambda done: step("assembling", done, m.nelements))
     n = A.shape[0]
     names: list[str] = []
     rhs: list[FloatArray] = []
@@ -141,27 +143,22 @@ def _solve(mesh: TetMesh, thermal: Mapping[str, Any], regions: Mapping[str, Any]
     D = np.unique(np.concatenate(fixed_nodes)) if fixed_nodes else np.empty(0, dtype=np.int64)
     inner = np.setdiff1d(np.arange(n), D)
     A = sp.csr_matrix(A)
-    lu = splu(A[inner][:, inner].tocsc())
-    A_id = A[inner][:, D]
-    columns: list[FloatArray] = []
-
-    def solve(f: FloatArray, xd: FloatArray) -> FloatArray:
-        x = np.zeros(n)
-        x[D] = xd
-        x[inner] = lu.solve(f[inner] - (A_id @ xd if len(D) else 0.0))
-        return x
-
-    for f in rhs:
-        columns.append(solve(f, np.zeros(len(D))))
+    # one right-hand side per input; a fixed region's unit temperature is lifted to the rhs
+    lifts = np.zeros((n, len(rhs) + len(fixed_nodes) + (ambient_rhs is not None)))
+    for j, f in enumerate(rhs):
+        lifts[:, j] = f
+    X = np.zeros_like(lifts)
     for j, nodes in enumerate(fixed_nodes):
-        xd = np.zeros(n)
-        xd[nodes] = 1.0
+        col = len(rhs) + j
+        X[nodes, col] = 1.0
+        lifts[:, col] = -(A[:, D] @ X[D, col])
         names.append(f"fixed:{thermal['fixed'][j]}")
-        columns.append(solve(np.zeros(n), xd[D]))
     if ambient_rhs is not None:
         names.append("ambient")
-        columns.append(solve(ambient_rhs, np.zeros(len(D))))
-    return names, np.stack(columns, axis=1), tuple(reports)
+        lifts[:, -1] = ambient_rhs
+    X[inner] = solve_spd(A[inner][:, inner], lifts[inner],
+                         progress=lambda done: step("solving", done, lifts.shape[1]))
+    return names, X, tuple(reports)
 
 
 @dataclass(frozen=True)
@@ -264,11 +261,14 @@ class HeatModel(LinearFieldModel):
         pts_m = pts * meters_per_unit
         pos, vert = sensor_locations(sensors, pts_m, meters_per_unit, faces,
                                      tolerance_m=snap_tolerance)
-        if mesh is None:
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
-                                  target_tets=int(thermal.get("tets", 20000)),
-                                  quality=mesh_quality(thermal))
-        names, U, reports = _solve(mesh, thermal, config.get("regions", {}), meters_per_unit)
+        with build_progress("heat model"):
+            if mesh is None:
+                step("meshing")
+                mesh = tetrahedralize(pts, faces, meters_per_unit,
+                                      target_tets=int(thermal.get("tets", 20000)),
+                                      quality=mesh_quality(thermal))
+            names, U, reports = _solve(mesh, thermal, config.get("regions", {}),
+                                       meters_per_unit)
         warn_regions(reports, stacklevel=2)
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
             B = U[: len(pts)]

@@ -40,7 +40,7 @@ from twin3d.fields.base import RegionReport
 from twin3d.fields.config import check_region
 
 __all__ = ["TetMesh", "facet_geometry", "probe_matrix", "report_region", "select_facets",
-           "surface_patches", "tetrahedralize"]
+           "smooth_patches", "surface_patches", "tetrahedralize"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -301,3 +301,34 @@ def report_region(mesh: Any, name: str, role: str, facets: IntArray) -> RegionRe
     area = float(facet_geometry(mesh, facets)[2].sum())
     return RegionReport(name=name, role=role, facets=len(facets),
                         patches=len(surface_patches(mesh, facets)), area=area)
+
+
+def smooth_patches(tri: npt.ArrayLike, normals: npt.ArrayLike, angle_deg: float) -> IntArray:
+    """Label the triangles of a surface by smooth patch: sharp edges separate patches.
+
+    Args:
+        tri: (m, 3) int vertex indices of the triangles.
+        normals: (m, 3) unit normals of the triangles (consistently outward).
+        angle_deg: two triangles sharing an edge are in one patch when their normals differ
+            by less than this angle.
+
+    Returns:
+        (m,) int64 patch label of each triangle (0, 1, ...).
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    t = np.sort(np.asarray(tri, dtype=np.int64), axis=1)
+    n = np.asarray(normals, dtype=np.float64)
+    m = len(t)
+    edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [0, 2]]])
+    owner = np.tile(np.arange(m), 3)
+    _, eid = np.unique(edges, axis=0, return_inverse=True)
+    eid = eid.ravel()
+    order = np.argsort(eid, kind="stable")
+    a, b = owner[order][:-1], owner[order][1:]
+    same = eid[order][:-1] == eid[order][1:]
+    a, b = a[same], b[same]
+    keep = np.einsum("ij,ij->i", n[a], n[b]) > np.cos(np.radians(angle_deg))
+    graph = sp.coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(m, m))
+    labels: IntArray = connected_components(graph, directed=False)[1].astype(np.int64)
+    return labels

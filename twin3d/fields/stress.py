@@ -1,9 +1,11 @@
 """Linear-elastic stress from load cells and strain gauges, with quadratic (P2) tetrahedra.
 
-Each load case declared in the scene (a force on a region, or a pressure) is solved once with
-the stiffness matrix factorised once (scikit-fem, ``ElementTetP2``: linear tets lock in
-bending). Its stress (linear in each element) is evaluated at the element corners and
-volume-averaged at the nodes, then read at the surface vertices: a unit stress field per case.
+Each load case declared in the scene (a force on a region, or a pressure) is solved once
+(scikit-fem, ``ElementTetP2``: linear tets lock in bending), all cases sharing one
+factorisation or multigrid hierarchy (:mod:`twin3d.fields.fem` picks the solver by size).
+The nodal stress comes from superconvergent patch recovery on the surface, with free surfaces
+held traction-free (:mod:`twin3d.fields.recovery`), and is read at the surface vertices: a
+unit stress field per case.
 Live inputs give the case amplitudes linearly: a load-cell channel scales its case directly,
 and strain-gauge channels identify the cases that have no load cell by least squares (never by
 interpolating stress between gauges). So the six stress-tensor components are ``W @ values``;
@@ -36,8 +38,6 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from twin3d.errors import FieldError
 from twin3d.fields.base import (
@@ -49,7 +49,10 @@ from twin3d.fields.base import (
     warn_regions,
 )
 from twin3d.fields.config import STRESS_UNITS, check_model, mesh_quality
+from twin3d.fields.fem import assemble, rigid_body_modes, solve_spd
 from twin3d.fields.mesh import TetMesh, probe_matrix, report_region, select_facets, tetrahedralize
+from twin3d.fields.progress import build_progress, step
+from twin3d.fields.recovery import nodal_stress, stress_samples, traction_free_projectors
 
 __all__ = ["COMPONENTS", "FORCE_UNITS", "STRAIN_UNITS", "StressModel", "solve_load_cases",
            "strain_from_stress", "von_mises"]
@@ -115,7 +118,7 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
     E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
     loads = stress["load"]
     m = mesh.to_skfem()
-    basis = Basis(m, ElementVector(ElementTetP2()))
+    elem = ElementVector(ElementTetP2())
     lam, mu = lame_parameters(E, nu)
 
     @BilinearForm  # type: ignore[untyped-decorator]
@@ -131,20 +134,24 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
             out += mu * (g[a, 0] * h[b, 0] + g[a, 1] * h[b, 1] + g[a, 2] * h[b, 2])
         return out
 
-    K = sp.csr_matrix(asm(elasticity, basis))
+    # gradients of P2 are linear: their products need quadrature order 2, not skfem's 4
+    K = assemble(elasticity, m, elem, intorder=2,
+                 progress=lambda done: step("assembling", done, m.nelements))
     reports: list[RegionReport] = []
     fixed = []
     for r in stress["fixed"]:
         fixed.append(select_facets(m, r, regions[r], meters_per_unit))
         reports.append(report_region(m, r, "fixed", fixed[-1]))
-    D = basis.get_dofs(facets=np.concatenate(fixed)).all()
+    dofs = Basis(m, elem, elements=np.arange(1))  # the global numbering, no element tables
+    D = dofs.get_dofs(facets=np.concatenate(fixed)).all()
     inner = np.setdiff1d(np.arange(K.shape[0]), D)
-    names, rhs = [], []
+    names, rhs, loaded = [], [], []
     for i, load in enumerate(loads):
         name = str(load.get("name", f"load{i + 1}"))
         facets = select_facets(m, load["region"], regions[load["region"]], meters_per_unit)
+        loaded.append(facets)
         reports.append(report_region(m, load["region"], f"load {name}", facets))
-        fb = FacetBasis(m, basis.elem, facets=facets)
+        fb = FacetBasis(m, elem, facets=facets)
         if "force" in load:
             traction = np.asarray(load["force"], dtype=np.float64) / reports[-1].area
 
@@ -159,30 +166,18 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
                 return -p * dot(w.n, v)
         names.append(name)
         rhs.append(np.asarray(asm(form, fb)))
-    lu = splu(K[inner][:, inner].tocsc())
     U = np.zeros((K.shape[0], len(rhs)))
-    U[inner] = lu.solve(np.stack(rhs, axis=1)[inner])
-    # stress of each element at its 4 corners (linear per P2 element), averaged at the nodes
-    # with volume weights: exact for linear stress fields, no global projection solve
-    corners = Basis(m, basis.elem, quadrature=(np.array([[0.0, 1, 0, 0], [0, 0, 1, 0],
-                                                          [0, 0, 0, 1]]), np.full(4, 1 / 24)))
-    weight = corners.dx  # (nel, 4): |det J| / 24, the same at each corner
-    n_nodes = m.p.shape[1]
-    total = np.zeros(n_nodes)
-    np.add.at(total, m.t.T, weight)
-    disp = np.zeros((n_nodes, 3, len(rhs)))
-    sig = np.zeros((n_nodes, 6, len(rhs)))
-    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0))
-    for k in range(len(rhs)):
-        disp[:, :, k] = U[basis.nodal_dofs, k].T
-        grad = corners.interpolate(U[:, k]).grad  # (3, 3, nel, 4)
-        eps = 0.5 * (grad + np.swapaxes(grad, 0, 1))
-        tr = eps[0, 0] + eps[1, 1] + eps[2, 2]
-        for c, (i, j) in enumerate(pairs):
-            comp = 2 * mu * eps[i, j] + (lam * tr if i == j else 0.0)
-            acc = np.zeros(n_nodes)
-            np.add.at(acc, m.t.T, comp * weight)
-            sig[:, c, k] = acc / total
+    A = K[inner][:, inner]
+    del K
+    U[inner] = solve_spd(A, np.stack(rhs, axis=1)[inner], block_size=3,
+                         near_nullspace=rigid_body_modes(m, U.shape[0])[inner],
+                         progress=lambda done: step("solving load cases", done, len(rhs)))
+    del A
+    step("recovering stresses")
+    samples, where, weight = stress_samples(m, elem, U, lam, mu)
+    free = traction_free_projectors(m, fixed + loaded)
+    sig = nodal_stress(m, samples, where, weight, free)
+    disp = np.ascontiguousarray(U[: 3 * m.p.shape[1]].reshape(-1, 3, len(rhs)))
     return names, disp, sig, tuple(reports)
 
 
@@ -365,12 +360,14 @@ class StressModel(LinearFieldModel):
         bad = [g.channel for g in gauges if g.unit not in STRAIN_UNITS]
         if bad:
             raise FieldError(f"strain gauges {bad}: unit must be one of {sorted(STRAIN_UNITS)}")
-        if mesh is None:
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
-                                  target_tets=int(stress.get("tets", 4000)),
-                                  quality=mesh_quality(stress))
-        names, disp, sig, reports = _solve(mesh, stress, config.get("regions", {}),
-                                           meters_per_unit)
+        with build_progress("stress model"):
+            if mesh is None:
+                step("meshing")
+                mesh = tetrahedralize(pts, faces, meters_per_unit,
+                                      target_tets=int(stress.get("tets", 4000)),
+                                      quality=mesh_quality(stress))
+            names, disp, sig, reports = _solve(mesh, stress, config.get("regions", {}),
+                                               meters_per_unit)
         warn_regions(reports, stacklevel=2)
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
             S, D = sig[: len(pts)], disp[: len(pts)]
