@@ -42,6 +42,7 @@ from twin3d.errors import FieldError
 from twin3d.fields.base import (
     ImplausibleInputWarning,
     LinearFieldModel,
+    MeshReport,
     RegionReport,
     reports_from_arrays,
     sensor_locations,
@@ -54,6 +55,7 @@ from twin3d.fields.progress import build_progress, step
 from twin3d.fields.mesh import (
     TetMesh,
     probe_matrix,
+    region_borders,
     report_region,
     select_facets,
     tetrahedralize,
@@ -264,9 +266,14 @@ class HeatModel(LinearFieldModel):
         with build_progress("heat model"):
             if mesh is None:
                 step("meshing")
+                regions = config.get("regions", {})
+                used = set(thermal.get("sources", [])) | set(thermal.get("fixed", []))
+                borders = region_borders(pts_m, faces, {r: regions[r] for r in used},
+                                         meters_per_unit)
                 mesh = tetrahedralize(pts, faces, meters_per_unit,
                                       target_tets=int(thermal.get("tets", 20000)),
-                                      quality=mesh_quality(thermal))
+                                      quality=mesh_quality(thermal),
+                                      spots=np.concatenate([pos, borders]))
             names, U, reports = _solve(mesh, thermal, config.get("regions", {}),
                                        meters_per_unit)
         warn_regions(reports, stacklevel=2)
@@ -294,9 +301,11 @@ class HeatModel(LinearFieldModel):
             range_m = size / 5 if rng is None else float(rng) * meters_per_unit
             kriging = krige(pts_m, faces, vert, range_m, float(thermal.get("nugget", 1e-2)))
             W += _rows_times(kriging.W, residual)
-        return cls([s.channel for s in sensors], W, next(iter(units)), inputs=names, fit=fit,
-                   var_physics=var_physics, residual=residual, kriging=kriging, noise=noise,
-                   response=A, regions=reports)
+        model = cls([s.channel for s in sensors], W, next(iter(units)), inputs=names, fit=fit,
+                    var_physics=var_physics, residual=residual, kriging=kriging, noise=noise,
+                    response=A, regions=reports)
+        model.mesh = MeshReport(len(mesh.tets), len(mesh.nodes), mesh.smallest_feature)
+        return model
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The arrays that define the model (for the on-disk cache); see :meth:`from_arrays`."""
@@ -328,6 +337,7 @@ class HeatModel(LinearFieldModel):
                     kriging=kriging, noise=float(arrays["noise"]),
                     response=arrays.get("response"))
         model.regions = reports_from_arrays(arrays)
+        model.mesh = MeshReport.from_arrays(arrays)
         return model
 
     def input_unit(self, name: str) -> str:

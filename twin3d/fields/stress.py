@@ -42,6 +42,7 @@ import numpy.typing as npt
 from twin3d.errors import FieldError
 from twin3d.fields.base import (
     LinearFieldModel,
+    MeshReport,
     RegionReport,
     matvec,
     reports_from_arrays,
@@ -50,7 +51,14 @@ from twin3d.fields.base import (
 )
 from twin3d.fields.config import STRESS_UNITS, check_model, mesh_quality
 from twin3d.fields.fem import assemble, rigid_body_modes, solve_spd
-from twin3d.fields.mesh import TetMesh, probe_matrix, report_region, select_facets, tetrahedralize
+from twin3d.fields.mesh import (
+    TetMesh,
+    probe_matrix,
+    region_borders,
+    report_region,
+    select_facets,
+    tetrahedralize,
+)
 from twin3d.fields.progress import build_progress, step
 from twin3d.fields.recovery import nodal_stress, stress_samples, traction_free_projectors
 
@@ -303,10 +311,12 @@ class StressModel(LinearFieldModel):
         Raises:
             KeyError: an array is missing (a file written by another version).
         """
-        return cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]),
-                   cases=[str(c) for c in arrays["cases"]],
-                   amplitude_map=arrays["amplitude_map"], response=arrays.get("response"),
-                   regions=reports_from_arrays(arrays), U=arrays.get("U"))
+        model = cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]),
+                    cases=[str(c) for c in arrays["cases"]],
+                    amplitude_map=arrays["amplitude_map"], response=arrays.get("response"),
+                    regions=reports_from_arrays(arrays), U=arrays.get("U"))
+        model.mesh = MeshReport.from_arrays(arrays)
+        return model
 
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
@@ -338,7 +348,8 @@ class StressModel(LinearFieldModel):
         unit = str(stress.get("unit", "MPa"))
         pts = np.asarray(points, dtype=np.float64)
         pts_m = pts * meters_per_unit
-        sensor_locations(sensors, pts_m, meters_per_unit, faces, tolerance_m=snap_tolerance)
+        spots, _ = sensor_locations(sensors, pts_m, meters_per_unit, faces,
+                                    tolerance_m=snap_tolerance)
         by_channel = {s.channel: s for s in sensors}
         loads = stress["load"]
         driven: dict[int, str] = {}
@@ -363,9 +374,14 @@ class StressModel(LinearFieldModel):
         with build_progress("stress model"):
             if mesh is None:
                 step("meshing")
+                regions = config.get("regions", {})
+                used = set(stress["fixed"]) | {load["region"] for load in loads}
+                borders = region_borders(pts_m, faces, {r: regions[r] for r in used},
+                                         meters_per_unit)
                 mesh = tetrahedralize(pts, faces, meters_per_unit,
                                       target_tets=int(stress.get("tets", 4000)),
-                                      quality=mesh_quality(stress))
+                                      quality=mesh_quality(stress),
+                                      spots=np.concatenate([spots, borders]))
             names, disp, sig, reports = _solve(mesh, stress, config.get("regions", {}),
                                                meters_per_unit)
         warn_regions(reports, stacklevel=2)
@@ -410,5 +426,7 @@ class StressModel(LinearFieldModel):
         W = np.einsum("nsk,kc->snc", S, amp).reshape(6 * len(pts), len(channels)) * factor
         # (n, 3, k) @ (k, c) -> (n, 3, c) -> (3 n, c), metres -> stage units
         U = (D.reshape(3 * len(pts), -1) @ amp) / meters_per_unit
-        return cls(channels, W, unit, cases=names, amplitude_map=amp, response=response,
-                   regions=reports, U=U)
+        model = cls(channels, W, unit, cases=names, amplitude_map=amp, response=response,
+                    regions=reports, U=U)
+        model.mesh = MeshReport(len(mesh.tets), len(mesh.nodes), mesh.smallest_feature)
+        return model
