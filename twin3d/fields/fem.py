@@ -43,7 +43,7 @@ SOLVERS = ("auto", "cholmod", "amg", "superlu")
 #: 20.5M non-zeros, ~5 GB at 35.7M; AMG-CG stays under 2 GB there).
 DIRECT_MAX_NNZ = 24_000_000
 #: Relative residual at which conjugate gradients stops.
-CG_TOLERANCE = 1e-9
+CG_TOLERANCE = 1e-8
 #: Most CG iterations before the solve is declared failed.
 CG_MAX_ITERATIONS = 2000
 #: Elements assembled at a time.

@@ -51,7 +51,6 @@ from twin3d.fields.base import (
 from twin3d.fields.config import check_model, mesh_quality
 from twin3d.fields.fem import assemble, solve_spd
 from twin3d.fields.kriging import KrigingSolution, krige
-from twin3d.fields.progress import build_progress, step
 from twin3d.fields.mesh import (
     TetMesh,
     probe_matrix,
@@ -60,6 +59,7 @@ from twin3d.fields.mesh import (
     select_facets,
     tetrahedralize,
 )
+from twin3d.fields.progress import build_progress, step
 
 __all__ = ["FittedInputs", "HeatModel", "solve_unit_responses"]
 
@@ -158,6 +158,7 @@ def _solve(mesh: TetMesh, thermal: Mapping[str, Any], regions: Mapping[str, Any]
     if ambient_rhs is not None:
         names.append("ambient")
         lifts[:, -1] = ambient_rhs
+    step("solving", 0, lifts.shape[1])
     X[inner] = solve_spd(A[inner][:, inner], lifts[inner],
                          progress=lambda done: step("solving", done, lifts.shape[1]))
     return names, X, tuple(reports)

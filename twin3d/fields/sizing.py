@@ -20,7 +20,6 @@ is given. So the volume mesh is made in three steps:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,7 +316,7 @@ def curvature_features(points: npt.ArrayLike, faces: npt.ArrayLike
     """
     p = np.asarray(points, dtype=np.float64)
     tri = np.asarray(faces, dtype=np.int64)
-    edges, t2e, e2t, n, corner, tangent = _geometry(p, tri)
+    edges, _, e2t, n, corner, tangent = _geometry(p, tri)
     na, nb = n[e2t[:, 0]], n[e2t[:, 1]]
     angle = np.arccos(np.clip(np.einsum("ij,ij->i", na, nb), -1, 1))
     smooth = angle < np.radians(SHARP_DEG)

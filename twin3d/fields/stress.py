@@ -38,6 +38,7 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from twin3d.errors import FieldError
 from twin3d.fields.base import (
@@ -60,10 +61,14 @@ from twin3d.fields.mesh import (
     tetrahedralize,
 )
 from twin3d.fields.progress import build_progress, step
-from twin3d.fields.recovery import nodal_stress, stress_samples, traction_free_projectors
+from twin3d.fields.recovery import (
+    nodal_stress,
+    stress_samples,
+    traction_free_projectors,
+)
 
 __all__ = ["COMPONENTS", "FORCE_UNITS", "STRAIN_UNITS", "StressModel", "solve_load_cases",
-           "strain_from_stress", "von_mises"]
+           "stiffness_matrix", "strain_from_stress", "von_mises"]
 
 FloatArray = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -114,19 +119,21 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
     return names, disp, sig
 
 
-def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
-           meters_per_unit: float
-           ) -> tuple[list[str], FloatArray, FloatArray, tuple[RegionReport, ...]]:
-    """:func:`solve_load_cases` plus what each region selected."""
-    from skfem import Basis, BilinearForm, ElementTetP2, ElementVector, FacetBasis, LinearForm, asm
-    from skfem.helpers import dot
+def stiffness_matrix(mesh: Any, E: float, nu: float) -> sp.csr_matrix:
+    """The P2 linear-elastic stiffness matrix of a ``skfem.MeshTet`` (metres, Pa).
+
+    Args:
+        mesh: the skfem mesh.
+        E: Young's modulus, Pa.
+        nu: Poisson's ratio.
+
+    Returns:
+        (n_dofs, n_dofs) CSR, unknowns numbered node by node (see
+        :func:`~twin3d.fields.fem.rigid_body_modes`), no boundary conditions.
+    """
+    from skfem import BilinearForm, ElementTetP2, ElementVector
     from skfem.models.elasticity import lame_parameters
 
-    check_model({"regions": regions, "stress": stress})
-    E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
-    loads = stress["load"]
-    m = mesh.to_skfem()
-    elem = ElementVector(ElementTetP2())
     lam, mu = lame_parameters(E, nu)
 
     @BilinearForm  # type: ignore[untyped-decorator]
@@ -143,8 +150,25 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
         return out
 
     # gradients of P2 are linear: their products need quadrature order 2, not skfem's 4
-    K = assemble(elasticity, m, elem, intorder=2,
-                 progress=lambda done: step("assembling", done, m.nelements))
+    return assemble(elasticity, mesh, ElementVector(ElementTetP2()), intorder=2,
+                    progress=lambda done: step("assembling", done, mesh.nelements))
+
+
+def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
+           meters_per_unit: float
+           ) -> tuple[list[str], FloatArray, FloatArray, tuple[RegionReport, ...]]:
+    """:func:`solve_load_cases` plus what each region selected."""
+    from skfem import Basis, ElementTetP2, ElementVector, FacetBasis, LinearForm, asm
+    from skfem.helpers import dot
+    from skfem.models.elasticity import lame_parameters
+
+    check_model({"regions": regions, "stress": stress})
+    E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
+    loads = stress["load"]
+    m = mesh.to_skfem()
+    elem = ElementVector(ElementTetP2())
+    lam, mu = lame_parameters(E, nu)
+    K = stiffness_matrix(m, E, nu)
     reports: list[RegionReport] = []
     fixed = []
     for r in stress["fixed"]:
@@ -175,6 +199,7 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
         names.append(name)
         rhs.append(np.asarray(asm(form, fb)))
     U = np.zeros((K.shape[0], len(rhs)))
+    step("solving load cases", 0, len(rhs))
     A = K[inner][:, inner]
     del K
     U[inner] = solve_spd(A, np.stack(rhs, axis=1)[inner], block_size=3,
