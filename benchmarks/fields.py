@@ -19,7 +19,7 @@ is 2 GB of float32). ``--quick`` stops at 100k.
 10k, 30k and 100k P2 tetrahedra (time, peak RSS, element count, mid-span top-fibre stress
 against Mc/I, tip deflection against Timoshenko), then each SPD solver (CHOLMOD, AMG-CG,
 SuperLU) on the same assembled system, and the heat model at 500k P1 tetrahedra. Each case
-runs in its own process so its peak RSS is its own; SuperLU runs under a 12 GB address-space
+runs in its own process so its peak RSS is its own; SuperLU runs under an 8 GB address-space
 limit (it runs out of memory beyond it).
 """
 
@@ -146,7 +146,7 @@ def child(task: dict) -> dict:
         reset_peak()
         before = peak_rss_mb()
         if task["method"] == "superlu":  # let it fail on memory instead of taking the box
-            resource.setrlimit(resource.RLIMIT_AS, (12 * 2**30, resource.RLIM_INFINITY))
+            resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, resource.RLIM_INFINITY))
         t = time.perf_counter()
         try:
             fem.solve_spd(A, b, method=task["method"], near_nullspace=modes, block_size=3)
@@ -228,7 +228,7 @@ def scale(quick: bool) -> None:
             if "error" in r:
                 print(f"| {n:,} | | | {method} | failed: {r['error']} | | |", flush=True)
                 continue
-            solve = "out of memory (12 GB limit)" if r.get("oom") else f"{r['s']:.1f}"
+            solve = "out of memory (8 GB limit)" if r.get("oom") else f"{r['s']:.1f}"
             print(f"| {r.get('tets', n):,} | {r['dofs']:,} | {r['nnz'] / 1e6:.1f}M | {method} "
                   f"| {solve} | {r['rss']:.0f} | {r['rss'] - r['base']:.0f} |", flush=True)
     r = run_child({"kind": "heat", "tets": 500_000})

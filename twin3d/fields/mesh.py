@@ -138,20 +138,33 @@ def tetrahedralize(
         return _checked(nodes, tets, pts, None)
     target = max(int(target_tets), 1)
     field = sizing.size_field(pts, tri, volume, target, spots)
-    # a coarse uniform mesh of the input to fit the field's scale to the count
-    bg_nodes, bg_tets = _tetgen(pts, tri, f"pq3/0a{volume / min(target, 20_000) * 4:.6g}Q")
+    # a coarse mesh of the input (as TetGen always meshed it) to fit the field to the count
+    bg_nodes, bg_tets = _tetgen(pts, tri, f"{switches}a{volume / min(target, 20_000) * 4:.6g}Q")
     field = sizing.fit_scale(field, bg_nodes, bg_tets, target)
+    refined = True
     for attempt in range(3):
-        step("refining the surface")
-        ref_pts, ref_tri = sizing.refine_surface(pts, tri, field, spots=spots)
-        step("meshing")
-        # TetGen grades the inside from the refined surface; the bulk is capped at its size
         bulk = field.scale * field.bulk
-        nodes, tets = _tetgen(ref_pts, ref_tri, f"{switches}a{bulk**3 / 8.5:.6g}Q")
+        # TetGen grades the inside from the surface; the bulk is capped at its size
+        limit = f"{switches}a{bulk**3 / 8.5:.6g}Q"
+        result = None
+        if refined:
+            step("refining the surface")
+            ref_pts, ref_tri = sizing.refine_surface(pts, tri, field, spots=spots)
+            step("meshing")
+            # TetGen can crash or loop on a surface it dislikes: the refined one is meshed in
+            # a child process, and the input surface (as always) when that fails
+            result = _tetgen_isolated(ref_pts, ref_tri, limit, 60.0 + target / 1000)
+            refined = result is not None
+        if result is None:
+            step("meshing")
+            result = _tetgen(pts, tri, limit)
+        nodes, tets = result
         ratio = len(tets) / target
         if 0.8 <= ratio <= 1.25 or attempt == 2:
             break
         field = field.rescaled(field.scale * ratio ** (1 / 3))
+    if not refined:
+        return _checked(nodes, tets, pts, None)
     return _checked(nodes, tets, pts, field.smallest_feature)
 
 
@@ -166,6 +179,38 @@ def _tetgen(points: FloatArray, faces: IntArray, switches: str) -> tuple[FloatAr
         raise FieldError(f"TetGen could not mesh the surface ({exc}); check it is closed "
                          "and not self-intersecting") from None
     return np.asarray(nodes, dtype=np.float64), np.asarray(tets, dtype=np.int64)
+
+
+def _tetgen_child(path: str, switches: str) -> None:
+    with np.load(path) as data:
+        points, faces = data["points"], data["faces"]
+    nodes, tets = _tetgen(points, faces, switches)
+    np.savez(path, nodes=nodes, tets=tets)
+
+
+def _tetgen_isolated(points: FloatArray, faces: IntArray, switches: str, timeout: float
+                     ) -> tuple[FloatArray, IntArray] | None:
+    """:func:`_tetgen` in a child process: None when it fails, crashes or runs past
+    ``timeout`` seconds."""
+    import multiprocessing
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "surface.npz")
+        np.savez(path, points=points, faces=faces)
+        child = multiprocessing.get_context("spawn").Process(
+            target=_tetgen_child, args=(path, switches), daemon=True)
+        child.start()
+        try:
+            child.join(timeout)
+        finally:
+            if child.is_alive():
+                child.kill()
+                child.join()
+        if child.exitcode != 0:
+            return None
+        with np.load(path) as data:
+            return np.asarray(data["nodes"]), np.asarray(data["tets"])
 
 
 def _checked(nodes: FloatArray, tets: IntArray, pts: FloatArray,
