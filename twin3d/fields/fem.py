@@ -6,8 +6,9 @@ size, so it is chosen by measurement (``benchmarks/fields.py``, figures in
 ``benchmarks/RESULTS.md``):
 
 * ``"cholmod"``: sparse Cholesky (CHOLMOD from SuiteSparse, through scikit-sparse, METIS
-  ordering). Fastest while the factor fits: 2.5 s at 89k P2 unknowns against SuperLU's 26 s,
-  but its fill grows faster than the system (392M factor entries at 435k unknowns);
+  ordering). Fastest while the factor fits (115k P2 unknowns: 13 s and +0.7 GB against
+  SuperLU's 105 s and +2.4 GB), but its fill grows faster than the system (408k unknowns,
+  33M non-zeros: +3.9 GB);
 * ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation algebraic multigrid
   (pyamg), with the rigid-body modes as near-nullspace for elasticity and 3 × 3 nodal blocks.
   Memory grows linearly; the hierarchy is set up once and shared by every right-hand side;
@@ -39,8 +40,8 @@ FloatArray = npt.NDArray[np.float64]
 #: The solvers :func:`solve_spd` knows, and ``"auto"``.
 SOLVERS = ("auto", "cholmod", "amg", "superlu")
 #: Largest system (non-zeros of ``A``) that ``"auto"`` factorises directly; above it the
-#: factor's fill costs more memory and time than AMG-CG (measured: CHOLMOD 8.9 s / 2.8 GB at
-#: 20.5M non-zeros, ~5 GB at 35.7M; AMG-CG stays under 2 GB there).
+#: factor's memory passes what a 100k-element build may use (measured: CHOLMOD +0.7 GB at
+#: 9.1M non-zeros, +3.9 GB at 33.4M; AMG-CG +0.2 / +0.9 GB there).
 DIRECT_MAX_NNZ = 24_000_000
 #: Relative residual at which conjugate gradients stops.
 CG_TOLERANCE = 1e-8

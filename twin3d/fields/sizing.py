@@ -1,21 +1,28 @@
 """Where the mesh must be fine: a size field from the part's features, and a refined surface.
 
-A uniform mesh wastes elements in the bulk and starves holes, fillets and sensor spots, and a
-mesher that keeps the input triangles keeps a 16-sided hole 16-sided however many elements it
-is given. So the volume mesh is made in three steps:
+A uniform mesh wastes elements in the bulk and starves holes and fillets, and a mesher that
+keeps the input triangles keeps a 16-sided hole 16-sided however many elements it is given.
+So the volume mesh is made in three steps:
 
 1. :func:`size_field`: a target edge length ``h(x)``, the smallest of the bulk size and, around
    each feature, the feature's size growing by :data:`GRADING` per unit distance. Features:
    curved surfaces and curved sharp edges (size ``2π r /`` :data:`SEGMENTS` for a radius of
-   curvature ``r``, estimated from the facet normals and from circles through three points of
-   each sharp edge), sensors and the borders of loaded and fixed regions (a quarter of the
+   curvature ``r``, estimated from the vertex normals and from circles through three points of
+   each sharp edge), sensors and the borders of loaded and fixed regions (:data:`SPOT` of the
    bulk size). The whole field is scaled so the mesh gets about the number of tetrahedra asked
-   for, and no feature is resolved finer than :data:`FINEST` of the bulk size.
-2. :func:`refine_surface`: surface edges longer than ``h`` are split, and each new point is
-   placed on the curve through its edge's ends that matches their normals (or, on a sharp
-   edge, the tangents of that edge's curve): exactly on the circle for circular holes and
-   fillets, so refining recovers the true shape from a coarse triangulation.
-3. TetGen fills the refined surface with quality tetrahedra sized by ``h`` (a background mesh).
+   for (:func:`fit_scale`), and no feature is resolved finer than :data:`FINEST` of the bulk.
+2. :func:`refine_surface`: on curved patches and curved sharp edges, surface edges longer than
+   ``h`` are split, each new point placed on the curve through the edge's ends that matches
+   their normals (or, on a sharp edge, the tangents of that edge's curve): exactly on the
+   circle for circular holes and fillets, so refining recovers the true shape from a coarse
+   triangulation. Sensors become surface vertices.
+3. TetGen fills the refined surface with quality tetrahedra, grading them from the surface
+   spacing, the bulk capped at the bulk size (:func:`twin3d.fields.mesh.tetrahedralize`).
+
+Flat faces are left to TetGen, which merges coplanar triangles and refines them itself, so a
+sensor or a region border on a flat face shrinks the field but not (yet) TetGen's elements
+there: TetGen's background sizing mesh, the way to pass it a field, crashed on a plate with a
+hole through the ``tetgen`` binding.
 """
 
 from __future__ import annotations
