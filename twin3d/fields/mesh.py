@@ -182,6 +182,7 @@ def _tetgen(points: FloatArray, faces: IntArray, switches: str) -> tuple[FloatAr
 
 
 def _tetgen_child(path: str, switches: str) -> None:
+    os.chdir(os.path.dirname(path))  # TetGen drops debris files (skipped faces) in the cwd
     with np.load(path) as data:
         points, faces = data["points"], data["faces"]
     nodes, tets = _tetgen(points, faces, switches)
