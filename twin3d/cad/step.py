@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from twin3d.errors import CADImportError, UsageError
 
@@ -59,6 +60,8 @@ _MM_PER_UNIT = {b"INCH": 25.4, b"FOOT": 304.8, b"MILLIMETRE": 1.0, b"MILLIMETER"
                 b"CENTIMETRE": 10.0, b"CENTIMETER": 10.0, b"METRE": 1000.0, b"METER": 1000.0}
 _SI_PREFIX_MM = {b"$": 1000.0, b".MILLI.": 1.0, b".CENTI.": 10.0, b".DECI.": 100.0,
                  b".KILO.": 1e6, b".MICRO.": 1e-3, b".NANO.": 1e-6}
+#: points parsed into numbers at a time
+_BATCH = 1 << 16
 _LENGTH = re.compile(r"^([0-9.eE+-]+)\s*(mm|cm|m|um|in|%)$")
 _LENGTH_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "um": 1e-3, "in": 25.4}
 
@@ -186,23 +189,27 @@ def model_diagonal_mm(path: Path) -> float | None:
     enough to size a tolerance (leaving out the farthest 0.1 % of points instead made a long,
     thin part's size 2.5 times too small: its ends have few points).
     """
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
     with path.open("rb") as f:
         try:
             text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # empty
             return None
         with text:
-            found = _POINT.findall(text)
+            batch: list[tuple[bytes, ...]] = []
+            for match in _POINT.finditer(text):  # a batch at a time: millions of points
+                batch.append(match.groups())
+                if len(batch) == _BATCH:
+                    lo, hi = _bounds(batch, lo, hi)
+                    batch.clear()
+            lo, hi = _bounds(batch, lo, hi)
             # the first length among the conversion-based units (others are 'DEGREE' ...)
             unit_name = next((n for n in (bytes(m).upper() for m in _CONVERSION_UNIT.findall(text))
                               if n in _MM_PER_UNIT), None)
             si = _SI_LENGTH.search(text)
             si_prefix = None if si is None else bytes(si[1]).upper()
-    if not found:
-        return None
-    points = np.array(found, dtype=np.float64)
-    del found
-    lo, hi = points.min(axis=0), points.max(axis=0)
+    if not np.all(hi >= lo):
+        return None  # no points
     unit = 1.0
     if unit_name is not None:
         unit = _MM_PER_UNIT[unit_name]
@@ -210,3 +217,12 @@ def model_diagonal_mm(path: Path) -> float | None:
         unit = _SI_PREFIX_MM.get(si_prefix, 1.0)
     diagonal = float(np.linalg.norm(hi - lo)) * unit
     return diagonal if np.isfinite(diagonal) and diagonal > 0 else None
+
+
+def _bounds(rows: list[tuple[bytes, ...]], lo: npt.NDArray[np.float64],
+            hi: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(3,) lower and upper corners of ``lo``/``hi`` and the points ``rows`` (text numbers)."""
+    if not rows:
+        return lo, hi
+    points = np.array(rows, dtype=np.float64)
+    return np.minimum(lo, points.min(axis=0)), np.maximum(hi, points.max(axis=0))
