@@ -35,8 +35,8 @@ from scipy.spatial import cKDTree
 
 from twin3d.fields.mesh import smooth_patches
 
-__all__ = ["FINEST", "GRADING", "SEGMENTS", "SizeField", "curvature_features",
-           "refine_surface", "size_field"]
+__all__ = ["FINEST", "GRADING", "SEGMENTS", "SizeField", "curvature_features", "expected_tets",
+           "fit_scale", "refine_surface", "size_field"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
