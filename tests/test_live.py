@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH
+from plate_stage import MESH, SURFACE
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 from twin3d.colormap import linear_colorize, linear_state_color
@@ -97,17 +97,17 @@ def test_set_field_primvar_and_display_color(bound_plate: Path) -> None:
     del twin
 
     stage = _reopen(bound_plate.with_name("plate.twin.usda"))
-    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(SURFACE)).GetPrimvar("temperature")
     assert pv.GetInterpolation() == "vertex" and pv.IsIndexed()
-    np.testing.assert_array_equal(_flat(stage, MESH, "temperature"), second)
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+    np.testing.assert_array_equal(_flat(stage, SURFACE, "temperature"), second)
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"),
                                linear_colorize(second, 20.0, 100.0), rtol=1e-6)
-    np.testing.assert_array_equal(_flat(stage, MESH, "temperature_sigma"), sigma)
+    np.testing.assert_array_equal(_flat(stage, SURFACE, "temperature_sigma"), sigma)
     assert pv.GetAttr().GetCustomDataByKey("twin3d") == {"colormap": "viridis", "vmin": 20.0,
                                                           "vmax": 100.0}
-    dc = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("displayColor")
+    dc = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(SURFACE)).GetPrimvar("displayColor")
     assert dc.GetInterpolation() == "vertex"
-    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(SURFACE)).ComputeBoundMaterial()[0]
     assert material.GetPath() == Sdf.Path("/Plate").AppendPath(FIELD_MATERIAL)
     reader = stage.GetPrimAtPath(material.GetPath().AppendChild("DisplayColor"))
     assert reader.GetAttribute("inputs:varname").Get() == "displayColor"
@@ -130,7 +130,11 @@ def test_bad_updates_change_nothing(bound_plate: Path) -> None:
     with pytest.raises(FieldError, match="vmin <= vmax"):
         twin.set_field("Plate", "temperature", np.zeros(n), vmin=5, vmax=1)
     assert twin.values == {}
-    assert not twin.stage.GetEditTarget().GetLayer().GetPrimAtPath(MESH)  # the live layer
+    live = twin.stage.GetEditTarget().GetLayer()  # holds the display surface, no field
+    assert not UsdGeom.PrimvarsAPI(twin.stage.GetPrimAtPath(SURFACE)).GetPrimvarsWithAuthoredValues() \
+        or [p.GetName() for p in UsdGeom.PrimvarsAPI(twin.stage.GetPrimAtPath(SURFACE))
+            .GetPrimvarsWithAuthoredValues()] == ["primvars:displayColor"]
+    assert not live.GetPrimAtPath(SURFACE).variantSets
 
 
 def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
@@ -169,11 +173,12 @@ def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
     assert tuple(load_color.Get(5.0)[0]) == pytest.approx(linear_state_color("ok"))
     assert tuple(load_color.Get(12.0)[0]) == pytest.approx(linear_state_color("alarm"))
     assert load_prim.GetAttribute("twin:state").GetTimeSamples() == [0.0, 10.0, 12.0]
-    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(SURFACE)).GetPrimvar("temperature")
     assert pv.GetAttr().GetTimeSamples() == [0.0, 6.0, 12.0]
-    np.testing.assert_allclose(_flat(stage, MESH, "temperature", 6.0),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "temperature", 6.0),
                                np.full(n, 85.0) + np.arange(n) * 0.01, rtol=1e-6)
-    assert UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    assert UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(SURFACE)).ComputeBoundMaterial()[0]
+    assert stage.GetPrimAtPath(MESH).GetAttribute("visibility").Get() == "invisible"
     assert [p.name for p in out.parent.iterdir()] == ["run1.usdc"]
 
 
@@ -286,14 +291,14 @@ def test_colours_are_authored_as_linear_rgb(bound_plate: Path) -> None:
     twin.update({"plate/tc1": 20.0, "plate/tc3": 81.5, "plate/tc5": 99.0})
     stage = twin.stage
     srgb = colormaps["viridis"].resampled(256)(np.round(values / 100.0 * 255) / 255)[:, :3]
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"), _srgb_to_linear(srgb),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"), _srgb_to_linear(srgb),
                                atol=2e-6)
     for channel, srgb_state in (("plate/tc1", (0.15, 0.68, 0.38)), ("plate/tc3", (1.0, 0.65, 0.0)),
                                 ("plate/tc5", (0.9, 0.1, 0.1)), ("plate/tc2", (0.55, 0.55, 0.55))):
         prim = stage.GetPrimAtPath(f"/Plate/Sensors/{channel.replace('/', '_')}")
         assert _color(prim) == pytest.approx(tuple(_srgb_to_linear(np.array(srgb_state))),
                                              abs=1e-6), channel
-    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(SURFACE)).ComputeBoundMaterial()[0]
     reader = stage.GetPrimAtPath(material.GetPath().AppendChild("DisplayColor"))
     fallback = reader.GetAttribute("inputs:fallback").Get()
     assert tuple(fallback) == pytest.approx(tuple(_srgb_to_linear(np.full(3, 0.55))), abs=1e-6)
@@ -301,7 +306,7 @@ def test_colours_are_authored_as_linear_rgb(bound_plate: Path) -> None:
 
 def _switch(stage: Usd.Stage, quantity: str) -> None:
     """What a usdview/Omniverse user does: pick another variant of the mesh's displayField."""
-    vset = stage.GetPrimAtPath(MESH).GetVariantSets().GetVariantSet("displayField")
+    vset = stage.GetPrimAtPath(SURFACE).GetVariantSets().GetVariantSet("displayField")
     assert vset.SetVariantSelection(quantity)
 
 
@@ -317,20 +322,20 @@ def test_the_shown_field_is_a_choice_named_on_the_mesh(bound_plate: Path) -> Non
     del twin
 
     stage = _reopen(bound_plate.with_name("plate.twin.usda"))
-    mesh = stage.GetPrimAtPath(MESH)
+    mesh = stage.GetPrimAtPath(SURFACE)
     vset = mesh.GetVariantSets().GetVariantSet("displayField")
     assert vset.GetVariantNames() == ["temperature", "von_mises"]
     # temperature is shown by default although von Mises was written last
     assert mesh.GetAttribute("twin:displayField").Get() == "temperature"
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"),
                                linear_colorize(temperature, 20.0, 100.0), rtol=1e-6)
     # switching the variant (no script: usdview's variant menu) shows von Mises
     _switch(stage, "von_mises")
     assert mesh.GetAttribute("twin:displayField").Get() == "von_mises"
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"),
                                linear_colorize(stress, 0.0, 50.0), rtol=1e-6)
     # both fields' values stay on the mesh whichever is shown
-    np.testing.assert_allclose(_flat(stage, MESH, "temperature"), temperature, rtol=1e-6)
+    np.testing.assert_allclose(_flat(stage, SURFACE, "temperature"), temperature, rtol=1e-6)
 
     # the choice from Python is stored and kept by later writes
     twin = Twin.open(bound_plate)
@@ -355,12 +360,12 @@ def test_recordings_show_temperature_and_switch_like_the_live_layer(bound_plate:
             rec.write(float(t), fields={"Plate": {"temperature": 20.0 + 30.0 * t * ramp,
                                                   "von_mises": 10.0 * t * ramp[::-1]}})
     stage = _reopen(out)
-    mesh = stage.GetPrimAtPath(MESH)
+    mesh = stage.GetPrimAtPath(SURFACE)
     assert mesh.GetAttribute("twin:displayField").Get() == "temperature"
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor", 2.0),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor", 2.0),
                                linear_colorize(20.0 + 60.0 * ramp, 20.0, 100.0), rtol=1e-5)
     _switch(stage, "von_mises")
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor", 2.0),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor", 2.0),
                                linear_colorize(20.0 * ramp[::-1], 0.0, 50.0), rtol=1e-5)
     # a twin that chose von Mises records it shown
     twin.set_field("Plate", "von_mises", ramp)
@@ -368,7 +373,7 @@ def test_recordings_show_temperature_and_switch_like_the_live_layer(bound_plate:
     chosen = tmp_path / "chosen.usdc"
     with twin.recording(chosen) as rec:
         rec.write(0.0, fields={"Plate": {"temperature": 20.0 + ramp, "von_mises": ramp}})
-    assert _reopen(chosen).GetPrimAtPath(MESH).GetAttribute("twin:displayField").Get() == \
+    assert _reopen(chosen).GetPrimAtPath(SURFACE).GetAttribute("twin:displayField").Get() == \
         "von_mises"
 
 
@@ -462,10 +467,10 @@ def test_an_older_live_layer_with_direct_colours_switches_too(bound_plate: Path)
     twin = Twin.open(bound_plate)
     n = len(twin.meshes[0].points)
     live = twin.stage.GetEditTarget().GetLayer()
-    old = Sdf.CreatePrimInLayer(live, MESH)
+    old = live.GetPrimAtPath(SURFACE)  # as an older live layer wrote them on the mesh
     attr = Sdf.AttributeSpec(old, "primvars:displayColor", Sdf.ValueTypeNames.Color3fArray)
     attr.default = [(1.0, 0.0, 1.0)] * n
     twin.set_field("Plate", "temperature", np.linspace(20.0, 90.0, n), vmin=20.0, vmax=100.0)
-    np.testing.assert_allclose(_flat(twin.stage, MESH, "displayColor"),
+    np.testing.assert_allclose(_flat(twin.stage, SURFACE, "displayColor"),
                                linear_colorize(np.linspace(20.0, 90.0, n), 20.0, 100.0),
                                rtol=1e-6)

@@ -231,7 +231,8 @@ class HeatModel(LinearFieldModel):
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
               sensors: Sequence[Any], config: Mapping[str, Any], *,
-              mesh: TetMesh | None = None, snap_tolerance: float | None = None) -> HeatModel:
+              mesh: TetMesh | None = None, snap_tolerance: float | None = None,
+              solid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> HeatModel:
         """Mesh the part, solve the unit responses and fold the fit into ``W``.
 
         Args:
@@ -243,6 +244,9 @@ class HeatModel(LinearFieldModel):
             mesh: a ready tetrahedral mesh of the part (metres); by default TetGen makes one.
             snap_tolerance: largest distance (metres) from a sensor position to the surface
                 (default: 5 mm, as ``twin3d bind``).
+            solid: ``(points, faces)`` of the closed surface to mesh when ``points`` and
+                ``faces`` are a finer display surface of the same shape
+                (:mod:`twin3d.display`); the field is then read at the display points.
 
         Raises:
             FieldError: no ``[model.thermal]``, a bad key, fewer sensors than unknowns, a
@@ -265,7 +269,8 @@ class HeatModel(LinearFieldModel):
         pos, vert = sensor_locations(sensors, pts_m, meters_per_unit, faces,
                                      tolerance_m=snap_tolerance)
         if mesh is None:
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
+            outer = solid if solid is not None else (pts, faces)
+            mesh = tetrahedralize(outer[0], outer[1], meters_per_unit,
                                   target_tets=int(thermal.get("tets", 20000)),
                                   quality=mesh_quality(thermal))
         names, U, reports = _solve(mesh, thermal, config.get("regions", {}), meters_per_unit)

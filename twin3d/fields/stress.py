@@ -267,7 +267,8 @@ class StressModel(LinearFieldModel):
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
               sensors: Sequence[Any], config: Mapping[str, Any], *,
-              mesh: TetMesh | None = None, snap_tolerance: float | None = None) -> StressModel:
+              mesh: TetMesh | None = None, snap_tolerance: float | None = None,
+              solid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> StressModel:
         """Mesh the part, solve each load case and fold the amplitudes into ``W``.
 
         Args:
@@ -279,6 +280,9 @@ class StressModel(LinearFieldModel):
             mesh: a ready tetrahedral mesh (metres); by default TetGen makes one.
             snap_tolerance: largest distance (metres) from a sensor position to the surface
                 (default: 5 mm, as ``twin3d bind``).
+            solid: ``(points, faces)`` of the closed surface to mesh when ``points`` and
+                ``faces`` are a finer display surface of the same shape
+                (:mod:`twin3d.display`); the field is then read at the display points.
 
         Raises:
             FieldError: no ``[model.stress]``, a bad key, unknown units or channels, too few
@@ -317,7 +321,8 @@ class StressModel(LinearFieldModel):
         if bad:
             raise FieldError(f"strain gauges {bad}: unit must be one of {sorted(STRAIN_UNITS)}")
         if mesh is None:
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
+            outer = solid if solid is not None else (pts, faces)
+            mesh = tetrahedralize(outer[0], outer[1], meters_per_unit,
                                   target_tets=int(stress.get("tets", 4000)),
                                   quality=mesh_quality(stress))
         names, _, sig, reports = _solve(mesh, stress, config.get("regions", {}), meters_per_unit)

@@ -3,7 +3,8 @@
 A recording sublayers the bound stage (when given), so it plays back on its own in usdview or
 Omniverse: markers change ``twin:value``, ``twin:state`` and colour, fields change their
 primvars and colours (:mod:`twin3d.usd.overlay`; the shown field is a variant, as in the live
-layer), written with the same attributes as the live layer (:mod:`twin3d.usd.live`). Without a stage, channels become prims ``/Recording/<channel>``.
+layer) on the meshes' display surfaces (:mod:`twin3d.usd.surface`, copied in), written with the
+same attributes as the live layer (:mod:`twin3d.usd.live`). Without a stage, channels become prims ``/Recording/<channel>``.
 
 (The bridge's SQLite log of samples is also called a recording: ``twin3d export`` turns one
 into the other with :func:`record_samples`.)
@@ -33,6 +34,7 @@ from twin3d.usd.layer import open_layer, save_layer
 from twin3d.usd.live import LiveStage
 from twin3d.usd.overlay import FieldTarget, author_field, field_array, prepare_overlay
 from twin3d.usd.spec import copy_metrics, ensure_attr, state_color
+from twin3d.usd.surface import author_surface
 
 __all__ = ["Recording", "record_samples"]
 
@@ -226,6 +228,10 @@ class Recording:
         if self._live is None:
             return codes
         root = self._live.root_prim.GetPath()
+        for mesh in {m.path: m for _, target, _, _ in self._fields for m in target.meshes}.values():
+            kept = self._live.surface(mesh.path)
+            if kept is not None:  # the recording sublayers the stage, not the live layer
+                author_surface(layer, kept)
         for t, target, quantity, arr in sorted(self._fields, key=lambda f: f[0]):
             lo, hi = (self.ranges.get(quantity) or self._live.ranges.get(quantity)
                       or _first_range(self._fields, quantity))
