@@ -94,6 +94,10 @@ def test_read_sensors_round_trip(bound_plate: Path) -> None:
     assert s.target == MESH and s.quantity == "temperature" and s.unit == "degC"
     assert s.position == pytest.approx((0.1016, 0.120, 0.0127), abs=1e-6)
     assert s.limits == MAP["plate/tc5"].limits
+    # where it sits: a triangle of the mesh and barycentric coordinates there, no vertex
+    bound = {b.channel: b for b in bind_sensors(bound_plate, MAP)}
+    assert s.vertex is None and s.triangle == bound["plate/tc5"].triangle is not None
+    assert s.barycentric == pytest.approx(bound["plate/tc5"].barycentric, abs=1e-12)
     assert s.description == MAP["plate/tc5"].description
 
 

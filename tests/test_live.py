@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH, SURFACE
+from plate_stage import MESH, SENSORS, SURFACE
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 from twin3d.colormap import linear_colorize, linear_state_color
@@ -474,3 +474,50 @@ def test_an_older_live_layer_with_direct_colours_switches_too(bound_plate: Path)
     np.testing.assert_allclose(_flat(twin.stage, SURFACE, "displayColor"),
                                linear_colorize(np.linspace(20.0, 90.0, n), 20.0, 100.0),
                                rtol=1e-6)
+
+
+def test_the_display_surface_is_kept_beside_the_mesh_and_remade_when_sensors_move(
+        bound_plate: Path, tmp_path: Path) -> None:
+    from twin3d.sensors import load_sensor_map
+    from twin3d.usd.bind import bind_sensors
+
+    twin = Twin.open(bound_plate)
+    (first,) = twin.meshes
+    twin.save()
+    del twin
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    kept = stage.GetPrimAtPath(SURFACE)
+    assert kept.GetTypeName() == "Mesh" and kept.GetRelationship("twin:displayOf").GetTargets() \
+        == [Sdf.Path(MESH)]
+    assert stage.GetPrimAtPath(MESH).GetAttribute("visibility").Get() == "invisible"
+    assert UsdGeom.Mesh(kept).GetSubdivisionSchemeAttr().Get() == "none"
+    assert len(kept.GetAttribute("points").Get()) == len(first.points)
+    digest = kept.GetCustomDataByKey("twin3d")["displaySurface"]
+    # reopened, the twin reads the kept surface (same points) instead of making it again
+    again = Twin.open(bound_plate)
+    np.testing.assert_array_equal(again.meshes[0].points, first.points)
+    del again
+    # a sensor bound elsewhere: the surface is made again with a vertex where it now is
+    text = SENSORS.read_text().replace("position = [0.030, 0.030, 0.0127]",
+                                       "position = [0.041, 0.033, 0.0127]", 1)
+    (tmp_path / "moved.toml").write_text(text)
+    bind_sensors(bound_plate, load_sensor_map(tmp_path / "moved.toml"))
+    twin = Twin.open(bound_plate)
+    (moved,) = twin.meshes
+    assert np.linalg.norm(moved.points - [0.041, 0.033, 0.0127], axis=1).min() < 1e-7
+    assert np.linalg.norm(first.points - [0.041, 0.033, 0.0127], axis=1).min() > 1e-4
+    twin.save()
+    del twin
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    assert stage.GetPrimAtPath(SURFACE).GetCustomDataByKey("twin3d")["displaySurface"] != digest
+    # no sensor left on the mesh: no display surface, the mesh is shown again
+    (tmp_path / "none.toml").write_text('[[binding]]\nchannel = "plate/on"\nprim = "/Plate/Geom"\n'
+                                        'kind = "visible"\nthreshold = 0.5\n')
+    bind_sensors(bound_plate, load_sensor_map(tmp_path / "none.toml"))
+    twin = Twin.open(bound_plate)
+    assert twin.meshes[0].surface is None and len(twin.meshes[0].points) == 618
+    twin.save()
+    del twin
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    assert not stage.GetPrimAtPath(SURFACE)
+    assert stage.GetPrimAtPath(MESH).GetAttribute("visibility").Get() == "inherited"
