@@ -10,6 +10,7 @@ uploaded per change and the CPU does no colour mapping.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pyvista as pv
 import vtk
-from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, linear_to_srgb, lookup_table
 
@@ -91,6 +92,11 @@ class MeshActor:
         vertex_ids: (n_points,) stage vertex of each drawn point where hard edges split
             points, else None (drawn points are the stage vertices).
         n_vertices: number of stage vertices.
+        rest: (n_points, 3) float32 the points as read (world space at read time).
+        to_read: (4, 4) the inverse of the mesh's local-to-world matrix when it was read.
+        moved: (4, 4) the actor's matrix: world at read time -> where the mesh is now.
+        deformation: the exaggeration of the displacement shown (0: at rest).
+        version: counts changes of the points (deformation), for caches of the geometry.
     """
 
     path: str
@@ -103,6 +109,56 @@ class MeshActor:
     vertex_ids: npt.NDArray[np.intp] | None = None
     n_vertices: int = 0
     has_field: bool = False
+    rest: npt.NDArray[np.float32] = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    to_read: npt.NDArray[np.float64] = dataclasses.field(default_factory=lambda: np.eye(4))
+    moved: npt.NDArray[np.float64] = dataclasses.field(default_factory=lambda: np.eye(4))
+    deformation: float = 0.0
+    version: int = 0
+    _matrix: vtk.vtkMatrix4x4 = dataclasses.field(default_factory=vtk.vtkMatrix4x4, repr=False)
+    _offset: npt.NDArray[np.float32] | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.actor.SetUserMatrix(self._matrix)
+
+    @property
+    def points(self) -> npt.NDArray[np.float32]:
+        """(n_points, 3) float32 view of the points buffer VTK draws from."""
+        return np.asarray(self.polydata.points)
+
+    def place(self, world: npt.ArrayLike) -> None:
+        """Put the mesh where its local-to-world matrix ``world`` (4, 4) says.
+
+        Only the actor's matrix changes (64 bytes); no point or scalar buffer is touched.
+        """
+        self.moved = np.asarray(world, dtype=np.float64) @ self.to_read
+        self._matrix.DeepCopy(self.moved.ravel())
+
+    def deform(self, displacement: npt.ArrayLike | None, scale: float = 1.0, *,
+               normals: bool = False) -> None:
+        """Draw the points at ``rest + scale * displacement``, written into the points buffer.
+
+        Args:
+            displacement: (n_vertices, 3) per stage vertex, stage units, in the frame of the
+                points as read; None: back at rest.
+            scale: the exaggeration factor.
+            normals: recompute the shading normals too (else they stay as at rest).
+        """
+        pts = self.points
+        if displacement is None:
+            np.copyto(pts, self.rest)
+            self.deformation = 0.0
+        else:
+            d = np.asarray(displacement)
+            if self._offset is None:
+                self._offset = np.empty_like(self.rest)
+            src = d if self.vertex_ids is None else d[self.vertex_ids]
+            np.multiply(src, scale, out=self._offset, casting="same_kind")
+            np.add(self.rest, self._offset, out=pts)
+            self.deformation = float(scale)
+        self.polydata.GetPoints().Modified()
+        if normals:
+            _write_normals(self.polydata)
+        self.version += 1
 
     def set_range(self, vmin: float, vmax: float) -> None:
         """Set the colour range (a uniform on the GPU path, the LUT range on the CPU path)."""
@@ -141,6 +197,24 @@ class MeshActor:
         out = np.empty(self.n_vertices, dtype=np.float32)
         out[self.vertex_ids] = self.field
         return out
+
+
+def _write_normals(poly: pv.PolyData) -> None:
+    """Recompute the point normals of ``poly`` in place (area-weighted face normals)."""
+    arr = poly.GetPointData().GetNormals()
+    if arr is None:
+        return
+    pts = np.asarray(poly.points, dtype=np.float64)
+    tri = np.asarray(poly.faces).reshape(-1, 4)[:, 1:]
+    fn = np.cross(pts[tri[:, 1]] - pts[tri[:, 0]], pts[tri[:, 2]] - pts[tri[:, 0]])
+    acc = np.zeros_like(pts)
+    for k in range(3):
+        for c in range(3):
+            acc[:, c] += np.bincount(tri[:, k], weights=fn[:, c], minlength=len(pts))
+    acc /= np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-300)
+    out = vtk_to_numpy(arr)  # type: ignore[no-untyped-call]
+    out[:] = acc
+    arr.Modified()
 
 
 def _polydata(mesh: MeshData, feature_angle: float) -> tuple[pv.PolyData, npt.NDArray[np.intp] | None]:
@@ -220,7 +294,8 @@ def build_mesh_actor(
         mapper.InterpolateScalarsBeforeMappingOn()
         mapper.ScalarVisibilityOff()
     ma = MeshActor(mesh.path, poly, field_np, arr, actor, gpu, mesh.color, vertex_ids=vid,
-                   n_vertices=len(mesh.points))
+                   n_vertices=len(mesh.points), rest=np.array(poly.points, dtype=np.float32),
+                   to_read=np.linalg.inv(np.asarray(mesh.world, dtype=np.float64)))
     ma.set_range(0.0, 1.0)
     return ma
 
