@@ -9,7 +9,7 @@ the twin's live layer (and in recordings that hold fields) as a sibling ``Mesh``
   :func:`twin3d.usd.geometry.read_meshes`),
 * the mesh's points in the mesh's own frame (its local transform copied as one
   ``xformOp:transform``), so it follows every transform above the mesh,
-* the mesh's material and colour, flat normals, extent, no subdivision,
+* the mesh's material and colour, flat normals (one per triangle), extent, no subdivision,
 * ``customData = {twin3d = {displaySurface = DIGEST}}``: a digest of what it was made from
   (the mesh's points and triangles, the sensor positions), so it is made again only when one
   of them changes.
@@ -166,7 +166,7 @@ def author_surface(layer: Sdf.Layer, kept: KeptSurface) -> None:
     put("faceVertexIndices", _T.IntArray, Vt.IntArray.FromNumpy(
         np.ascontiguousarray(tri.reshape(-1))))
     put("normals", _T.Normal3fArray, Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(
-        np.repeat(normals, 3, axis=0), dtype=np.float32)), interpolation="faceVarying")
+        normals, dtype=np.float32)), interpolation="uniform")  # flat: one per triangle
     put("extent", _T.Float3Array, Vt.Vec3fArray([Gf.Vec3f(*map(float, pts.min(axis=0))),
                                                  Gf.Vec3f(*map(float, pts.max(axis=0)))]))
     put("subdivisionScheme", _T.Token, "none", uniform=True)
