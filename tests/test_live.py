@@ -467,9 +467,9 @@ def test_an_older_live_layer_with_direct_colours_switches_too(bound_plate: Path)
     twin = Twin.open(bound_plate)
     n = len(twin.meshes[0].points)
     live = twin.stage.GetEditTarget().GetLayer()
-    old = live.GetPrimAtPath(SURFACE)  # as an older live layer wrote them on the mesh
-    attr = Sdf.AttributeSpec(old, "primvars:displayColor", Sdf.ValueTypeNames.Color3fArray)
-    attr.default = [(1.0, 0.0, 1.0)] * n
+    old = live.GetAttributeAtPath(Sdf.Path(SURFACE).AppendProperty("primvars:displayColor"))
+    old.default = [(1.0, 0.0, 1.0)] * n  # as an older live layer wrote them on the mesh
+    old.SetInfo("interpolation", "vertex")
     twin.set_field("Plate", "temperature", np.linspace(20.0, 90.0, n), vmin=20.0, vmax=100.0)
     np.testing.assert_allclose(_flat(twin.stage, SURFACE, "displayColor"),
                                linear_colorize(np.linspace(20.0, 90.0, n), 20.0, 100.0),
