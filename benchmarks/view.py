@@ -176,7 +176,7 @@ def poses(meshes: list[MeshData], k: int) -> dict[str, np.ndarray]:
         rot = np.eye(4)
         rot[:2, :2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
         to, back = np.eye(4), np.eye(4)
-        to[:3, 3], back[:3, 3] = c + [0.0, 0.0, 0.1 * np.cos(0.5 * k + i)], -c
+        to[:3, 3], back[:3, 3] = c + np.array([0.0, 0.0, 0.1 * np.cos(0.5 * k + i)]), -c
         out[m.path] = to @ rot @ back
     return out
 
@@ -218,7 +218,7 @@ class ReaddPartsVariant:
         self.pl.ren_win.Render()
 
     def _add(self, pose: dict[str, np.ndarray]) -> None:
-        for i, (m, f) in enumerate(zip(self.meshes, self.faces)):
+        for i, (m, f) in enumerate(zip(self.meshes, self.faces, strict=True)):
             mat = pose[m.path]
             pts = (m.points @ mat[:3, :3].T + mat[:3, 3]).astype(np.float32)
             self.pl.add_mesh(pv.PolyData(pts, f), color="lightgrey", name=f"part{i}",

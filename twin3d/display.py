@@ -121,7 +121,7 @@ def refine_surface(points: npt.ArrayLike, faces: npt.ArrayLike, *, sites: npt.Ar
     fine_tri = np.asarray(fine_tri, dtype=np.int64)
     first, _, _ = locate(fine_pts, fine_tri, where)
     mesh = _Insertion(fine_pts, fine_tri)
-    vertex = np.array([mesh.insert(p, int(t)) for p, t in zip(where, first)], dtype=np.int64)
+    vertex = np.array([mesh.insert(p, int(t)) for p, t in zip(where, first, strict=True)], dtype=np.int64)
     return DisplaySurface(mesh.points(), mesh.faces(), len(pts), vertex)
 
 

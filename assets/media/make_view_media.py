@@ -2,7 +2,8 @@
 
 The part is ``1002_tray_bottom.STL`` (trimesh's models, see tests/data/README.md), converted with
 ``twin3d.convert``; six made-up thermocouples drive a kriged temperature field
-(``twin3d.fields.build_models``) on the part's display surface (``twin3d.display``). Run: ``python assets/media/make_view_media.py OUT_DIR``.
+(``twin3d.fields.build_models``) on the part's display surface (``twin3d.display``).
+Run: ``python assets/media/make_view_media.py OUT_DIR``.
 """
 
 from __future__ import annotations

@@ -169,12 +169,12 @@ def test_a_model_with_displacements_deforms_the_view(view_plate) -> None:  # typ
 
 def test_a_twin_s_bound_motion_moves_its_parts_from_pushed_values(bound_plate: Path,
                                                                  tmp_path: Path) -> None:
+    from plate_stage import MESH, SENSORS, SURFACE
     from pxr import Usd, UsdGeom
 
     from twin3d.sensors import load_sensor_map
     from twin3d.twin import Twin
     from twin3d.usd.bind import bind_sensors
-    from plate_stage import MESH, SENSORS, SURFACE
 
     text = SENSORS.read_text().split("# ===")[0] + (
         '[[binding]]\nchannel = "plate/turn"\nprim = "/Plate/Geom"\nkind = "rotate"\n'

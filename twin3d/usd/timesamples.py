@@ -4,7 +4,8 @@ A recording sublayers the bound stage (when given), so it plays back on its own 
 Omniverse: markers change ``twin:value``, ``twin:state`` and colour, fields change their
 primvars and colours (:mod:`twin3d.usd.overlay`; the shown field is a variant, as in the live
 layer) on the meshes' display surfaces (:mod:`twin3d.usd.surface`, copied in), written with the
-same attributes as the live layer (:mod:`twin3d.usd.live`). Without a stage, channels become prims ``/Recording/<channel>``.
+same attributes as the live layer (:mod:`twin3d.usd.live`). Without a stage, channels become
+prims ``/Recording/<channel>``.
 
 (The bridge's SQLite log of samples is also called a recording: ``twin3d export`` turns one
 into the other with :func:`record_samples`.)
