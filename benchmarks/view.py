@@ -16,7 +16,11 @@ Field variants (``--sizes``):
 Moving parts (``--parts``, 50 parts of 2,000 vertices) and deformation (``--deform``, one
 mesh of 1M vertices), each frame with a new pose or shape:
   matrix   ``View.set_transforms``: one 4x4 matrix per part, no buffer touched
-  in-place ``View.set_displacement``: new positions written into the float32 points buffer
+  shader   ``View.set_displacement`` on a big mesh: a displacement vertex attribute written in
+           place, added in the vertex shader (points untouched, no bounds pass)
+  points   ``View.set_displacement`` forced to rewrite the float32 points buffer in place
+  modes    ``View.set_displacement_modes`` once (4 modes, as a stress model's ``U``), then
+           ``View.set_displacement_weights`` per frame: 4 uniforms, nothing uploaded
   re-add   the moved/deformed points as new meshes, ``add_mesh(..., name=)`` per part
 The update call alone (``set_transforms`` of 50 parts, ``set_displacement`` at 1M) is timed too.
 
@@ -186,6 +190,7 @@ class MatrixVariant:
 
     def __init__(self, meshes: list[MeshData]) -> None:
         self.meshes = meshes
+        self.poses = [poses(meshes, k) for k in range(8)]  # made before: not the view's cost
         self.view = View(Scene(meshes), off_screen=True, window_size=SIZE, show_sensors=False)
         self.view.render()
         self.k = 0
@@ -196,7 +201,7 @@ class MatrixVariant:
 
     def change(self) -> None:
         self.k += 1
-        pose = poses(self.meshes, self.k)
+        pose = self.poses[self.k % len(self.poses)]
         t = time.perf_counter()
         self.view.set_transforms(pose)
         self.update_ms.append((time.perf_counter() - t) * 1e3)
@@ -249,11 +254,16 @@ def bends(mesh: MeshData, n: int = 4) -> list[np.ndarray]:
 
 
 class InPlaceVariant:
-    """One big mesh in a ``View``; each frame ``set_displacement`` with a new shape (×50)."""
+    """One big mesh in a ``View``; each frame ``set_displacement`` with a new shape (×50).
 
-    def __init__(self, mesh: MeshData) -> None:
+    ``shader``: the displacement attribute added in the vertex shader (what the view does from
+    ``SHADER_DISPLACEMENT_POINTS`` up); else the points buffer rewritten.
+    """
+
+    def __init__(self, mesh: MeshData, shader: bool) -> None:
         self.mesh, self.shapes, self.k = mesh, bends(mesh), 0
         self.view = View(Scene([mesh]), off_screen=True, window_size=SIZE, show_sensors=False)
+        self.view.mesh_actors[0].shader_displacement = shader
         self.view.render()
         self.update_ms: list[float] = []
 
@@ -264,6 +274,31 @@ class InPlaceVariant:
         self.k += 1
         t = time.perf_counter()
         self.view.set_displacement(self.mesh.path, self.shapes[self.k % len(self.shapes)], 50.0)
+        self.update_ms.append((time.perf_counter() - t) * 1e3)
+        self.view.render()
+
+    def close(self) -> None:
+        self.view.close()
+
+
+class ModesVariant:
+    """One big mesh in a ``View`` with 4 displacement modes; each frame new weights."""
+
+    def __init__(self, mesh: MeshData) -> None:
+        self.mesh, self.k = mesh, 0
+        self.view = View(Scene([mesh]), off_screen=True, window_size=SIZE, show_sensors=False)
+        self.view.set_displacement_modes(mesh.path, np.stack(bends(mesh), axis=2))
+        self.weights = [np.array([np.sin(0.7 * j + i) for i in range(4)]) for j in range(4)]
+        self.view.render()
+        self.update_ms: list[float] = []
+
+    def static(self) -> None:
+        self.view.render()
+
+    def change(self) -> None:
+        self.k += 1
+        t = time.perf_counter()
+        self.view.set_displacement_weights(self.mesh.path, self.weights[self.k % 4], 50.0)
         self.update_ms.append((time.perf_counter() - t) * 1e3)
         self.view.render()
 
@@ -395,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     if "deform" in args.only:
         big = grid(args.deform)
         report(f"deformation of {len(big.points):,} vertices",
-               run({"in-place": InPlaceVariant(big), "re-add": ReaddDeformVariant(big)},
+               run({"shader": InPlaceVariant(big, True), "points": InPlaceVariant(big, False),
+                    "modes": ModesVariant(big), "re-add": ReaddDeformVariant(big)},
                    args.rounds, args.frames), "re-add")
     if "fields" not in args.only:
         return 0

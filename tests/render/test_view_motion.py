@@ -93,29 +93,42 @@ def test_bad_transforms_and_displacements_are_one_line_and_change_nothing(view_p
         assert view.mesh_actors[0].version == 0
 
 
-def test_a_deformation_is_written_into_the_points_buffer(view_plate) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("shader", "lit"), [(False, False), (True, False), (True, True)],
+                         ids=["points", "shader", "shader-lit"])
+def test_a_deformation_is_drawn_in_place(view_plate, shader: bool, lit: bool) -> None:  # type: ignore[no-untyped-def]
+    """points: new positions written into the points buffer; shader (big meshes): a
+    displacement attribute the vertex shader adds, the points buffer left as it is."""
     twin, model = view_plate
     body = next(m for m in twin.meshes if m.path.endswith("Body"))
     x = body.points[:, 0]
     bend = np.zeros((len(x), 3))
     bend[:, 1] = 0.001 * (x / 0.4) ** 2  # stage units: 1 mm at the far end
-    with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
+    with View(twin, model, off_screen=True, window_size=SIZE, lighting=lit,
               show_sensors=True, labels="none") as view:
         view.set_camera(**TOP)
         img = view.screenshot()
         grey, background = _rgb(view, img, (0.38, 0.28, 0.0)), _rgb(view, img, (0.38, 0.33, 0.0))
         ma = next(a for a in view.mesh_actors if a.path == body.path)
-        ptr, field = ma.polydata.GetPoints().GetData().GetVoidPointer(0), ma.array.GetMTime()
+        ma.shader_displacement = shader  # the view picks it by size: 1,271 points here
+        points = ma.polydata.GetPoints()
+        ptr, mtime, field = points.GetData().GetVoidPointer(0), points.GetMTime(), ma.array.GetMTime()
         normals = ma.polydata.GetPointData().GetNormals().GetMTime()
         marker = view.glyphs.positions[view.glyphs.channels.index("plate/tc4")].copy()
         view.set_displacement(body.path, bend, scale=40.0)  # 40 mm at the far end
         img = view.screenshot()
-        drawn = np.asarray(ma.polydata.points)
         expect = body.points + 40.0 * bend
         got = np.empty_like(expect)
+        drawn = np.asarray(ma.polydata.points) + np.asarray([ma.offset(i) for i in range(ma.polydata.n_points)]) \
+            if shader else np.asarray(ma.polydata.points)
         got[ma.vertex_ids if ma.vertex_ids is not None else slice(None)] = drawn
         np.testing.assert_allclose(got, expect, atol=1e-6)
-        assert ma.polydata.GetPoints().GetData().GetVoidPointer(0) == ptr  # rewritten in place
+        assert points.GetData().GetVoidPointer(0) == ptr  # the same buffer
+        if shader:  # the points are not touched; the displacement attribute is
+            assert points.GetMTime() == mtime
+            disp = ma.polydata.point_data["twin3d_twin3dDispIn"]
+            np.testing.assert_allclose(np.asarray(disp) * 40.0, np.asarray(drawn) - ma.rest, atol=1e-6)
+        else:
+            assert points.GetMTime() > mtime
         assert ma.array.GetMTime() == field  # the field is not re-uploaded
         assert ma.polydata.GetPointData().GetNormals().GetMTime() == normals  # not asked
         assert "deformation ×40" in view.status.GetText(0)
@@ -129,8 +142,9 @@ def test_a_deformation_is_written_into_the_points_buffer(view_plate) -> None:  #
         view.set_displacement(body.path, bend, scale=40.0, normals=True)
         assert ma.polydata.GetPointData().GetNormals().GetMTime() > normals
         view.set_displacement(body.path, None)  # back at rest
+        img = view.screenshot()
+        np.testing.assert_allclose(_rgb(view, img, (0.38, 0.33, 0.0)), background, atol=6)
         np.testing.assert_allclose(np.asarray(ma.polydata.points), ma.rest)
-        view.render()
         assert "deformation" not in view.status.GetText(0)
 
 
@@ -202,3 +216,83 @@ def test_a_twin_s_bound_motion_moves_its_parts_from_pushed_values(bound_plate: P
     cache = UsdGeom.XformCache(Usd.TimeCode.Default())
     surface = np.asarray(cache.GetLocalToWorldTransform(twin.stage.GetPrimAtPath(SURFACE)))
     np.testing.assert_allclose(surface.T, turn, atol=1e-12)
+
+
+def test_displacement_modes_are_uploaded_once_and_weighed_by_uniforms(view_plate) -> None:  # type: ignore[no-untyped-def]
+    twin, model = view_plate
+    body = next(m for m in twin.meshes if m.path.endswith("Body"))
+    x = body.points[:, 0]
+    modes = np.zeros((len(x), 3, 2))
+    modes[:, 1, 0] = 0.001 * (x / 0.4) ** 2  # mode 0 bends towards +y, mode 1 shifts in x
+    modes[:, 0, 1] = 0.0005
+    with View(twin, model, off_screen=True, window_size=SIZE, lighting=False,
+              show_sensors=True, labels="none") as view:
+        view.set_camera(**TOP)
+        img = view.screenshot()
+        grey, background = _rgb(view, img, (0.38, 0.28, 0.0)), _rgb(view, img, (0.38, 0.33, 0.0))
+        ma = next(a for a in view.mesh_actors if a.path == body.path)
+        view.set_displacement_modes(body.path, modes)
+        assert ma.modes == 2
+        arrays = [ma.polydata.point_data[f"twin3d_twin3dMode{j}"] for j in range(2)]
+        uploaded = [a.GetMTime() for a in (ma.polydata.GetPointData().GetArray(f"twin3d_twin3dMode{j}")
+                                           for j in range(2))]
+        points = ma.polydata.GetPoints().GetMTime()
+        tc4 = view.glyphs.channels.index("plate/tc4")
+        marker = view.glyphs.positions[tc4].copy()
+        for w in ([40.0, 0.0], [30.0, 20.0]):
+            view.set_displacement_weights(body.path, w, scale=1.0)
+            img = view.screenshot()
+            # nothing uploaded: the modes and the points are as they were
+            assert [ma.polydata.GetPointData().GetArray(f"twin3d_twin3dMode{j}").GetMTime()
+                    for j in range(2)] == uploaded
+            assert ma.polydata.GetPoints().GetMTime() == points
+            want = np.array([w[1] * 0.0005, w[0] * 0.001 * (0.35 / 0.4) ** 2, 0.0])
+            np.testing.assert_allclose(view.glyphs.positions[tc4] - marker, want, atol=1e-9)
+            if w[0] == 40.0:  # the far edge bent 36 mm towards +y: drawn where it was not
+                np.testing.assert_allclose(_rgb(view, img, (0.38, 0.33, 0.0)), grey, atol=6)
+                assert np.abs(background - grey).max() > 20
+        np.testing.assert_allclose(np.asarray(arrays[0])[:, 1].max(), 0.001, rtol=1e-6)
+        assert "deformation ×1" in view.status.GetText(0)
+        with pytest.raises(RenderError, match="has 2 displacement modes"):
+            view.set_displacement_weights(body.path, [1.0, 2.0, 3.0])
+        with pytest.raises(RenderError, match=r"needs a \(\d+, 3, k\) float array"):
+            view.set_displacement_modes(body.path, modes[:, :2])
+
+
+def test_a_stress_model_s_displacement_map_deforms_on_the_gpu(view_plate) -> None:  # type: ignore[no-untyped-def]
+    """A model with a displacement map ``U`` (3n, channels), as twin3d.fields.StressModel has:
+    uploaded once as modes; each update weighs them by the latest readings."""
+    twin, base = view_plate
+    body = next(m for m in twin.meshes if m.path.endswith("Body"))
+    n, k = len(body.points), len(base.channels)
+    rng = np.random.default_rng(2)
+    U = np.asfortranarray(rng.normal(0.0, 1e-5, (3 * n, k)).astype(np.float32))
+
+    class Stress:
+        quantity, unit, channels, n_vertices = "von_mises", "MPa", base.channels, base.n_vertices
+
+        def __init__(self) -> None:
+            self.U, self.values = U, np.full(k, np.nan)
+
+        def update(self, values):  # type: ignore[no-untyped-def]
+            for j, c in enumerate(self.channels):
+                if c in values:
+                    self.values[j] = values[c]
+            return base.update(values)
+
+        def displacement(self, values=None, out=None):  # type: ignore[no-untyped-def]
+            raise AssertionError("the view weighs U on the GPU; it does not ask for this")
+
+    with View(twin, {body.path: Stress()}, off_screen=True, window_size=(160, 120),
+              deform_scale=20.0) as view:  # type: ignore[dict-item]
+        ma = next(a for a in view.mesh_actors if a.path == body.path)
+        view.push({"plate/tc1": 50.0, "plate/tc3": -10.0})
+        view.render()
+        assert ma.modes == k
+        v = np.zeros(k)
+        v[base.channels.index("plate/tc1")], v[base.channels.index("plate/tc3")] = 50.0, -10.0
+        want = 20.0 * (U @ v).reshape(n, 3)
+        drawn = np.array([ma.offset(i) for i in range(ma.polydata.n_points)])
+        got = want if ma.vertex_ids is None else want[ma.vertex_ids]
+        np.testing.assert_allclose(drawn, got, atol=1e-9)
+        assert "deformation ×20" in view.status.GetText(0)

@@ -73,7 +73,13 @@ class FittedModel(Protocol):
 @runtime_checkable
 class DeformingModel(Protocol):
     """A field model that also gives the displacement of its vertices
-    (``twin3d.fields.StressModel``): (n_vertices, 3) in stage units, linear in the readings."""
+    (``twin3d.fields.StressModel``): (n_vertices, 3) in stage units, linear in the readings.
+
+    A model that also has ``U``, the (3 n_vertices, n_channels) map of its readings to the
+    displacement (row ``3 i + j``: component ``j`` of vertex ``i``), is deformed on the GPU:
+    ``U`` is uploaded once as displacement modes and each update sets one weight per channel
+    (its latest reading, 0 before any; the model's ``values``).
+    """
 
     def displacement(self, values: Any = None, out: Any = None) -> npt.NDArray[np.floating[Any]]:
         ...  # values None: those of the last update
@@ -427,8 +433,7 @@ class View:
                 if not self.mesh_actors[i].has_field:
                     self.mesh_actors[i].show_field(True)
                 if self.deform_scale is not None and isinstance(model, DeformingModel):
-                    self.set_displacement(self.mesh_actors[i].path, model.displacement(),
-                                          self.deform_scale)
+                    self.parts.show_displacement(i, model, self.deform_scale)
             self.problems = [p for m in self._models.values() if isinstance(m, FittedModel)
                              for p in m.fitted_inputs().problems]
             if self.field_range is None:
@@ -451,6 +456,11 @@ class View:
         rw = self.plotter.ren_win
         if rw is None:
             raise RenderError("the view is closed; make a new View")
+        reach = self.parts.reach()
+        if reach > 0.0:  # shader-displaced parts reach beyond their bounds: keep them unclipped
+            ren = self.plotter.renderer
+            box = np.asarray(ren.ComputeVisiblePropBounds(), dtype=np.float64)
+            ren.ResetCameraClippingRange(*(box + np.tile([-reach, reach], 3)).tolist())
         rw.Render()
         self.frame_ms = (time.perf_counter() - t0) * 1e3
         self.frames += 1
@@ -692,6 +702,27 @@ class View:
                 scale that is not a positive number.
         """
         self.parts.set_displacement(prim, displacement, scale, normals)
+
+    def set_displacement_modes(self, prim: str, modes: npt.ArrayLike) -> None:
+        """Upload k displacement modes (n_vertices, 3, k) of mesh ``prim`` to the GPU, once
+        (stage units per unit weight, frame of the points as read; k <= ``MAX_MODES`` of
+        :mod:`twin3d.view.deform`). For a displacement linear in k numbers, as a stress
+        model's is in its channels: :meth:`set_displacement_weights` then sets k uniforms.
+
+        Raises:
+            RenderError: an unknown mesh, modes of the wrong shape or count.
+        """
+        self.parts.set_modes(prim, modes)
+
+    def set_displacement_weights(self, prim: str, weights: npt.ArrayLike, scale: float = 1.0,
+                                 *, normals: bool = False) -> None:
+        """Show mesh ``prim`` at ``rest + scale * Σ weights[j] * modes[j]``: k uniforms, no
+        upload; the status line states the exaggeration.
+
+        Raises:
+            RenderError: an unknown mesh, no modes, not k finite weights, a bad scale.
+        """
+        self.parts.weigh(prim, weights, scale, normals)
 
     @property
     def mesh_paths(self) -> list[str]:
