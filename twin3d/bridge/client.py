@@ -194,6 +194,13 @@ class Client:
             self._subscribed.clear()
             await ws.send(encode_subscribe(self._patterns()))
 
+    @property
+    def connected(self) -> bool:
+        """True while the connection to the bridge is open (False while it reconnects)."""
+        from websockets.protocol import State
+
+        return self._ws is not None and self._ws.state is State.OPEN
+
     def _patterns(self) -> list[str]:
         return sorted({p for s in self._subs for p in s.patterns})
 

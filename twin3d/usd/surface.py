@@ -133,10 +133,17 @@ def keep_surface(stage: Usd.Stage, mesh: Usd.Prim, sites: Sequence[Sequence[floa
                        digest), True
 
 
-def author_surface(layer: Sdf.Layer, kept: KeptSurface) -> None:
+def author_surface(layer: Sdf.Layer, kept: KeptSurface, *, color: bool = True) -> None:
     """Author a display surface into ``layer`` (replacing one there) and hide its mesh.
 
     Sdf API only: safe inside an ``Sdf.ChangeBlock``.
+
+    Args:
+        layer: the live layer, or a recording's topology layer.
+        kept: the surface.
+        color: author the mesh's colour as a constant ``displayColor`` (not in a layer
+            whose fields come from stronger layers, such as value clips: a direct colour
+            would hide the fields' display variants there).
     """
     old = layer.GetPrimAtPath(kept.path)
     if old is not None:
@@ -170,8 +177,9 @@ def author_surface(layer: Sdf.Layer, kept: KeptSurface) -> None:
     put("extent", _T.Float3Array, Vt.Vec3fArray([Gf.Vec3f(*map(float, pts.min(axis=0))),
                                                  Gf.Vec3f(*map(float, pts.max(axis=0)))]))
     put("subdivisionScheme", _T.Token, "none", uniform=True)
-    put("primvars:displayColor", _T.Color3fArray, Vt.Vec3fArray([Gf.Vec3f(*kept.color)]),
-        interpolation="constant")
+    if color:
+        put("primvars:displayColor", _T.Color3fArray, Vt.Vec3fArray([Gf.Vec3f(*kept.color)]),
+            interpolation="constant")
     if kept.transform is not None:
         put("xformOp:transform", _T.Matrix4d, Gf.Matrix4d(kept.transform.tolist()))
         put("xformOpOrder", _T.TokenArray, Vt.TokenArray(["xformOp:transform"]), uniform=True)

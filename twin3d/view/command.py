@@ -22,13 +22,13 @@ from typing import Any
 from twin3d.errors import RenderError, UsageError
 from twin3d.model import Sample
 
-__all__ = ["SUBSCRIBE_TIMEOUT_S", "run_view"]
+__all__ = ["SUBSCRIBE_TIMEOUT_S", "run_view", "shown_field_models"]
 
 #: Seconds ``twin3d view --bridge ... -o OUT`` waits for its subscription before giving up.
 SUBSCRIBE_TIMEOUT_S = 5.0
 
 
-def _field_models(twin: Any, name: str | None) -> tuple[str | None, dict[str, Any] | None]:
+def shown_field_models(twin: Any, name: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """The field to show and its models per mesh (``twin3d.fields``, cached on disk).
 
     ``name`` None: the field the stage shows, when the twin's models make it; else none.
@@ -115,7 +115,7 @@ def run_view(args: argparse.Namespace) -> int:
 
     size, rng, labels = _check_args(args)
     twin = Twin.open(args.stage)
-    field, models = _field_models(twin, args.field)
+    field, models = shown_field_models(twin, args.field)
     if rng is None and field is not None:
         rng = twin.field_ranges.get(field)
     out = Path(args.output) if args.output else None
