@@ -12,3 +12,4 @@ REPO = Path(__file__).resolve().parents[1]
 STL = REPO / "twin3d" / "data" / "plate_holes.stl"
 SENSORS = REPO / "twin3d" / "data" / "plate_sensors.toml"
 MESH = "/Plate/Geom/plate_holes_stl"
+SURFACE = MESH + "_display"  # its display surface (twin3d.usd.surface), which carries the fields

@@ -67,10 +67,16 @@ def test_bind_authors_sensor_prims(plate: Path) -> None:
         moved = np.linalg.norm(world - np.asarray(requested.position))
         assert prim.GetAttribute("twin:snapDistance").Get() == pytest.approx(moved, abs=1e-7)
         assert tuple(prim.GetAttribute("twin:requestedPosition").Get()) == requested.position
-        # twin:vertex is the mesh point nearest to the marker
-        v = prim.GetAttribute("twin:vertex").Get()
-        d_v = np.linalg.norm(surface.vertices[v] - world)
-        assert d_v == pytest.approx(np.linalg.norm(surface.vertices - world, axis=1).min())
+        # where it sits: a triangle of the mesh (the nearest to the requested position) and
+        # barycentric coordinates in it that give the marker's position; no far vertex
+        assert not prim.GetAttribute("twin:vertex").HasAuthoredValue()
+        t = prim.GetAttribute("twin:triangle").Get()
+        lam = np.asarray(prim.GetAttribute("twin:barycentric").Get())
+        assert lam.min() >= 0.0 and lam.sum() == pytest.approx(1.0)
+        assert np.linalg.norm(lam @ surface.vertices[surface.faces[t]] - world) < 1e-7
+        corners = surface.triangles[[t]]
+        d_t = trimesh.triangles.closest_point(corners, np.asarray([requested.position]))
+        assert np.linalg.norm(d_t[0] - requested.position) == pytest.approx(moved, abs=1e-7)
         # visible, grey until a value arrives, shown through a displayColor material
         assert tuple(UsdGeom.Gprim(prim).GetDisplayColorAttr().Get()[0]) == pytest.approx(
             linear_state_color("stale"))
@@ -88,6 +94,10 @@ def test_read_sensors_round_trip(bound_plate: Path) -> None:
     assert s.target == MESH and s.quantity == "temperature" and s.unit == "degC"
     assert s.position == pytest.approx((0.1016, 0.120, 0.0127), abs=1e-6)
     assert s.limits == MAP["plate/tc5"].limits
+    # where it sits: a triangle of the mesh and barycentric coordinates there, no vertex
+    bound = {b.channel: b for b in bind_sensors(bound_plate, MAP)}
+    assert s.vertex is None and s.triangle == bound["plate/tc5"].triangle is not None
+    assert s.barycentric == pytest.approx(bound["plate/tc5"].barycentric, abs=1e-12)
     assert s.description == MAP["plate/tc5"].description
 
 

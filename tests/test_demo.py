@@ -49,7 +49,7 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     from pxr import Usd
 
     rec = Usd.Stage.Open(str(out / "recording.usdc"))
-    mesh = rec.GetPrimAtPath("/Plate/Geom/plate_holes_stl")
+    mesh = rec.GetPrimAtPath("/Plate/Geom/plate_holes_stl_display")  # its display surface
     temps = mesh.GetAttribute("primvars:temperature")
     assert len(temps.GetTimeSamples()) >= 5
     first, last = (np.asarray(temps.Get(t)) for t in temps.GetTimeSamples()[::len(temps.GetTimeSamples()) - 1])

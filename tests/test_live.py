@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plate_stage import MESH
+from plate_stage import MESH, SENSORS, SURFACE
 from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 from twin3d.colormap import linear_colorize, linear_state_color
@@ -100,17 +100,17 @@ def test_set_field_primvar_and_display_color(bound_plate: Path) -> None:
     del twin
 
     stage = _reopen(bound_plate.with_name("plate.twin.usda"))
-    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(SURFACE)).GetPrimvar("temperature")
     assert pv.GetInterpolation() == "vertex" and pv.IsIndexed()
-    np.testing.assert_array_equal(_flat(stage, MESH, "temperature"), second)
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+    np.testing.assert_array_equal(_flat(stage, SURFACE, "temperature"), second)
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"),
                                linear_colorize(second, 20.0, 100.0), rtol=1e-6)
-    np.testing.assert_array_equal(_flat(stage, MESH, "temperature_sigma"), sigma)
+    np.testing.assert_array_equal(_flat(stage, SURFACE, "temperature_sigma"), sigma)
     assert pv.GetAttr().GetCustomDataByKey("twin3d") == {"colormap": "viridis", "vmin": 20.0,
                                                           "vmax": 100.0}
-    dc = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("displayColor")
+    dc = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(SURFACE)).GetPrimvar("displayColor")
     assert dc.GetInterpolation() == "vertex"
-    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(SURFACE)).ComputeBoundMaterial()[0]
     assert material.GetPath() == Sdf.Path("/Plate").AppendPath(FIELD_MATERIAL)
     reader = stage.GetPrimAtPath(material.GetPath().AppendChild("DisplayColor"))
     assert reader.GetAttribute("inputs:varname").Get() == "displayColor"
@@ -133,7 +133,11 @@ def test_bad_updates_change_nothing(bound_plate: Path) -> None:
     with pytest.raises(FieldError, match="vmin <= vmax"):
         twin.set_field("Plate", "temperature", np.zeros(n), vmin=5, vmax=1)
     assert twin.values == {}
-    assert not twin.stage.GetEditTarget().GetLayer().GetPrimAtPath(MESH)  # the live layer
+    live = twin.stage.GetEditTarget().GetLayer()  # holds the display surface, no field
+    assert not UsdGeom.PrimvarsAPI(twin.stage.GetPrimAtPath(SURFACE)).GetPrimvarsWithAuthoredValues() \
+        or [p.GetName() for p in UsdGeom.PrimvarsAPI(twin.stage.GetPrimAtPath(SURFACE))
+            .GetPrimvarsWithAuthoredValues()] == ["primvars:displayColor"]
+    assert not live.GetPrimAtPath(SURFACE).variantSets
 
 
 def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
@@ -181,13 +185,14 @@ def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
     load_state = load_prim.GetAttribute("twin:state")
     assert [load_state.Get(t) for t in (0, 7, 8, 9, 10, 11, 12)] == [
         "ok", "ok", "ok", "ok", "warn", "warn", "alarm"]
-    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
+    pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(SURFACE)).GetPrimvar("temperature")
     # written at 0, 6, 12 (clips 0, 1, 3; USD also lists clip 1's start, 4, as a sample time)
     assert {0.0, 6.0, 12.0} <= set(pv.GetAttr().GetTimeSamples()) <= {0.0, 4.0, 6.0, 8.0, 12.0}
     for code, expected in ((6.0, 85.0), (4.0, 80.0), (9.0, 77.5)):  # between: as one layer
-        np.testing.assert_allclose(_flat(stage, MESH, "temperature", code),
+        np.testing.assert_allclose(_flat(stage, SURFACE, "temperature", code),
                                    np.full(n, expected) + np.arange(n) * 0.01, rtol=1e-6)
-    assert UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    assert UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(SURFACE)).ComputeBoundMaterial()[0]
+    assert stage.GetPrimAtPath(MESH).GetAttribute("visibility").Get() == "invisible"
     assert sorted(p.name for p in out.parent.iterdir()) == ["run1.clips", "run1.usdc"]
     assert sorted(p.name for p in (out.parent / "run1.clips").iterdir()) == [
         "0000.usdc", "0001.usdc", "0002.usdc", "0003.usdc", "manifest.usdc", "topology.usdc"]
@@ -342,7 +347,7 @@ def test_deformed_shapes_are_recorded_scaled_and_rate_limited(bound_plate: Path,
         for i in range(24):  # 3 s at 8 Hz; shapes at 2 Hz: steps 0, 4, 8, ... 20
             rec.write(i / 8, {"plate/load": 100.0 * i}, displacement={"Plate": bend * i})
     stage = _reopen(out)
-    mesh = UsdGeom.Mesh(stage.GetPrimAtPath(MESH))
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath(SURFACE))  # the display surface deforms
     assert mesh.GetPointsAttr().GetTimeSamples() == [0.0, 4.0, 8.0, 12.0, 16.0, 20.0]
     # at the samples; between them (points interpolate), also across clip boundaries (8, 16)
     for code in (0.0, 4.0, 6.0, 7.5, 8.0, 15.0, 20.0):
@@ -422,14 +427,14 @@ def test_colours_are_authored_as_linear_rgb(bound_plate: Path) -> None:
     twin.update({"plate/tc1": 20.0, "plate/tc3": 81.5, "plate/tc5": 99.0})
     stage = twin.stage
     srgb = colormaps["viridis"].resampled(256)(np.round(values / 100.0 * 255) / 255)[:, :3]
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"), _srgb_to_linear(srgb),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"), _srgb_to_linear(srgb),
                                atol=2e-6)
     for channel, srgb_state in (("plate/tc1", (0.15, 0.68, 0.38)), ("plate/tc3", (1.0, 0.65, 0.0)),
                                 ("plate/tc5", (0.9, 0.1, 0.1)), ("plate/tc2", (0.55, 0.55, 0.55))):
         prim = stage.GetPrimAtPath(f"/Plate/Sensors/{channel.replace('/', '_')}")
         assert _color(prim) == pytest.approx(tuple(_srgb_to_linear(np.array(srgb_state))),
                                              abs=1e-6), channel
-    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
+    material = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(SURFACE)).ComputeBoundMaterial()[0]
     reader = stage.GetPrimAtPath(material.GetPath().AppendChild("DisplayColor"))
     fallback = reader.GetAttribute("inputs:fallback").Get()
     assert tuple(fallback) == pytest.approx(tuple(_srgb_to_linear(np.full(3, 0.55))), abs=1e-6)
@@ -437,7 +442,7 @@ def test_colours_are_authored_as_linear_rgb(bound_plate: Path) -> None:
 
 def _switch(stage: Usd.Stage, quantity: str) -> None:
     """What a usdview/Omniverse user does: pick another variant of the mesh's displayField."""
-    vset = stage.GetPrimAtPath(MESH).GetVariantSets().GetVariantSet("displayField")
+    vset = stage.GetPrimAtPath(SURFACE).GetVariantSets().GetVariantSet("displayField")
     assert vset.SetVariantSelection(quantity)
 
 
@@ -453,20 +458,20 @@ def test_the_shown_field_is_a_choice_named_on_the_mesh(bound_plate: Path) -> Non
     del twin
 
     stage = _reopen(bound_plate.with_name("plate.twin.usda"))
-    mesh = stage.GetPrimAtPath(MESH)
+    mesh = stage.GetPrimAtPath(SURFACE)
     vset = mesh.GetVariantSets().GetVariantSet("displayField")
     assert vset.GetVariantNames() == ["temperature", "von_mises"]
     # temperature is shown by default although von Mises was written last
     assert mesh.GetAttribute("twin:displayField").Get() == "temperature"
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"),
                                linear_colorize(temperature, 20.0, 100.0), rtol=1e-6)
     # switching the variant (no script: usdview's variant menu) shows von Mises
     _switch(stage, "von_mises")
     assert mesh.GetAttribute("twin:displayField").Get() == "von_mises"
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor"),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor"),
                                linear_colorize(stress, 0.0, 50.0), rtol=1e-6)
     # both fields' values stay on the mesh whichever is shown
-    np.testing.assert_allclose(_flat(stage, MESH, "temperature"), temperature, rtol=1e-6)
+    np.testing.assert_allclose(_flat(stage, SURFACE, "temperature"), temperature, rtol=1e-6)
 
     # the choice from Python is stored and kept by later writes
     twin = Twin.open(bound_plate)
@@ -491,12 +496,12 @@ def test_recordings_show_temperature_and_switch_like_the_live_layer(bound_plate:
             rec.write(float(t), fields={"Plate": {"temperature": 20.0 + 30.0 * t * ramp,
                                                   "von_mises": 10.0 * t * ramp[::-1]}})
     stage = _reopen(out)
-    mesh = stage.GetPrimAtPath(MESH)
+    mesh = stage.GetPrimAtPath(SURFACE)
     assert mesh.GetAttribute("twin:displayField").Get() == "temperature"
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor", 2.0),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor", 2.0),
                                linear_colorize(20.0 + 60.0 * ramp, 20.0, 100.0), rtol=1e-5)
     _switch(stage, "von_mises")
-    np.testing.assert_allclose(_flat(stage, MESH, "displayColor", 2.0),
+    np.testing.assert_allclose(_flat(stage, SURFACE, "displayColor", 2.0),
                                linear_colorize(20.0 * ramp[::-1], 0.0, 50.0), rtol=1e-5)
     # a twin that chose von Mises records it shown
     twin.set_field("Plate", "von_mises", ramp)
@@ -504,7 +509,7 @@ def test_recordings_show_temperature_and_switch_like_the_live_layer(bound_plate:
     chosen = tmp_path / "chosen.usdc"
     with twin.recording(chosen) as rec:
         rec.write(0.0, fields={"Plate": {"temperature": 20.0 + ramp, "von_mises": ramp}})
-    assert _reopen(chosen).GetPrimAtPath(MESH).GetAttribute("twin:displayField").Get() == \
+    assert _reopen(chosen).GetPrimAtPath(SURFACE).GetAttribute("twin:displayField").Get() == \
         "von_mises"
 
 
@@ -598,10 +603,57 @@ def test_an_older_live_layer_with_direct_colours_switches_too(bound_plate: Path)
     twin = Twin.open(bound_plate)
     n = len(twin.meshes[0].points)
     live = twin.stage.GetEditTarget().GetLayer()
-    old = Sdf.CreatePrimInLayer(live, MESH)
-    attr = Sdf.AttributeSpec(old, "primvars:displayColor", Sdf.ValueTypeNames.Color3fArray)
-    attr.default = [(1.0, 0.0, 1.0)] * n
+    old = live.GetAttributeAtPath(Sdf.Path(SURFACE).AppendProperty("primvars:displayColor"))
+    old.default = [(1.0, 0.0, 1.0)] * n  # as an older live layer wrote them on the mesh
+    old.SetInfo("interpolation", "vertex")
     twin.set_field("Plate", "temperature", np.linspace(20.0, 90.0, n), vmin=20.0, vmax=100.0)
-    np.testing.assert_allclose(_flat(twin.stage, MESH, "displayColor"),
+    np.testing.assert_allclose(_flat(twin.stage, SURFACE, "displayColor"),
                                linear_colorize(np.linspace(20.0, 90.0, n), 20.0, 100.0),
                                rtol=1e-6)
+
+
+def test_the_display_surface_is_kept_beside_the_mesh_and_remade_when_sensors_move(
+        bound_plate: Path, tmp_path: Path) -> None:
+    from twin3d.sensors import load_sensor_map
+    from twin3d.usd.bind import bind_sensors
+
+    twin = Twin.open(bound_plate)
+    (first,) = twin.meshes
+    twin.save()
+    del twin
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    kept = stage.GetPrimAtPath(SURFACE)
+    assert kept.GetTypeName() == "Mesh" and kept.GetRelationship("twin:displayOf").GetTargets() \
+        == [Sdf.Path(MESH)]
+    assert stage.GetPrimAtPath(MESH).GetAttribute("visibility").Get() == "invisible"
+    assert UsdGeom.Mesh(kept).GetSubdivisionSchemeAttr().Get() == "none"
+    assert len(kept.GetAttribute("points").Get()) == len(first.points)
+    digest = kept.GetCustomDataByKey("twin3d")["displaySurface"]
+    # reopened, the twin reads the kept surface (same points) instead of making it again
+    again = Twin.open(bound_plate)
+    np.testing.assert_array_equal(again.meshes[0].points, first.points)
+    del again
+    # a sensor bound elsewhere: the surface is made again with a vertex where it now is
+    text = SENSORS.read_text().replace("position = [0.030, 0.030, 0.0127]",
+                                       "position = [0.041, 0.033, 0.0127]", 1)
+    (tmp_path / "moved.toml").write_text(text)
+    bind_sensors(bound_plate, load_sensor_map(tmp_path / "moved.toml"))
+    twin = Twin.open(bound_plate)
+    (moved,) = twin.meshes
+    assert np.linalg.norm(moved.points - [0.041, 0.033, 0.0127], axis=1).min() < 1e-7
+    assert np.linalg.norm(first.points - [0.041, 0.033, 0.0127], axis=1).min() > 1e-4
+    twin.save()
+    del twin
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    assert stage.GetPrimAtPath(SURFACE).GetCustomDataByKey("twin3d")["displaySurface"] != digest
+    # no sensor left on the mesh: no display surface, the mesh is shown again
+    (tmp_path / "none.toml").write_text('[[binding]]\nchannel = "plate/on"\nprim = "/Plate/Geom"\n'
+                                        'kind = "visible"\nthreshold = 0.5\n')
+    bind_sensors(bound_plate, load_sensor_map(tmp_path / "none.toml"))
+    twin = Twin.open(bound_plate)
+    assert twin.meshes[0].surface is None and len(twin.meshes[0].points) == 618
+    twin.save()
+    del twin
+    stage = _reopen(bound_plate.with_name("plate.twin.usda"))
+    assert not stage.GetPrimAtPath(SURFACE)
+    assert stage.GetPrimAtPath(MESH).GetAttribute("visibility").Get() == "inherited"

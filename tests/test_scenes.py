@@ -11,6 +11,7 @@ import pytest
 from pxr import Usd
 
 import twin3d
+from twin3d.display import interpolate, locate
 from twin3d.usd.validate import validate_stage
 
 SCENE = Path(__file__).resolve().parents[1] / "scenes" / "assembly"
@@ -33,15 +34,18 @@ def test_assembly_scene_builds_updates_records_and_validates(tmp_path: Path) -> 
     assert len(parts) == 10  # every part of the STEP assembly, the four gussets instanced
     assert {s.target for s in twin.sensors.values()} == {
         "/Enclosure/Geom/box_base", "/Enclosure/Geom/box_top", "/Enclosure/Geom/side_short_B"}
-    # the live field on the base plate agrees with its thermocouples (kriging, small noise)
+    # the live field on the base plate agrees with its thermocouples (kriging, small noise),
+    # read in the triangle of its display surface each one sits on
     composed = Usd.Stage.Open(str(twin.root_path))
-    base = composed.GetPrimAtPath("/Enclosure/Geom/box_base")
+    base = composed.GetPrimAtPath("/Enclosure/Geom/box_base_display")
     field = np.asarray(base.GetAttribute("primvars:temperature").Get())
     indices = base.GetAttribute("primvars:temperature:indices").Get()
     field = field[np.asarray(indices)] if indices else field
+    surface = next(m for m in twin.meshes if m.path == "/Enclosure/Geom/box_base")
     for channel in ("enclosure/base1", "enclosure/base2", "enclosure/base3"):
-        s = twin.sensors[channel]
-        assert abs(field[s.vertex] - twin.values[channel]) < 1.0
+        tri, bary, dist = locate(surface.points, surface.faces, [twin.sensors[channel].position])
+        assert dist[0] < 1e-9
+        assert abs(interpolate(field, surface.faces, tri, bary)[0] - twin.values[channel]) < 1.0
     assert base.GetAttribute("primvars:temperature_sigma").Get() is not None
     for name in ("enclosure.twin.usda", "warmup.usdc"):
         report = validate_stage(tmp_path / name, profile="placeable")

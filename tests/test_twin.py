@@ -31,8 +31,10 @@ def test_open_exposes_sensors_meshes_and_units(bound_plate: Path) -> None:
     assert tc3.limits == smap["plate/tc3"].limits
     with pytest.raises(TypeError):
         twin.sensors["plate/x"] = tc3  # type: ignore[index]
-    (mesh,) = twin.meshes
-    assert mesh.path == MESH and mesh.points.shape == (618, 3) and mesh.faces.shape == (1252, 3)
+    (mesh,) = twin.meshes  # the display surface of the mesh (it has sensors), the mesh its source
+    assert mesh.path == MESH and mesh.source is not None and mesh.surface == MESH + "_display"
+    assert mesh.source.points.shape == (618, 3) and mesh.source.faces.shape == (1252, 3)
+    assert len(mesh.points) > 618 and np.array_equal(mesh.points[:618], mesh.source.points)
     assert mesh.points.max(axis=0) == pytest.approx([0.2032, 0.3048, 0.0127], abs=1e-6)
     assert "15 sensors" in repr(twin)
     assert twin.values == {}

@@ -145,7 +145,7 @@ def _add_bind(sub: _Commands) -> None:
 def _run_bind(args: argparse.Namespace) -> int:
     from twin3d.sensors import load_sensor_map
     from twin3d.usd.bind import bind_sensors
-    from twin3d.usd.info import stage_meters_per_unit
+    from twin3d.usd.info import stage_meters_per_unit, where_on_mesh
 
     smap = load_sensor_map(args.sensors)
     bound = bind_sensors(args.stage, smap, args.output, tolerance_m=args.tolerance)
@@ -153,7 +153,7 @@ def _run_bind(args: argparse.Namespace) -> int:
     for s in bound:
         pos = ", ".join(f"{v:.4g}" for v in (s.position or ()))
         print(f"{s.channel:<16} -> {s.target} at ({pos}), snapped {s.snap_distance * mm:.2f} mm, "
-              f"vertex {s.vertex}")
+              f"{where_on_mesh(s)}")
     for b in smap.bindings:
         print(f"{b.channel:<16} -> {b.kind} {b.prim} (Twin3DBindingAPI:{b.name})")
     extra = f" and {len(smap.bindings)} property bindings" if smap.bindings else ""

@@ -76,6 +76,9 @@ class Sensor:
         limits: warn and alarm limits.
         description: free text for people.
         snap_distance: distance (stage units) the position moved when snapped to the surface.
+        triangle: the target mesh's triangle the (snapped) position lies in, as bound (index
+            into its fan-triangulated faces); None for a sensor given by vertex.
+        barycentric: the position's barycentric coordinates in ``triangle``.
     """
 
     channel: str
@@ -87,3 +90,5 @@ class Sensor:
     limits: Limits = field(default_factory=Limits)
     description: str = ""
     snap_distance: float = 0.0
+    triangle: int | None = None
+    barycentric: tuple[float, float, float] | None = None

@@ -36,6 +36,7 @@ from twin3d.model import Sensor
 if TYPE_CHECKING:
     from twin3d.usd.geometry import MeshData
     from twin3d.usd.live import LiveStage
+    from twin3d.usd.motion import Motion
     from twin3d.usd.timesamples import Recording
     from twin3d.web.command import WebPage
 
@@ -112,8 +113,18 @@ class Twin:
 
     @property
     def meshes(self) -> list[MeshData]:
-        """The stage's meshes, triangulated, world space, stage units."""
+        """The surfaces fields are shown on, one per mesh: triangulated, world space, stage
+        units. A mesh with sensors is given as its display surface (refined where its
+        triangles are long, a vertex at each sensor, kept in the live layer beside it;
+        ``mesh.source`` is the mesh as converted); fields set on it and field models built
+        on it have one value per display point."""
         return list(self._live.meshes())
+
+    @property
+    def motion(self) -> Motion:
+        """The property bindings: which channels move, hide, colour or set which prims
+        (``motion.world_matrices(values)`` gives the poses a view moves its parts to)."""
+        return self._live.motion
 
     @property
     def meters_per_unit(self) -> float:

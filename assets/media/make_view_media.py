@@ -2,7 +2,8 @@
 
 The part is ``1002_tray_bottom.STL`` (trimesh's models, see tests/data/README.md), converted with
 ``twin3d.convert``; six made-up thermocouples drive a kriged temperature field
-(``twin3d.fields.build_models``). Run: ``python assets/media/make_view_media.py OUT_DIR``.
+(``twin3d.fields.build_models``) on the part's display surface (``twin3d.display``).
+Run: ``python assets/media/make_view_media.py OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from twin3d.cad.convert import convert
+from twin3d.display import refine_surface
 from twin3d.fields import build_models
 from twin3d.model import Limits, Sensor
-from twin3d.usd.geometry import read_meshes
+from twin3d.usd.geometry import MeshData, read_meshes
 from twin3d.usd.layer import open_stage
 from twin3d.view import CameraPath, View, export_movie
 
@@ -49,7 +51,12 @@ def main(src: str, out_dir: str) -> None:
                                          position=tuple(map(float, pts[v])),
                                          limits=Limits(warn_high=80.0, alarm_high=95.0))
                for i, v in enumerate(picks)}
-    models = build_models(pts, mesh.faces, 1.0, list(sensors.values()), {}, cache=False)
+    # shown as a twin shows it: on a display surface with a vertex at every sensor
+    surface = refine_surface(pts, mesh.faces, sites=[pts[v] for v in picks])
+    shown = MeshData(mesh.path, surface.points, surface.faces, mesh.color, source=mesh)
+    meshes = [shown if m is mesh else m for m in meshes]
+    models = build_models(surface.points, surface.faces, 1.0, list(sensors.values()), {},
+                          cache=False, solid=(pts, mesh.faces))
     values = dict(zip(sensors, temps))
     with View(Scene(meshes, sensors), {mesh.path: models["temperature"]}, off_screen=True,
               window_size=(800, 560), field_range=(30.0, 100.0)) as view:

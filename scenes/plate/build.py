@@ -30,7 +30,7 @@ def build(out_dir: Path) -> Path:
     mpu = twin3d.Twin.open(stage).meters_per_unit
     for s in sensors:
         print(f"{s.channel:<12} {s.quantity:<12} snapped {s.snap_distance * mpu * 1000:5.2f} mm"
-              f"  vertex {s.vertex}")
+              f"  triangle {s.triangle}")
     print(f"wrote {stage} ({len(sensors)} sensors)")
     return stage
 

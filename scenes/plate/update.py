@@ -33,12 +33,16 @@ def plate_state(t: float, points: np.ndarray, sensors: Mapping[str, twin3d.Senso
                 ) -> tuple[np.ndarray, dict[str, float]]:
     """Toy physics at time ``t`` (s): per-point temperature and every sensor's reading."""
     heat = 1.0 - np.exp(-t / 8.0)  # heats up over ~8 s
-    r = np.linalg.norm(points[:, :2] - HEATER[:2], axis=1)
-    temperature = 22.0 + 85.0 * heat * np.exp(-((r / 0.07) ** 2))
+
+    def temperature_at(p: np.ndarray) -> np.ndarray:
+        r = np.linalg.norm(p[..., :2] - HEATER[:2], axis=-1)
+        return np.asarray(22.0 + 85.0 * heat * np.exp(-((r / 0.07) ** 2)))
+
+    temperature = temperature_at(points)
     readings: dict[str, float] = {}
     for channel, s in sensors.items():
-        if s.quantity == "temperature" and s.vertex is not None:
-            readings[channel] = float(temperature[s.vertex])
+        if s.quantity == "temperature" and s.position is not None:
+            readings[channel] = float(temperature_at(np.asarray(s.position)))
         elif s.quantity == "strain":
             readings[channel] = float(-350.0 * heat * (1 if s.position and s.position[2] > 0 else -1))
         elif s.quantity == "force":

@@ -200,7 +200,8 @@ def _warned(model: _M) -> _M:
 def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
                  sensors: Sequence[Any], config: Mapping[str, Any] | None = None, *,
                  cache: bool = True, cache_dir: Path | None = None,
-                 snap_tolerance: float | None = None, other_channels: Iterable[str] = ()
+                 snap_tolerance: float | None = None, other_channels: Iterable[str] = (),
+                 solid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None
                  ) -> dict[str, LinearFieldModel]:
     """Build every field model the sensors and the ``[model]`` section call for, on one mesh.
 
@@ -217,6 +218,9 @@ def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: f
         other_channels: more channels updates may carry (e.g. the twin's sensors on other
             meshes); each model's ``ignored_channels`` gets these and every sensor's channel
             that is not its own.
+        solid: ``(points, faces)`` of the closed surface the physics models mesh, when
+            ``points`` and ``faces`` are a finer display surface of it (a twin's meshes with
+            sensors are: :mod:`twin3d.display`); fields are then given at the display points.
 
     Returns:
         ``{quantity: model}``: ``"temperature"`` (HeatModel or Kriging), ``"von_mises"``
@@ -241,16 +245,16 @@ def build_models(points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: f
     models: dict[str, LinearFieldModel] = {}
     if "thermal" in config and by_q.get("temperature"):
         temps = by_q["temperature"]
-        key = model_key("heat", pts, tri, meters_per_unit, temps, config)
+        key = model_key("heat", pts, tri, meters_per_unit, temps, config, solid)
         models["temperature"] = cached(
-            key, lambda: HeatModel.build(pts, tri, meters_per_unit, temps, config),
+            key, lambda: HeatModel.build(pts, tri, meters_per_unit, temps, config, solid=solid),
             HeatModel.to_arrays, lambda d: _warned(HeatModel.from_arrays(d)),
             directory=cache_dir, enabled=cache)
     if "stress" in config:
         loads = by_q.get("force", []) + by_q.get("strain", [])
-        key = model_key("stress", pts, tri, meters_per_unit, loads, config)
+        key = model_key("stress", pts, tri, meters_per_unit, loads, config, solid)
         models["von_mises"] = cached(
-            key, lambda: StressModel.build(pts, tri, meters_per_unit, loads, config),
+            key, lambda: StressModel.build(pts, tri, meters_per_unit, loads, config, solid=solid),
             StressModel.to_arrays, lambda d: _warned(StressModel.from_arrays(d)),
             directory=cache_dir, enabled=cache)
     kcfg = config.get("kriging", {})
@@ -274,6 +278,9 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
                        cache: bool = True, cache_dir: Path | None = None
                        ) -> dict[str, dict[str, LinearFieldModel]]:
     """Field models for every mesh of a :class:`twin3d.Twin` that has sensors on it.
+
+    Models are built on each mesh as the twin gives it: the display surface of a mesh with
+    sensors (:meth:`twin3d.Twin.meshes`), the physics meshing the mesh itself (its ``source``).
 
     Args:
         twin: an open Twin (``.meshes``, ``.sensors``, ``.meters_per_unit``).
@@ -299,8 +306,10 @@ def build_field_models(twin: Any, model: Mapping[str, Any] | None = None, *,
     out: dict[str, dict[str, LinearFieldModel]] = {}
     for mesh in twin.meshes:
         mine = [s for s in sensors if s.target == mesh.path]
+        source = getattr(mesh, "source", None)  # a display surface: physics on the part itself
         if mine:
             out[mesh.path] = build_models(mesh.points, mesh.faces, twin.meters_per_unit, mine,
                                           config, cache=cache, cache_dir=cache_dir,
-                                          other_channels=channels)
+                                          other_channels=channels, solid=None if source is None
+                                          else (source.points, source.faces))
     return out

@@ -33,12 +33,18 @@ def cache_dir() -> Path:
 
 
 def model_key(kind: str, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
-              sensors: Sequence[Any], config: Mapping[str, Any]) -> str:
-    """A hex digest of everything a model depends on."""
+              sensors: Sequence[Any], config: Mapping[str, Any],
+              solid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> str:
+    """A hex digest of everything a model depends on (``solid``: the surface meshed, when
+    ``points`` and ``faces`` are a display surface of it)."""
     h = hashlib.sha256()
     h.update(f"{CACHE_VERSION}|{kind}|{float(meters_per_unit)!r}".encode())
     h.update(np.ascontiguousarray(points, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(faces, dtype=np.int64).tobytes())
+    if solid is not None:
+        h.update(b"|solid|")
+        h.update(np.ascontiguousarray(solid[0], dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(solid[1], dtype=np.int64).tobytes())
     for s in sensors:
         h.update(repr((s.channel, s.quantity, s.unit, s.position, s.vertex)).encode())
     h.update(json.dumps(config, sort_keys=True, default=str).encode())

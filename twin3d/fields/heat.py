@@ -233,7 +233,8 @@ class HeatModel(LinearFieldModel):
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
               sensors: Sequence[Any], config: Mapping[str, Any], *,
-              mesh: TetMesh | None = None, snap_tolerance: float | None = None) -> HeatModel:
+              mesh: TetMesh | None = None, snap_tolerance: float | None = None,
+              solid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> HeatModel:
         """Mesh the part, solve the unit responses and fold the fit into ``W``.
 
         Args:
@@ -245,6 +246,9 @@ class HeatModel(LinearFieldModel):
             mesh: a ready tetrahedral mesh of the part (metres); by default TetGen makes one.
             snap_tolerance: largest distance (metres) from a sensor position to the surface
                 (default: 5 mm, as ``twin3d bind``).
+            solid: ``(points, faces)`` of the closed surface to mesh when ``points`` and
+                ``faces`` are a finer display surface of the same shape
+                (:mod:`twin3d.display`); the field is then read at the display points.
 
         Raises:
             FieldError: no ``[model.thermal]``, a bad key, fewer sensors than unknowns, a
@@ -271,9 +275,11 @@ class HeatModel(LinearFieldModel):
                 step("meshing")
                 regions = config.get("regions", {})
                 used = set(thermal.get("sources", [])) | set(thermal.get("fixed", []))
-                borders = region_borders(pts_m, faces, {r: regions[r] for r in used},
+                outer = solid if solid is not None else (pts, faces)
+                borders = region_borders(np.asarray(outer[0], dtype=np.float64) * meters_per_unit,
+                                         outer[1], {r: regions[r] for r in used},
                                          meters_per_unit)
-                mesh = tetrahedralize(pts, faces, meters_per_unit,
+                mesh = tetrahedralize(outer[0], outer[1], meters_per_unit,
                                       target_tets=int(thermal.get("tets", 20000)),
                                       quality=mesh_quality(thermal),
                                       spots=np.concatenate([pos, borders]))

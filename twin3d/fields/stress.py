@@ -346,7 +346,8 @@ class StressModel(LinearFieldModel):
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
               sensors: Sequence[Any], config: Mapping[str, Any], *,
-              mesh: TetMesh | None = None, snap_tolerance: float | None = None) -> StressModel:
+              mesh: TetMesh | None = None, snap_tolerance: float | None = None,
+              solid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> StressModel:
         """Mesh the part, solve each load case and fold the amplitudes into ``W``.
 
         Args:
@@ -358,6 +359,9 @@ class StressModel(LinearFieldModel):
             mesh: a ready tetrahedral mesh (metres); by default TetGen makes one.
             snap_tolerance: largest distance (metres) from a sensor position to the surface
                 (default: 5 mm, as ``twin3d bind``).
+            solid: ``(points, faces)`` of the closed surface to mesh when ``points`` and
+                ``faces`` are a finer display surface of the same shape
+                (:mod:`twin3d.display`); the field is then read at the display points.
 
         Raises:
             FieldError: no ``[model.stress]``, a bad key, unknown units or channels, too few
@@ -401,9 +405,11 @@ class StressModel(LinearFieldModel):
                 step("meshing")
                 regions = config.get("regions", {})
                 used = set(stress["fixed"]) | {load["region"] for load in loads}
-                borders = region_borders(pts_m, faces, {r: regions[r] for r in used},
+                outer = solid if solid is not None else (pts, faces)
+                borders = region_borders(np.asarray(outer[0], dtype=np.float64) * meters_per_unit,
+                                         outer[1], {r: regions[r] for r in used},
                                          meters_per_unit)
-                mesh = tetrahedralize(pts, faces, meters_per_unit,
+                mesh = tetrahedralize(outer[0], outer[1], meters_per_unit,
                                       target_tets=int(stress.get("tets", 4000)),
                                       quality=mesh_quality(stress),
                                       spots=np.concatenate([spots, borders]))

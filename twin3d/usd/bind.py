@@ -3,12 +3,13 @@ bindings into the stage.
 
 Each sensor becomes a small ``Sphere`` marker at ``/<Root>/Sensors/<channel as identifier>``
 in the stage's root (interface) layer, with the ``Twin3DSensorAPI`` applied: ``twin:``
-attributes (channel, quantity, unit, limits, snap distance, nearest vertex), a ``twin:target``
+attributes (channel, quantity, unit, limits, snap distance, and where on the target it sits:
+the triangle and barycentric coordinates, or the vertex it was given at), a ``twin:target``
 relationship to the mesh it sits on, and ``primvars:displayColor`` (grey until a value
 arrives) read by the display-colour preview material, so the marker's colour shows in every
 renderer. :mod:`twin3d.usd.bindings` reads them back.
 
-Positions are snapped to the nearest surface point of the target (``trimesh.proximity``);
+Positions are snapped to the nearest surface point of the target (:func:`twin3d.display.locate`);
 a position farther than the tolerance is an error, as are unknown targets. Every check
 runs before the first edit, so a bad map leaves the stage untouched.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdUtils
 
 from twin3d._types import PathLike
 from twin3d.colormap import linear_state_color
+from twin3d.display import locate
 from twin3d.errors import BindingError, StageError
 from twin3d.model import Sensor
 from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, PropertyBinding, SensorMap
@@ -110,26 +113,22 @@ def _snap(sensors: Sequence[Sensor], stage: Usd.Stage, tolerance: float,
                 raise BindingError(s.channel, f"vertex {s.vertex} is out of range: {s.target} has "
                                               f"{len(tm.vertices)} points")
             p = tm.vertices[s.vertex]
-            out.append(_replace(s, tuple(map(float, p)), s.vertex, 0.0))
+            out.append(replace(s, position=(float(p[0]), float(p[1]), float(p[2])),
+                               snap_distance=0.0))
             continue
         assert s.position is not None
-        q = np.asarray([s.position], dtype=np.float64)
-        closest, dist, _ = trimesh.proximity.closest_point(tm, q)  # type: ignore[no-untyped-call]
+        which, bary, dist = locate(tm.vertices, tm.faces, [s.position])
         d = float(dist[0])
         if d > tolerance:
             raise BindingError(s.channel, f"position {_fmt(s.position)} is {d * mpu * 1000:.1f} mm "
                                           f"from the surface of {s.target} (tolerance "
                                           f"{tolerance * mpu * 1000:.1f} mm): fix the position or "
                                           "raise snap_tolerance")
-        vertex = int(tm.kdtree.query(closest[0])[1])  # the mesh point nearest the sensor
-        out.append(_replace(s, tuple(map(float, closest[0])), vertex, d))
+        lam = (float(bary[0, 0]), float(bary[0, 1]), float(bary[0, 2]))
+        p = np.asarray(lam) @ tm.vertices[tm.faces[which[0]]]  # the surface point, in it
+        out.append(replace(s, position=(float(p[0]), float(p[1]), float(p[2])), vertex=None,
+                           snap_distance=d, triangle=int(which[0]), barycentric=lam))
     return out
-
-
-def _replace(s: Sensor, pos: tuple[float, ...], vertex: int, snap: float) -> Sensor:
-    from dataclasses import replace
-
-    return replace(s, position=(pos[0], pos[1], pos[2]), vertex=vertex, snap_distance=snap)
 
 
 def _fmt(p: Sequence[float]) -> str:
@@ -190,7 +189,11 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
             _attr(prim, "twin:requestedPosition", Sdf.ValueTypeNames.Point3d,
                   Gf.Vec3d(*req.position))
         _attr(prim, "twin:snapDistance", Sdf.ValueTypeNames.Double, s.snap_distance)
-        _attr(prim, "twin:vertex", Sdf.ValueTypeNames.Int, int(s.vertex if s.vertex is not None else -1))
+        if s.vertex is not None:
+            _attr(prim, "twin:vertex", Sdf.ValueTypeNames.Int, int(s.vertex))
+        if s.triangle is not None and s.barycentric is not None:
+            _attr(prim, "twin:triangle", Sdf.ValueTypeNames.Int, int(s.triangle))
+            _attr(prim, "twin:barycentric", Sdf.ValueTypeNames.Double3, Gf.Vec3d(*s.barycentric))
         for key, name in LIMIT_ATTRS.items():
             value = getattr(s.limits, key)
             if value is not None:
@@ -218,8 +221,8 @@ def bind_sensors(stage_path: PathLike, sensor_map: SensorMap, output: PathLike |
             (default: the map's ``snap_tolerance``, else 5 mm).
 
     Returns:
-        The sensors as bound: positions snapped (world space, stage units), nearest
-        vertex and snap distance filled in.
+        The sensors as bound: positions snapped (world space, stage units), the triangle
+        each sits in with its barycentric coordinates, and the snap distance filled in.
 
     Raises:
         StageError: the stage cannot be opened or has no defaultPrim.

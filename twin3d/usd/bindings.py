@@ -4,7 +4,8 @@ which prim property, and the field models' table.
 ``twin3d bind`` (:mod:`twin3d.usd.bind`) writes them; everything that opens a twin reads them
 here. A sensor is a marker prim under the default prim's ``Sensors`` scope with the
 ``Twin3DSensorAPI`` applied (``twin:channel``, ``twin:quantity``, ``twin:unit``, limits,
-snap distance, nearest vertex, a ``twin:target`` relationship to its mesh); the sensor map's
+snap distance, the triangle and barycentric coordinates it sits at (or the vertex it was
+given at), a ``twin:target`` relationship to its mesh); the sensor map's
 ``[model]`` table is JSON in that scope's ``customData``, and so are the twin engine's
 ``[[virtual]]`` and ``[engine]`` tables. A property binding is an instance of
 the multiple-apply ``Twin3DBindingAPI`` on the bound prim (``twin:binding:<name>:channel``,
@@ -129,6 +130,8 @@ def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:
         limits = Limits(**{k: (None if (v := _get(prim, a)) is None else float(v))  # type: ignore[arg-type]
                            for k, a in LIMIT_ATTRS.items()})
         vertex = _get(prim, "twin:vertex")
+        triangle = _get(prim, "twin:triangle")
+        bary = _get(prim, "twin:barycentric")
         out[channel] = Sensor(
             channel=channel,
             quantity=str(_get(prim, "twin:quantity") or "generic"),
@@ -139,6 +142,9 @@ def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:
             limits=limits,
             description=str(_get(prim, "twin:description") or ""),
             snap_distance=float(_get(prim, "twin:snapDistance") or 0.0),  # type: ignore[arg-type]
+            triangle=None if triangle is None or int(triangle) < 0 else int(triangle),  # type: ignore[call-overload]
+            barycentric=None if bary is None else (float(bary[0]), float(bary[1]),  # type: ignore[index]
+                                                   float(bary[2])),  # type: ignore[index]
         )
     return out
 

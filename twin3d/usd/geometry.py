@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from pxr import Usd, UsdGeom, UsdShade
 
-__all__ = ["MeshData", "read_meshes", "triangulate"]
+__all__ = ["DISPLAY_OF", "MeshData", "read_meshes", "triangulate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,12 +20,25 @@ class MeshData:
         points: (n, 3) float64, world space, stage units.
         faces: (m, 3) int64 triangle indices into ``points``.
         color: (3,) float RGB 0..1 from the bound material or displayColor.
+        world: (4, 4) float64 the mesh's local-to-world matrix when it was read
+            (column-vector convention: ``world @ [p_local, 1]``).
+        surface: the display surface prim that holds these points, beside the mesh
+            (:mod:`twin3d.usd.surface`); None: they are the mesh's own.
+        source: the mesh as converted, when these points are its display surface.
     """
 
     path: str
     points: npt.NDArray[np.float64]
     faces: npt.NDArray[np.int64]
     color: tuple[float, float, float]
+    world: npt.NDArray[np.float64] = field(default_factory=lambda: np.eye(4))
+    surface: str | None = None
+    source: MeshData | None = None
+
+    @property
+    def prim(self) -> str:
+        """The prim that holds these points (and the fields over them)."""
+        return self.surface or self.path
 
 
 def triangulate(counts: npt.ArrayLike, indices: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -70,8 +83,15 @@ def _color(prim: Usd.Prim) -> tuple[float, float, float]:
     return (0.7, 0.7, 0.7)
 
 
+#: Relationship from a display surface prim to the mesh it shows (:mod:`twin3d.usd.surface`).
+DISPLAY_OF = "twin:displayOf"
+
+
 def read_meshes(stage: Usd.Stage, time: Usd.TimeCode | float | None = None) -> list[MeshData]:
     """Return every mesh of ``stage`` (instances expanded) in world space.
+
+    Display surfaces that twin3d keeps beside meshes (prims with a ``twin:displayOf``
+    relationship) are not meshes of the stage's own and are left out.
 
     Args:
         stage: an open stage.
@@ -81,7 +101,7 @@ def read_meshes(stage: Usd.Stage, time: Usd.TimeCode | float | None = None) -> l
     cache = UsdGeom.XformCache(tc)
     meshes: list[MeshData] = []
     for prim in Usd.PrimRange(stage.GetPseudoRoot(), Usd.TraverseInstanceProxies()):
-        if not prim.IsA(UsdGeom.Mesh):
+        if not prim.IsA(UsdGeom.Mesh) or prim.HasRelationship(DISPLAY_OF):
             continue
         mesh = UsdGeom.Mesh(prim)
         pts = mesh.GetPointsAttr().Get(tc)
@@ -92,5 +112,6 @@ def read_meshes(stage: Usd.Stage, time: Usd.TimeCode | float | None = None) -> l
         local = np.asarray(pts, dtype=np.float64)
         m = np.asarray(cache.GetLocalToWorldTransform(prim), dtype=np.float64)
         world = local @ m[:3, :3] + m[3, :3]  # USD matrices are row-vector convention
-        meshes.append(MeshData(str(prim.GetPath()), world, triangulate(counts, idx), _color(prim)))
+        meshes.append(MeshData(str(prim.GetPath()), world, triangulate(counts, idx), _color(prim),
+                               world=m.T.copy()))
     return meshes

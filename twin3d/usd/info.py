@@ -7,15 +7,16 @@ proxies), since sensors may sit on them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from pxr import Usd, UsdGeom
 
 from twin3d._types import PathLike
+from twin3d.model import Sensor
 from twin3d.usd.bindings import LIMIT_ATTRS, read_sensors
 from twin3d.usd.layer import open_stage
 
-__all__ = ["stage_info", "stage_meters_per_unit"]
+__all__ = ["stage_info", "stage_meters_per_unit", "where_on_mesh"]
 
 
 def stage_meters_per_unit(path: PathLike) -> float:
@@ -23,7 +24,22 @@ def stage_meters_per_unit(path: PathLike) -> float:
     return float(UsdGeom.GetStageMetersPerUnit(open_stage(path)))
 
 
-def _fmt(p: Sequence[float]) -> str:
+def where_on_mesh(sensor: Sensor) -> str:
+    """Where a bound sensor sits on its mesh, as ``bind`` and ``info`` print it.
+
+    Examples:
+        >>> where_on_mesh(Sensor("a/t", "temperature", "degC", "/A/M", (0.0, 0.0, 0.0),
+        ...                      triangle=7, barycentric=(0.5, 0.25, 0.25)))
+        'in triangle 7 at (0.5, 0.25, 0.25)'
+    """
+    if sensor.vertex is not None:
+        return f"at vertex {sensor.vertex}"
+    if sensor.triangle is not None and sensor.barycentric is not None:
+        return f"in triangle {sensor.triangle} at {_fmt(round(x, 3) for x in sensor.barycentric)}"
+    return "on its mesh"
+
+
+def _fmt(p: Iterable[float]) -> str:
     return "(" + ", ".join(f"{v:.6g}" for v in p) + ")"
 
 
@@ -92,5 +108,5 @@ def stage_info(path: PathLike, *, max_prims: int = 80) -> str:
         lim = ", ".join(f"{k}={v:g}" for k in LIMIT_ATTRS if (v := getattr(s.limits, k)) is not None)
         lines.append(f"  {s.channel:<16} {s.quantity:<12} [{s.unit}] -> {s.target} at "
                      f"{_fmt(s.position or (0, 0, 0))} (snapped {s.snap_distance * mpu * 1000:.2f} mm"
-                     f", vertex {s.vertex}){f'  limits: {lim}' if lim else ''}")
+                     f", {where_on_mesh(s)}){f'  limits: {lim}' if lim else ''}")
     return "\n".join(lines)

@@ -48,6 +48,7 @@ from twin3d.usd.overlay import (
     select_display,
 )
 from twin3d.usd.spec import copy_metrics, ensure_attr, state_color
+from twin3d.usd.surface import KeptSurface, author_surface, drop_surface, keep_surface
 
 __all__ = ["LiveStage", "live_paths"]
 
@@ -145,8 +146,9 @@ class LiveStage:
         self.motion = Motion.from_stage(self.stage)
         self._root_saved = False
         self._meshes: list[MeshData] | None = None
+        self._surfaces: dict[str, KeptSurface] = {}  # mesh path -> its display surface
         # quantity -> fixed colour range, as stored by earlier sessions (then this one's)
-        self._ranges, _ = read_field_info(self.stage, [m.path for m in self.meshes()])
+        self._ranges, _ = read_field_info(self.stage, [m.prim for m in self.meshes()])
         self._display: dict[str, str] = {}  # mesh path -> field chosen for display
 
     # --- reading ---------------------------------------------------------------------------
@@ -173,13 +175,42 @@ class LiveStage:
 
     def displayed_fields(self) -> dict[str, str]:
         """The field each mesh shows (its ``twin:displayField``), by mesh path."""
-        return read_field_info(self.stage, [m.path for m in self.meshes()])[1]
+        meshes = self.meshes()
+        shown = read_field_info(self.stage, [m.prim for m in meshes])[1]
+        return {m.path: shown[m.prim] for m in meshes if m.prim in shown}
 
     def meshes(self) -> list[MeshData]:
-        """The stage's meshes in world space (cached; geometry does not change live)."""
+        """The surfaces fields are shown on, one per mesh of the stage, in world space.
+
+        A mesh with sensors on it is given as its display surface (:mod:`twin3d.usd.surface`:
+        refined, a vertex at each sensor, kept in the live layer beside the mesh; ``path`` is
+        still the mesh's); other meshes as they are. Cached: geometry does not change live.
+        """
         if self._meshes is None:
-            self._meshes = read_meshes(self.stage)
+            sites: dict[str, list[tuple[float, float, float]]] = {}
+            for s in self.sensors.values():
+                if s.position is not None:
+                    sites.setdefault(s.target, []).append(s.position)
+            out = []
+            for mesh in read_meshes(self.stage):
+                prim = self.stage.GetPrimAtPath(mesh.path)
+                if mesh.path not in sites or prim.IsInstanceProxy():
+                    drop_surface(self.live, Sdf.Path(mesh.path))
+                    out.append(mesh)
+                    continue
+                kept, new = keep_surface(self.stage, prim, sites[mesh.path], mesh.color)
+                if new:
+                    with Sdf.ChangeBlock():
+                        author_surface(self.live, kept)
+                self._surfaces[mesh.path] = kept
+                out.append(kept.mesh_data(mesh))
+            self._meshes = out
         return self._meshes
+
+    def surface(self, mesh: str) -> KeptSurface | None:
+        """The display surface of mesh ``mesh`` (to author it into a recording), if it has one."""
+        self.meshes()
+        return self._surfaces.get(mesh)
 
     def values(self) -> dict[str, float]:
         """Current ``twin:value`` of every sensor that has one."""
@@ -316,7 +347,7 @@ class LiveStage:
         """
         target = self.resolve_field_target(prim)
         with Sdf.ChangeBlock():
-            select_display(self.live, [Sdf.Path(m.path) for m in target.meshes], quantity)
+            select_display(self.live, [Sdf.Path(m.prim) for m in target.meshes], quantity)
         for mesh in target.meshes:
             self._display[mesh.path] = quantity
 

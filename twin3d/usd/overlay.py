@@ -129,7 +129,7 @@ def author_field(layer: Sdf.Layer, root: Sdf.Path, target: FieldTarget, quantity
     start = 0
     for mesh in target.meshes:
         n = len(mesh.points)
-        path = Sdf.Path(mesh.path)
+        path = Sdf.Path(mesh.prim)  # the mesh, or its display surface
         spec = author_primvar(layer, path, quantity, values[start:start + n], time)
         spec.customData = {"twin3d": {"colormap": DEFAULT_CMAP, "vmin": vmin, "vmax": vmax}}
         if sigma is not None:
@@ -145,7 +145,7 @@ def author_field(layer: Sdf.Layer, root: Sdf.Path, target: FieldTarget, quantity
         start += n
     material = _author_material(layer, root)
     for mesh in target.meshes:
-        bind_material(layer, Sdf.Path(mesh.path), material)
+        bind_material(layer, Sdf.Path(mesh.prim), material)
 
 
 def _drop_direct_colors(layer: Sdf.Layer, mesh: Sdf.Path) -> None:

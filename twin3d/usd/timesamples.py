@@ -20,7 +20,8 @@ The recording plays on its own in usdview or Omniverse: markers change ``twin:va
 ``twin:state`` and colour, bound prims move (:mod:`twin3d.usd.motion`), fields change their
 primvars and colours (:mod:`twin3d.usd.overlay`; the shown field is a variant, as in the
 live layer), deformed meshes change their points, all written with the same attributes as
-the live layer (:mod:`twin3d.usd.live`). Without a stage, channels become prims
+the live layer (:mod:`twin3d.usd.live`); fields and shapes of a mesh with sensors are those of
+its display surface (:mod:`twin3d.usd.surface`), copied into the topology layer. Without a stage, channels become prims
 ``/Recording/<channel>``.
 
 (The bridge's SQLite log of samples is also called a recording: ``twin3d export`` turns one
@@ -53,6 +54,7 @@ from twin3d.usd.live import LiveStage
 from twin3d.usd.motion import Deformation
 from twin3d.usd.overlay import FieldTarget, author_field, field_array, prepare_overlay
 from twin3d.usd.spec import copy_metrics, ensure_attr, state_color
+from twin3d.usd.surface import author_surface
 
 __all__ = ["Recording", "record_samples"]
 
@@ -212,6 +214,7 @@ class Recording:
         self._span = (math.inf, -math.inf)      # lowest and highest time code written
         self._channels: set[str] = set()
         self._deform: dict[str, Deformation] = {}
+        self._kept: set[str] = set()  # meshes whose display surface is in the topology
         self._deform_slot: dict[str, int] = {}
         self._topology = self._new_layer()
         self._manifest = self._new_layer()
@@ -269,6 +272,10 @@ class Recording:
         checked = self._checked_values(values or {})
         arrays = self._checked_fields(fields or {})
         shapes = self._checked_shapes(t, displacement or {})
+        for target, _, _ in arrays:
+            self._keep_surfaces(target)
+        for key, _ in shapes:
+            self._keep_surfaces(self._target(key))
         clip = self._pending.setdefault(index, _Clip())
         for channel, v in checked.items():
             clip.add(channel, t, v)
@@ -334,7 +341,7 @@ class Recording:
                 try:
                     assert self._live is not None
                     self._deform[target.key] = Deformation.from_stage(
-                        self._live.stage, [m.path for m in target.meshes])
+                        self._live.stage, [m.prim for m in target.meshes])
                 except StageError as exc:
                     raise FieldError(str(exc)) from None
             if self._deform_slot.get(target.key) == slot:
@@ -342,6 +349,16 @@ class Recording:
             self._deform_slot[target.key] = slot
             out.append((target.key, arr.copy()))
         return out
+
+    def _keep_surfaces(self, target: FieldTarget) -> None:
+        """Put the display surfaces of ``target``'s meshes in the topology layer, once (the
+        recording sublayers the stage, not the live layer that keeps them)."""
+        assert self._live is not None
+        for mesh in target.meshes:
+            kept = self._live.surface(mesh.path)
+            if kept is not None and mesh.path not in self._kept:
+                author_surface(self._topology, kept, color=False)  # the clips colour it
+                self._kept.add(mesh.path)
 
     def _target(self, prim: str) -> FieldTarget:
         assert self._live is not None

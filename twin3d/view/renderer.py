@@ -39,7 +39,8 @@ from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
 from twin3d.model import Sample, Sensor
 
-__all__ = ["FieldModel", "FittedModel", "TwinLike", "View", "has_display", "source_time_text"]
+__all__ = ["DeformingModel", "FieldModel", "FittedModel", "TwinLike", "View", "has_display",
+           "source_time_text"]
 
 
 @runtime_checkable
@@ -69,8 +70,25 @@ class FittedModel(Protocol):
     def fitted_inputs(self) -> Any: ...  # twin3d.fields.heat.FittedInputs
 
 
+@runtime_checkable
+class DeformingModel(Protocol):
+    """A field model that also gives the displacement of its vertices
+    (``twin3d.fields.StressModel``): (n_vertices, 3) in stage units, linear in the readings.
+
+    A model that also has ``U``, the (3 n_vertices, n_channels) map of its readings to the
+    displacement (row ``3 i + j``: component ``j`` of vertex ``i``), is deformed on the GPU:
+    ``U`` is uploaded once as displacement modes and each update sets one weight per channel
+    (its latest reading, 0 before any; the model's ``values``).
+    """
+
+    def displacement(self, values: Any = None, out: Any = None) -> npt.NDArray[np.floating[Any]]:
+        ...  # values None: those of the last update
+
+
 class TwinLike(Protocol):
-    """What the view needs of a twin (``twin3d.Twin`` is one)."""
+    """What the view needs of a twin (``twin3d.Twin`` is one). A twin may also have a
+    ``motion`` (:class:`twin3d.usd.motion.Motion`): its moving parts then follow the values
+    pushed into the view."""
 
     @property
     def sensors(self) -> Mapping[str, Sensor]: ...
@@ -133,6 +151,12 @@ class View:
     returns and saves images, :func:`twin3d.view.export_movie` writes movies; with one,
     :meth:`show` opens the window.
 
+    Parts move by their actor's matrix alone (:meth:`set_transforms`; a twin's bound motion
+    drives it from the pushed values), and deform by writing new positions into the points
+    buffer they were drawn from (:meth:`set_displacement`; a model that gives displacements
+    drives it with ``deform_scale``): no frame re-uploads a buffer it does not change, and
+    none adds or removes an actor.
+
     Args:
         twin: anything with ``.sensors``, ``.meshes`` and ``.meters_per_unit`` (a ``Twin``).
         field_model: a field model, or a mapping ``{mesh prim path: model}``. A single model
@@ -153,6 +177,9 @@ class View:
             labelled (except with ``"none"``).
         feature_angle: edges sharper than this (degrees) are shaded hard (normals are
             computed once; split points take their stage vertex's field value).
+        deform_scale: show meshes whose field model gives displacements
+            (:class:`DeformingModel`) deformed this many times (stated on screen); None:
+            undeformed.
         clock: monotonic clock in seconds (injectable for tests).
 
     Attributes:
@@ -188,12 +215,14 @@ class View:
         show_sensors: bool = True,
         labels: str | Collection[str] = "field",
         feature_angle: float = 30.0,
+        deform_scale: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _ensure_offscreen_backend()
         import pyvista as pv
 
         from twin3d.view.labels import short_names
+        from twin3d.view.parts import Parts
         from twin3d.view.scene import build_mesh_actor, build_sensor_glyphs
 
         self._clock = clock
@@ -215,8 +244,9 @@ class View:
         self._range: tuple[float, float] | None = None
         self._layout_key: tuple[Any, ...] | None = None
         self._slots: dict[int, tuple[float, float]] = {}  # label -> (width, height) placed for
-        self._locator: Any = None  # vtkStaticCellLocator of every mesh, made on first use
-        self._merged: Any = None   # the data set it searches
+        self._followed = 0  # the parts' version the sensor markers were moved for
+        self.deform_scale = deform_scale
+        self.motion: Any = getattr(twin, "motion", None)  # twin3d.usd.motion.Motion
         self._legend_right = 0.0
         self.frame_ms = 0.0
         self.frames = 0
@@ -237,6 +267,7 @@ class View:
                                              feature_angle=feature_angle) for m in meshes]
         for ma in self.mesh_actors:
             self.plotter.renderer.AddActor(ma.actor)
+        self.parts = Parts(self.mesh_actors)
         self._models = self._assign_models(field_model)
         pts = np.concatenate([np.asarray(m.points) for m in meshes])
         lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -251,6 +282,8 @@ class View:
                 pos.append(p)
         self.glyphs = build_sensor_glyphs(chans, np.array(pos).reshape(-1, 3),
                                           radius=0.015 * self.diagonal)
+        self._rest_positions = self.glyphs.positions.copy()
+        self._anchors = [self.parts.anchor(self.sensors[ch].target, p) for ch, p in zip(chans, pos)]
         self._names = short_names(chans)
         self._labelled = self._label_set(labels)
         self.show_sensors = show_sensors
@@ -397,11 +430,16 @@ class View:
         for ch, v in pending.items():
             self.values[ch] = float(v)
             self._seen[ch] = now
+        if pending and self.motion is not None and not self.motion.channels.isdisjoint(pending):
+            moved = self.motion.world_matrices(self.values)
+            self.set_transforms({p: m for p, m in moved.items() if p in self.parts.index})
         if pending and self._models:
             for i, model in self._models.items():
                 self.mesh_actors[i].write(model.update(self._channels_of(model)))
                 if not self.mesh_actors[i].has_field:
                     self.mesh_actors[i].show_field(True)
+                if self.deform_scale is not None and isinstance(model, DeformingModel):
+                    self.parts.show_displacement(i, model, self.deform_scale)
             self.problems = [p for m in self._models.values() if isinstance(m, FittedModel)
                              for p in m.fitted_inputs().problems]
             if self.field_range is None:
@@ -413,6 +451,7 @@ class View:
                 self.color_bar.show(*self._range)
         states = self._update_glyphs(now)
         if self.show_sensors:
+            self._follow_parts()
             self._layout(states)
         self._update_status(states)
 
@@ -423,6 +462,11 @@ class View:
         rw = self.plotter.ren_win
         if rw is None:
             raise RenderError("the view is closed; make a new View")
+        reach = self.parts.reach()
+        if reach > 0.0:  # shader-displaced parts reach beyond their bounds: keep them unclipped
+            ren = self.plotter.renderer
+            box = np.asarray(ren.ComputeVisiblePropBounds(), dtype=np.float64)
+            ren.ResetCameraClippingRange(*(box + np.tile([-reach, reach], 3)).tolist())
         rw.Render()
         self.frame_ms = (time.perf_counter() - t0) * 1e3
         self.frames += 1
@@ -445,6 +489,9 @@ class View:
             unacked = sum(a.get("state") in ("active", "returned") for a in open_alarms)
             parts.append(f"{len(open_alarms)} open alarm{'s' if len(open_alarms) > 1 else ''} "
                          f"({unacked} unacknowledged)")
+        scales = self.parts.deformations()
+        if scales:
+            parts.append("deformation ×" + ", ×".join(f"{x:g}" for x in scales))
         self.status.SetText(0, "  ·  ".join(parts))  # not "|": VTK would parse it as math
         if self.problems:
             self.problem_line.SetInput("CHECK THE MODEL: " + "; ".join(self.problems))
@@ -529,7 +576,7 @@ class View:
         shown = [i for i, ch in enumerate(g.channels)
                  if ch in self._labelled or states[i] in ("warn", "alarm", "suspect")]
         sizes = {i: g.text_size(i) for i in shown}
-        key = (self.plotter.camera.GetMTime(), size, tuple(shown))
+        key = (self.plotter.camera.GetMTime(), size, tuple(shown), self.parts.version)
         grown = any(sizes[i][0] > self._slots.get(i, (0.0, 0.0))[0] for i in shown)
         if key == self._layout_key and not grown:
             return
@@ -570,31 +617,23 @@ class View:
         return xy, np.full(len(g.channels), g.radius_px), on
 
     def _occluded(self) -> np.ndarray:
-        """(k,) True where the part lies between the camera and the sensor."""
-        import vtk
-
+        """(k,) True where a part lies between the camera and the sensor."""
         g = self.glyphs
-        if self._locator is None:
-            merge = vtk.vtkAppendPolyData()
-            for ma in self.mesh_actors:
-                merge.AddInputData(ma.polydata)
-            merge.Update()
-            self._merged = merge.GetOutput()
-            self._locator = vtk.vtkStaticCellLocator()
-            self._locator.SetDataSet(self._merged)
-            self._locator.BuildLocator()
         cam = self.plotter.camera
         eye = np.asarray(cam.GetPosition(), dtype=np.float64)
         ahead = np.asarray(cam.GetDirectionOfProjection(), dtype=np.float64)
-        out = np.zeros(len(g.channels), dtype=bool)
-        hits, cells = vtk.vtkPoints(), vtk.vtkIdList()
-        for i, p in enumerate(g.positions):
+        segments = []
+        for p in g.positions:
             start = p - ahead * 10.0 * self.diagonal if cam.GetParallelProjection() else eye
             ray = p - start
-            stop = p - ray / (np.linalg.norm(ray) or 1.0) * 0.5 * g.radius
-            self._locator.IntersectWithLine(start.tolist(), stop.tolist(), 0.0, hits, cells)
-            out[i] = cells.GetNumberOfIds() > 0
-        return out
+            segments.append((start, p - ray / (np.linalg.norm(ray) or 1.0) * 0.5 * g.radius))
+        return self.parts.blocked(segments)
+
+    def _follow_parts(self) -> None:
+        """Move the sensor markers with the parts they sit on (after moves or deformation)."""
+        if self.parts.version != self._followed:
+            self._followed = self.parts.version
+            self.parts.follow(self._anchors, self._rest_positions, self.glyphs.positions)
 
     def _reserved(self, size: Sequence[int]) -> list[tuple[float, float, float, float]]:
         """Screen areas labels keep clear of: the colour bar, the status lines, the legend."""
@@ -648,6 +687,69 @@ class View:
         if view_angle is not None:
             cam.view_angle = float(view_angle)
         self.plotter.renderer.ResetCameraClippingRange()
+
+    def set_transforms(self, matrices: Mapping[str, npt.ArrayLike]) -> None:
+        """Move meshes: ``{mesh path: (4, 4) matrix}``, each the mesh's local-to-world matrix
+        (world space, column-vector convention ``p_world = M @ [p_local, 1]``, stage units:
+        what :meth:`twin3d.usd.motion.Motion.world_matrices` gives).
+
+        Only the actors' matrices change: no point or scalar buffer is written or uploaded,
+        no actor is made. Meshes not named stay where they are; sensor markers follow the
+        meshes they sit on.
+
+        Raises:
+            RenderError: a path that is not a mesh of the view (:attr:`mesh_paths`), or a
+                matrix that is not a finite (4, 4) array; then no mesh moves.
+        """
+        self.parts.set_transforms(matrices)
+
+    def set_displacement(self, prim: str, displacement: npt.ArrayLike | None,
+                         scale: float = 1.0, *, normals: bool = False) -> None:
+        """Show mesh ``prim`` deformed: its points at ``rest + scale * displacement``.
+
+        The new positions are written into the float32 points buffer the mesh is drawn
+        from (no new buffer, no new actor); the shading normals stay as at rest unless
+        ``normals``. The status line states the exaggeration (``deformation ×scale``).
+
+        Args:
+            prim: the mesh's path.
+            displacement: (n_vertices, 3) per vertex of the mesh as the twin gives it (its
+                display surface, where it has one), stage units, in the frame of its points
+                as read (world space at rest); None: back to rest.
+            scale: the exaggeration factor (> 0).
+            normals: recompute the normals for the deformed shape (slower at 1M points).
+
+        Raises:
+            RenderError: an unknown mesh, a displacement of the wrong shape or not floats, a
+                scale that is not a positive number.
+        """
+        self.parts.set_displacement(prim, displacement, scale, normals)
+
+    def set_displacement_modes(self, prim: str, modes: npt.ArrayLike) -> None:
+        """Upload k displacement modes (n_vertices, 3, k) of mesh ``prim`` to the GPU, once
+        (stage units per unit weight, frame of the points as read; k <= ``MAX_MODES`` of
+        :mod:`twin3d.view.deform`). For a displacement linear in k numbers, as a stress
+        model's is in its channels: :meth:`set_displacement_weights` then sets k uniforms.
+
+        Raises:
+            RenderError: an unknown mesh, modes of the wrong shape or count.
+        """
+        self.parts.set_modes(prim, modes)
+
+    def set_displacement_weights(self, prim: str, weights: npt.ArrayLike, scale: float = 1.0,
+                                 *, normals: bool = False) -> None:
+        """Show mesh ``prim`` at ``rest + scale * Σ weights[j] * modes[j]``: k uniforms, no
+        upload; the status line states the exaggeration.
+
+        Raises:
+            RenderError: an unknown mesh, no modes, not k finite weights, a bad scale.
+        """
+        self.parts.weigh(prim, weights, scale, normals)
+
+    @property
+    def mesh_paths(self) -> list[str]:
+        """The paths of the meshes shown, in order (keys of :meth:`set_transforms`)."""
+        return list(self.parts.index)
 
     def actor_ids(self) -> set[int]:
         """Identities of every prop in the renderer (to check that frames add none)."""

@@ -6,10 +6,17 @@ GPU: the raw float32 field is bound as a vertex attribute
 (``vtkOpenGLPolyDataMapper.MapDataArrayToVertexAttribute``) and a fragment-shader
 replacement maps it through a 256-texel colour-map texture, so one float per vertex is
 uploaded per change and the CPU does no colour mapping.
+
+A mesh moves by its actor's matrix; it deforms by new positions written into its points
+buffer, or, from :data:`SHADER_DISPLACEMENT_POINTS` drawn points up, by a displacement vertex
+attribute its vertex shader adds (:mod:`twin3d.view.deform`): one buffer uploaded per change
+and no bounds pass over a million points; displacement modes uploaded once and weighed by
+uniforms cost no upload at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,19 +25,23 @@ import numpy as np
 import numpy.typing as npt
 import pyvista as pv
 import vtk
-from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, linear_to_srgb, lookup_table
+from twin3d.view.deform import ShaderDisplacement
 
 if TYPE_CHECKING:
     from twin3d.usd.geometry import MeshData
 
-__all__ = ["FIELD_ARRAY", "MARKER_PX", "MAX_TICKS", "OUTLINE_PX", "ColorBar", "MeshActor",
+__all__ = ["FIELD_ARRAY", "MARKER_PX", "MAX_TICKS", "OUTLINE_PX",
+           "SHADER_DISPLACEMENT_POINTS", "ColorBar", "MeshActor",
            "SensorGlyphs", "build_color_bar", "build_legend", "build_mesh_actor",
            "build_sensor_glyphs", "colormap_texture", "label_actor", "lookup_table_vtk"]
 
 #: name of the per-vertex float32 field array on every mesh's point data
 FIELD_ARRAY = "twin3d_field"
+#: Meshes of at least this many drawn points deform in the vertex shader (see the module doc).
+SHADER_DISPLACEMENT_POINTS = 250_000
 
 _VS_DEC = "//VTK::Normal::Dec\nin float twin3dFieldIn;\nout float twin3dFieldVS;"
 _VS_IMPL = "//VTK::Normal::Impl\n  twin3dFieldVS = twin3dFieldIn;"
@@ -91,6 +102,15 @@ class MeshActor:
         vertex_ids: (n_points,) stage vertex of each drawn point where hard edges split
             points, else None (drawn points are the stage vertices).
         n_vertices: number of stage vertices.
+        rest: (n_points, 3) float32 the points as read (world space at read time).
+        to_read: (4, 4) the inverse of the mesh's local-to-world matrix when it was read.
+        moved: (4, 4) the actor's matrix: world at read time -> where the mesh is now.
+        deformation: the exaggeration of the displacement shown (0: at rest).
+        version: counts changes of the points (deformation), for caches of the geometry.
+        lit: whether the surface is lit (the vertex shader differs).
+        shader_displacement: deform in the vertex shader (a displacement attribute) rather
+            than by rewriting the points (decided by size; set it before the first
+            deformation to choose).
     """
 
     path: str
@@ -103,6 +123,102 @@ class MeshActor:
     vertex_ids: npt.NDArray[np.intp] | None = None
     n_vertices: int = 0
     has_field: bool = False
+    rest: npt.NDArray[np.float32] = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    to_read: npt.NDArray[np.float64] = dataclasses.field(default_factory=lambda: np.eye(4))
+    moved: npt.NDArray[np.float64] = dataclasses.field(default_factory=lambda: np.eye(4))
+    deformation: float = 0.0
+    version: int = 0
+    lit: bool = True
+    shader_displacement: bool = False
+    _matrix: vtk.vtkMatrix4x4 = dataclasses.field(default_factory=vtk.vtkMatrix4x4, repr=False)
+    _offset: npt.NDArray[np.float32] | None = dataclasses.field(default=None, repr=False)
+    _shader: ShaderDisplacement | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.actor.SetUserMatrix(self._matrix)
+
+    @property
+    def points(self) -> npt.NDArray[np.float32]:
+        """(n_points, 3) float32 view of the points buffer VTK draws from."""
+        return np.asarray(self.polydata.points)
+
+    def place(self, world: npt.ArrayLike) -> None:
+        """Put the mesh where its local-to-world matrix ``world`` (4, 4) says.
+
+        Only the actor's matrix changes (64 bytes); no point or scalar buffer is touched.
+        """
+        self.moved = np.asarray(world, dtype=np.float64) @ self.to_read
+        self._matrix.DeepCopy(self.moved.ravel())
+
+    def deform(self, displacement: npt.ArrayLike | None, scale: float = 1.0, *,
+               normals: bool = False) -> None:
+        """Draw the points at ``rest + scale * displacement``, written into the points buffer.
+
+        Args:
+            displacement: (n_vertices, 3) per stage vertex, stage units, in the frame of the
+                points as read; None: back at rest.
+            scale: the exaggeration factor.
+            normals: recompute the shading normals too (else they stay as at rest).
+        """
+        d = None if displacement is None else np.asarray(displacement)
+        if self.shader_displacement:
+            self._gpu().write(d, scale)
+        else:
+            pts = self.points
+            if d is None:
+                np.copyto(pts, self.rest)
+            else:
+                if self._offset is None:
+                    self._offset = np.empty_like(self.rest)
+                src = d if self.vertex_ids is None else d[self.vertex_ids]
+                np.multiply(src, scale, out=self._offset, casting="same_kind")
+                np.add(self.rest, self._offset, out=pts)
+            self.polydata.GetPoints().Modified()
+        self.deformation = 0.0 if d is None else float(scale)
+        self._changed(normals)
+
+    def set_modes(self, modes: npt.ArrayLike) -> None:
+        """Upload k displacement modes (n_vertices, 3, k) to the GPU once (see :meth:`weigh`)."""
+        self.shader_displacement = True
+        self._gpu().set_modes(np.asarray(modes))
+        self.deformation = 0.0
+        self._changed(False)
+
+    def weigh(self, weights: npt.ArrayLike, scale: float, *, normals: bool = False) -> None:
+        """Draw the points at ``rest + scale * Σ weights[j] * mode[j]``: k uniforms per change."""
+        self._gpu().weigh(np.asarray(weights), scale)
+        self.deformation = float(scale)
+        self._changed(normals)
+
+    @property
+    def modes(self) -> int:
+        """How many displacement modes are uploaded (0: none)."""
+        return 0 if self._shader is None else self._shader.modes
+
+    @property
+    def reach(self) -> float:
+        """How far the vertex shader displaces any point now, stage units (the actor's bounds
+        do not know it: the view widens its clipping range by it)."""
+        return 0.0 if self._shader is None or not self.shader_displacement else self._shader.reach
+
+    def offset(self, point: int) -> npt.NDArray[np.float64]:
+        """How far drawn point ``point`` is from rest now (3,), before the actor's matrix."""
+        if self.shader_displacement:
+            return np.zeros(3) if self._shader is None else self._shader.offset(point)
+        return np.asarray(self.points[point] - self.rest[point], dtype=np.float64)
+
+    def _gpu(self) -> ShaderDisplacement:
+        if self._shader is None:
+            self._shader = ShaderDisplacement(self.actor, self.polydata, self.lit,
+                                              self.vertex_ids)
+        return self._shader
+
+    def _changed(self, normals: bool) -> None:
+        if normals:
+            drawn = self.points if self._shader is None or not self.shader_displacement else \
+                self.rest + self._shader.displacement()
+            _write_normals(self.polydata, drawn)
+        self.version += 1
 
     def set_range(self, vmin: float, vmax: float) -> None:
         """Set the colour range (a uniform on the GPU path, the LUT range on the CPU path)."""
@@ -141,6 +257,25 @@ class MeshActor:
         out = np.empty(self.n_vertices, dtype=np.float32)
         out[self.vertex_ids] = self.field
         return out
+
+
+def _write_normals(poly: pv.PolyData, points: npt.ArrayLike) -> None:
+    """Recompute the point normals of ``poly`` in place (area-weighted face normals) for its
+    triangles at ``points`` (n_points, 3)."""
+    arr = poly.GetPointData().GetNormals()
+    if arr is None:
+        return
+    pts = np.asarray(points, dtype=np.float64)
+    tri = np.asarray(poly.faces).reshape(-1, 4)[:, 1:]
+    fn = np.cross(pts[tri[:, 1]] - pts[tri[:, 0]], pts[tri[:, 2]] - pts[tri[:, 0]])
+    acc = np.zeros_like(pts)
+    for k in range(3):
+        for c in range(3):
+            acc[:, c] += np.bincount(tri[:, k], weights=fn[:, c], minlength=len(pts))
+    acc /= np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-300)
+    out = vtk_to_numpy(arr)  # type: ignore[no-untyped-call]
+    out[:] = acc
+    arr.Modified()
 
 
 def _polydata(mesh: MeshData, feature_angle: float) -> tuple[pv.PolyData, npt.NDArray[np.intp] | None]:
@@ -220,7 +355,9 @@ def build_mesh_actor(
         mapper.InterpolateScalarsBeforeMappingOn()
         mapper.ScalarVisibilityOff()
     ma = MeshActor(mesh.path, poly, field_np, arr, actor, gpu, mesh.color, vertex_ids=vid,
-                   n_vertices=len(mesh.points))
+                   n_vertices=len(mesh.points), rest=np.array(poly.points, dtype=np.float32),
+                   to_read=np.linalg.inv(np.asarray(mesh.world, dtype=np.float64)),
+                   lit=lighting, shader_displacement=poly.n_points >= SHADER_DISPLACEMENT_POINTS)
     ma.set_range(0.0, 1.0)
     return ma
 
