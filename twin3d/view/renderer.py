@@ -209,8 +209,9 @@ class View:
         self._range: tuple[float, float] | None = None
         self._layout_key: tuple[Any, ...] | None = None
         self._slots: dict[int, tuple[float, float]] = {}  # label -> (width, height) placed for
-        self._locator: Any = None  # vtkStaticCellLocator of every mesh, made on first use
-        self._merged: Any = None   # the data set it searches
+        self._locators: list[Any] = []  # a vtkStaticCellLocator per mesh, made on first use
+        self._moved: dict[int, npt.NDArray[np.float64]] = {}  # mesh -> its rigid motion
+        self._moves = 0  # how many times set_transforms moved something (for the layout)
         self._legend_right = 0.0
         self.frame_ms = 0.0
         self.frames = 0
@@ -246,6 +247,9 @@ class View:
         self.glyphs = build_sensor_glyphs(chans, np.array(pos).reshape(-1, 3),
                                           radius=0.015 * self.diagonal)
         self._names = short_names(chans)
+        self._rest_positions = self.glyphs.positions.copy()
+        self._mesh_index = {ma.path: i for i, ma in enumerate(self.mesh_actors)}
+        self._glyph_mesh = [self._mesh_index.get(self.sensors[c].target, -1) for c in chans]
         self._labelled = self._label_set(labels)
         self.show_sensors = show_sensors
         self.quantity, self.unit = "", ""
@@ -512,7 +516,7 @@ class View:
         shown = [i for i, ch in enumerate(g.channels)
                  if ch in self._labelled or states[i] in ("warn", "alarm")]
         sizes = {i: g.text_size(i) for i in shown}
-        key = (self.plotter.camera.GetMTime(), size, tuple(shown))
+        key = (self.plotter.camera.GetMTime(), size, tuple(shown), self._moves)
         grown = any(sizes[i][0] > self._slots.get(i, (0.0, 0.0))[0] for i in shown)
         if key == self._layout_key and not grown:
             return
@@ -553,19 +557,17 @@ class View:
         return xy, np.full(len(g.channels), g.radius_px), on
 
     def _occluded(self) -> np.ndarray:
-        """(k,) True where the part lies between the camera and the sensor."""
+        """(k,) True where a part lies between the camera and the sensor."""
         import vtk
 
         g = self.glyphs
-        if self._locator is None:
-            merge = vtk.vtkAppendPolyData()
+        if not self._locators:
             for ma in self.mesh_actors:
-                merge.AddInputData(ma.polydata)
-            merge.Update()
-            self._merged = merge.GetOutput()
-            self._locator = vtk.vtkStaticCellLocator()
-            self._locator.SetDataSet(self._merged)
-            self._locator.BuildLocator()
+                locator = vtk.vtkStaticCellLocator()
+                locator.SetDataSet(ma.polydata)
+                locator.BuildLocator()
+                self._locators.append(locator)
+        undo = {i: np.linalg.inv(m) for i, m in self._moved.items()}
         cam = self.plotter.camera
         eye = np.asarray(cam.GetPosition(), dtype=np.float64)
         ahead = np.asarray(cam.GetDirectionOfProjection(), dtype=np.float64)
@@ -575,8 +577,15 @@ class View:
             start = p - ahead * 10.0 * self.diagonal if cam.GetParallelProjection() else eye
             ray = p - start
             stop = p - ray / (np.linalg.norm(ray) or 1.0) * 0.5 * g.radius
-            self._locator.IntersectWithLine(start.tolist(), stop.tolist(), 0.0, hits, cells)
-            out[i] = cells.GetNumberOfIds() > 0
+            for k, locator in enumerate(self._locators):
+                a, b = start, stop
+                if k in undo:  # the ray in the moved mesh's frame at rest
+                    a = undo[k][:3, :3] @ start + undo[k][:3, 3]
+                    b = undo[k][:3, :3] @ stop + undo[k][:3, 3]
+                locator.IntersectWithLine(a.tolist(), b.tolist(), 0.0, hits, cells)
+                if cells.GetNumberOfIds() > 0:
+                    out[i] = True
+                    break
         return out
 
     def _reserved(self, size: Sequence[int]) -> list[tuple[float, float, float, float]]:
@@ -631,6 +640,41 @@ class View:
         if view_angle is not None:
             cam.view_angle = float(view_angle)
         self.plotter.renderer.ResetCameraClippingRange()
+
+    def set_transforms(self, matrices: Mapping[str, npt.ArrayLike]) -> None:
+        """Move meshes rigidly: ``{mesh path: (4, 4) matrix}`` applied to each mesh as the view
+        draws it (world space at rest, column vectors ``p' = M p``).
+
+        Only the actor's matrix changes: no point, normal or field buffer is uploaded again.
+        Sensor markers on a moved mesh move with it. Paths that are not meshes of the view
+        (moving Xforms above them) are skipped; a mesh left out keeps its last matrix.
+        """
+        import vtk
+
+        changed = False
+        for path, matrix in matrices.items():
+            i = self._mesh_index.get(path)
+            if i is None:
+                continue
+            m = np.asarray(matrix, dtype=np.float64).reshape(4, 4)
+            if i in self._moved and np.array_equal(self._moved[i], m):
+                continue
+            self._moved[i] = m
+            actor = self.mesh_actors[i].actor
+            user = actor.GetUserMatrix()
+            if user is None:
+                user = vtk.vtkMatrix4x4()
+                actor.SetUserMatrix(user)
+            user.DeepCopy(m.ravel().tolist())
+            actor.Modified()
+            changed = True
+        if not changed:
+            return
+        self._moves += 1
+        for g, k in enumerate(self._glyph_mesh):
+            if k in self._moved:
+                m = self._moved[k]
+                self.glyphs.positions[g] = m[:3, :3] @ self._rest_positions[g] + m[:3, 3]
 
     def actor_ids(self) -> set[int]:
         """Identities of every prop in the renderer (to check that frames add none)."""
