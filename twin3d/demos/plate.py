@@ -5,7 +5,7 @@ recorded, viewable twin.
    above its pad;
 2. bind the sensors of ``plate_sensors.toml`` (11 thermocouples, 3 strain gauges, a load
    cell), bind the ram's height to the load cell (a ``translate`` property binding:
-   :data:`RAM_STROKE_M` of travel over the load cell's warn range), and build the plate's
+   :data:`RAM_STROKE_M` of travel over :data:`RAM_FULL_LOAD_N`), and build the plate's
    field models (steady-conduction FEM + residual kriging, P2 elasticity; cached on disk
    after the first run);
 3. start the bridge in-process on 127.0.0.1 with recording on (SQLite, acks after commit);
@@ -55,9 +55,11 @@ LIVE_EVERY_S = 2.0      # live layer saved this often
 TEMP_RANGE = (20.0, 105.0)
 #: The plate's mesh and the ram's (prim names as the sensor map's targets use them).
 PLATE_MESH, RAM_MESH = "plate_holes_stl", "press_ram"
-#: Where the ram stands (its axis over the press pad, metres) and how far it travels.
+#: Where the ram stands (its axis over the press pad, metres), how far it travels, and the
+#: load cell's reading (N) at which it is down on the pad.
 RAM_AXIS_XY = (0.1016, 0.1545)
 RAM_STROKE_M = 0.04
+RAM_FULL_LOAD_N = 700.0
 _PLATE_TOP_M = 0.0127
 
 
@@ -72,7 +74,7 @@ def write_plate_scene(path: Path) -> Path:
     import trimesh
 
     plate = trimesh.load_mesh(PLATE_CAD, process=False)
-    plate.apply_scale(0.001)
+    plate.apply_scale(0.001)  # type: ignore[no-untyped-call]
     # the ram's outline (radius, height) turned about its axis: one closed solid
     outline = np.array([[0.0, 0.0], [0.021, 0.0], [0.021, 0.012], [0.011, 0.012],
                         [0.011, 0.122], [0.0, 0.122]])
@@ -85,19 +87,19 @@ def write_plate_scene(path: Path) -> Path:
     for name, mesh in ((PLATE_MESH, plate), (RAM_MESH, ram)):
         mesh.apply_transform(z_up_to_y_up)
         scene.add_geometry(mesh, node_name=name, geom_name=name)
-    scene.export(path)
+    scene.export(path)  # type: ignore[no-untyped-call]
     return path
 
 
-def press_ram_binding(load: Sensor) -> Any:
-    """The ram's height bound to the load cell: up by :data:`RAM_STROKE_M` at no load, down
-    on the pad at the load cell's warn limit (a ``translate`` along world Z, metres)."""
+def press_ram_binding(channel: str) -> Any:
+    """The ram's height bound to the load cell ``channel``: up by :data:`RAM_STROKE_M` at no
+    load, down on the pad at :data:`RAM_FULL_LOAD_N` (a ``translate`` along world Z, metres,
+    clamped to the stroke)."""
     from twin3d.sensors import PropertyBinding
 
-    full = load.limits.warn_high or load.limits.alarm_high or 5000.0
-    return PropertyBinding(channel=load.channel, prim=f"/Plate/Geom/{RAM_MESH}",
-                           kind="translate", name="press_ram", axis=(0.0, 0.0, 1.0),
-                           scale=-RAM_STROKE_M / full, offset=RAM_STROKE_M,
+    return PropertyBinding(channel=channel, prim=f"/Plate/Geom/{RAM_MESH}", kind="translate",
+                           name="press_ram", axis=(0.0, 0.0, 1.0),
+                           scale=-RAM_STROKE_M / RAM_FULL_LOAD_N, offset=RAM_STROKE_M,
                            lower=0.0, upper=RAM_STROKE_M)
 
 
@@ -188,8 +190,8 @@ def build_stage(folder: Path) -> Any:
     say(f"[1/5] converted {PLATE_CAD.name} (millimetres) and a press ram -> {stage} "
         f"({time.perf_counter() - t0:.1f} s)")
     sensor_map = load_sensor_map(SENSOR_MAP)
-    ram = press_ram_binding(sensor_map[next(c for c in sensor_map.channels
-                                            if sensor_map[c].quantity == "force")])
+    ram = press_ram_binding(next(c for c in sensor_map.channels
+                                 if sensor_map[c].quantity == "force"))
     bound = bind_sensors(stage, replace(sensor_map, bindings=[*sensor_map.bindings, ram]))
     twin = Twin.open(stage, reset=True)
     worst = max(s.snap_distance for s in bound) * twin.meters_per_unit * 1000
@@ -237,8 +239,8 @@ class PlateScene:
         self.heat, self.stress = models["temperature"], models["von_mises"]
         self.duration = duration
         self.moves = Moves(twin.stage)
-        pts = np.concatenate([m.points for m in twin.meshes])
-        self.center = (pts.min(axis=0) + pts.max(axis=0)) / 2
+        pts = np.concatenate([m.points for m in twin.meshes if m.path == mesh_path])
+        self.center = (pts.min(axis=0) + pts.max(axis=0)) / 2  # framed on the plate
         self.radius = float(np.linalg.norm(np.ptp(pts, axis=0))) * 1.6
         self.next_usd = self.next_live = 0.0
 
