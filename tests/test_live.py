@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from twin3d.errors import BindingError, FieldError, RecordingError
 from twin3d.model import Sample
 from twin3d.twin import Twin
 from twin3d.usd.overlay import FIELD_MATERIAL
-from twin3d.usd.timesamples import record_samples
+from twin3d.usd.timesamples import Recording, record_samples
 
 
 def _sha(*paths: Path) -> list[str]:
@@ -26,8 +27,10 @@ def _sha(*paths: Path) -> list[str]:
 def _reopen(path: Path) -> Usd.Stage:
     """Open from disk: drop every in-memory layer first."""
     gc.collect()
-    for layer in Sdf.Layer.GetLoadedLayers():
-        if not layer.anonymous and Path(layer.realPath).parent == path.parent:
+    files = [layer.realPath for layer in Sdf.Layer.GetLoadedLayers() if not layer.anonymous]
+    for name in files:  # (a reload may drop other layers: find each again)
+        layer = Sdf.Layer.Find(name)
+        if layer and path.parent in Path(name).parents and Path(name).exists():  # and clips
             layer.Reload(force=True)
     return Usd.Stage.Open(str(path))
 
@@ -134,13 +137,14 @@ def test_bad_updates_change_nothing(bound_plate: Path) -> None:
 
 
 def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
+    """Values, states, colours and a field, across four value clips of one second each."""
     twin = Twin.open(bound_plate)
     n = len(twin.meshes[0].points)
     t0 = 1.7e9
     temps = np.array([70.0, 75.0, 82.0, 85.0, 96.0, 90.0, 70.0])
     out = tmp_path / "runs" / "run1.usdc"
     out.parent.mkdir()
-    with twin.recording(out, fps=4.0) as rec:
+    with twin.recording(out, fps=4.0, clip_seconds=1.0) as rec:
         for i, v in enumerate(temps):
             rec.write(t0 + 0.5 * i, values={"plate/tc3": v, "plate/load": 1000.0 * i},
                       fields={"Plate": {"temperature": np.full(n, v) + np.arange(n) * 0.01}} if i % 3 == 0 else None)
@@ -148,33 +152,45 @@ def test_recording_time_samples(bound_plate: Path, tmp_path: Path) -> None:
     assert stage.GetTimeCodesPerSecond() == 4.0 and stage.GetFramesPerSecond() == 4.0
     assert stage.GetStartTimeCode() == 0.0 and stage.GetEndTimeCode() == 12.0  # 3 s at 4/s
     assert stage.GetRootLayer().customLayerData["twin3d"]["timeOrigin"] == t0
-    assert stage.GetRootLayer().subLayerPaths == ["../plate.usda"]
+    assert list(stage.GetRootLayer().subLayerPaths) == ["./run1.clips/topology.usdc",
+                                                        "../plate.usda"]
+    clips = Usd.ClipsAPI(stage.GetPrimAtPath("/Plate"))
+    assert [a.path for a in clips.GetClipAssetPaths()] == [
+        f"./run1.clips/{i:04d}.usdc" for i in range(4)]  # one a second: codes 0-3, 4-7, ...
+    assert list(clips.GetClipActive()) == [(0, 0), (4, 1), (8, 2), (12, 3)]
     tc3 = stage.GetPrimAtPath("/Plate/Sensors/plate_tc3")
     value = tc3.GetAttribute("twin:value")
     assert value.GetTimeSamples() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
     assert [value.Get(t) for t in value.GetTimeSamples()] == temps.tolist()
+    # between samples, across a clip boundary (6 in clip 1, 8 in clip 2): as in one layer
+    assert value.Get(7.0) == pytest.approx((85.0 + 96.0) / 2)
     state = tc3.GetAttribute("twin:state")
     assert [state.Get(t) for t in range(0, 13, 2)] == ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]
     color = UsdGeom.Gprim(tc3).GetDisplayColorAttr()
     expected = [linear_state_color(s) for s in ["ok", "ok", "warn", "warn", "alarm", "warn", "ok"]]
-    for t, c in zip(range(0, 13, 2), expected):
+    for t, c in zip(range(0, 13, 2), expected, strict=True):
         assert tuple(color.Get(t)[0]) == pytest.approx(c)
     load_prim = stage.GetPrimAtPath("/Plate/Sensors/plate_load")
     load = load_prim.GetAttribute("twin:value")
     assert load.GetNumTimeSamples() == 7 and load.Get(6.0) == 3000.0
-    # 0..6000 N against warn 4000 / alarm 5000: colours only where the state changes (and
-    # the sample before, so linear interpolation holds each colour up to the change)
+    # 0..6000 N against warn 4000 / alarm 5000: each colour holds up to the sample before a
+    # change, also across clip boundaries (between 6 and 8, both ok)
     load_color = UsdGeom.Gprim(load_prim).GetDisplayColorAttr()
-    assert load_color.GetTimeSamples() == [0.0, 8.0, 10.0, 12.0]
-    assert tuple(load_color.Get(5.0)[0]) == pytest.approx(linear_state_color("ok"))
-    assert tuple(load_color.Get(12.0)[0]) == pytest.approx(linear_state_color("alarm"))
-    assert load_prim.GetAttribute("twin:state").GetTimeSamples() == [0.0, 10.0, 12.0]
+    for t, s in ((5.0, "ok"), (7.0, "ok"), (8.0, "ok"), (10.0, "warn"), (12.0, "alarm")):
+        assert tuple(load_color.Get(t)[0]) == pytest.approx(linear_state_color(s)), t
+    load_state = load_prim.GetAttribute("twin:state")
+    assert [load_state.Get(t) for t in (0, 7, 8, 9, 10, 11, 12)] == [
+        "ok", "ok", "ok", "ok", "warn", "warn", "alarm"]
     pv = UsdGeom.PrimvarsAPI(stage.GetPrimAtPath(MESH)).GetPrimvar("temperature")
-    assert pv.GetAttr().GetTimeSamples() == [0.0, 6.0, 12.0]
-    np.testing.assert_allclose(_flat(stage, MESH, "temperature", 6.0),
-                               np.full(n, 85.0) + np.arange(n) * 0.01, rtol=1e-6)
+    # written at 0, 6, 12 (clips 0, 1, 3; USD also lists clip 1's start, 4, as a sample time)
+    assert {0.0, 6.0, 12.0} <= set(pv.GetAttr().GetTimeSamples()) <= {0.0, 4.0, 6.0, 8.0, 12.0}
+    for code, expected in ((6.0, 85.0), (4.0, 80.0), (9.0, 77.5)):  # between: as one layer
+        np.testing.assert_allclose(_flat(stage, MESH, "temperature", code),
+                                   np.full(n, expected) + np.arange(n) * 0.01, rtol=1e-6)
     assert UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(MESH)).ComputeBoundMaterial()[0]
-    assert [p.name for p in out.parent.iterdir()] == ["run1.usdc"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["run1.clips", "run1.usdc"]
+    assert sorted(p.name for p in (out.parent / "run1.clips").iterdir()) == [
+        "0000.usdc", "0001.usdc", "0002.usdc", "0003.usdc", "manifest.usdc", "topology.usdc"]
 
 
 def test_record_samples_without_a_stage(tmp_path: Path) -> None:
@@ -188,6 +204,18 @@ def test_record_samples_without_a_stage(tmp_path: Path) -> None:
     assert attr.GetNumTimeSamples() == 20
     assert attr.Get(5.0) == 205.0 and attr.Get(19.0) == 219.0
     assert stage.GetEndTimeCode() == pytest.approx(19.0)
+
+
+def test_samples_before_the_origin_get_negative_time_codes(tmp_path: Path) -> None:
+    with Recording(tmp_path / "rec.usdc", fps=2.0, origin=10.0, clip_seconds=1.0) as rec:
+        for i in range(8):  # 0..3.5 s: time codes -20..-13, in clips of two
+            rec.write(i / 2, {"rig/ch": float(i)})
+    stage = _reopen(tmp_path / "rec.usdc")
+    attr = stage.GetPrimAtPath("/Recording/rig_ch").GetAttribute("twin:value")
+    assert attr.GetTimeSamples() == [float(c) for c in range(-20, -12)]
+    assert [attr.Get(float(c)) for c in range(-20, -12)] == [float(i) for i in range(8)]
+    assert sorted(p.name for p in (tmp_path / "rec.clips").glob("m0*.usdc")) == [
+        "m0007.usdc", "m0008.usdc", "m0009.usdc", "m0010.usdc"]
 
 
 def test_recording_errors_write_nothing(bound_plate: Path, tmp_path: Path) -> None:
@@ -219,13 +247,121 @@ def test_stage_live_layer_and_recording_validate(bound_plate: Path, tmp_path: Pa
     twin.set_field("Plate", "temperature", np.linspace(20, 90, n), vmin=20, vmax=100)
     twin.save()
     rec_path = tmp_path / "run.usdc"
-    with twin.recording(rec_path) as rec:
+    bend = np.zeros((n, 3))
+    bend[:, 2] = np.linspace(0.0, 1e-3, n)
+    with twin.recording(rec_path, clip_seconds=0.2) as rec:  # three value clips
         for i in range(6):
             rec.write(i * 0.1, {c: 70.0 + 5 * i for c in twin.sensors},
-                      fields={"Plate": {"temperature": np.linspace(20, 20 + 10 * i, n)}})
+                      fields={"Plate": {"temperature": np.linspace(20, 20 + 10 * i, n)}},
+                      displacement={"Plate": bend * i})
     for path in (bound_plate, twin.root_path, twin.live_path, rec_path):
         report = validate_stage(path)
         assert report.failures == [], f"{path.name}: {[str(f) for f in report.failures]}"
+
+
+def test_long_recordings_stream_clips_and_read_back_every_value(bound_plate: Path,
+                                                                 tmp_path: Path) -> None:
+    """300 steps at 8 Hz in 2 s clips: clips go to disk while recording; every value, state and
+    colour reads back at its time code, and between samples across clip boundaries."""
+    twin = Twin.open(bound_plate)
+    channels = ["plate/tc1", "plate/tc3", "plate/load"]
+    rng = np.random.default_rng(4)
+    values = np.array([70.0, 70.0, 3000.0]) + np.cumsum(rng.normal(0.0, [2.0, 2.0, 300.0],
+                                                                      (300, 3)), axis=0)
+    out = tmp_path / "run.usdc"
+    with twin.recording(out, fps=8.0, origin=100.0, clip_seconds=2.0) as rec:
+        for i in range(300):
+            rec.write(100.0 + i / 8, dict(zip(channels, values[i].tolist(), strict=True)))
+            if i == 150:  # 18.75 s in: clips 0-7 (0-16 s) are written, in a hidden folder
+                hidden = [p for p in tmp_path.iterdir() if p.name.startswith(".run.clips.")]
+                assert len(hidden) == 1 and not out.exists()
+                assert sorted(p.name for p in hidden[0].iterdir()) == [
+                    f"{k:04d}.usdc" for k in range(8)]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    stage = _reopen(out)
+    assert len(Usd.ClipsAPI(stage.GetPrimAtPath("/Plate")).GetClipAssetPaths()) == 19
+    assert (stage.GetStartTimeCode(), stage.GetEndTimeCode()) == (0.0, 299.0)
+    for c, channel in enumerate(channels):
+        prim = stage.GetPrimAtPath(f"/Plate/Sensors/{channel.replace('/', '_')}")
+        value, state = prim.GetAttribute("twin:value"), prim.GetAttribute("twin:state")
+        color = UsdGeom.Gprim(prim).GetDisplayColorAttr()
+        assert value.GetTimeSamples() == [float(i) for i in range(300)]
+        assert [value.Get(float(i)) for i in range(300)] == values[:, c].tolist()
+        states = [twin.sensors[channel].limits.state(v) for v in values[:, c]]
+        assert [state.Get(float(i)) for i in range(300)] == states
+        for i in range(300):
+            assert tuple(color.Get(float(i))[0]) == pytest.approx(linear_state_color(states[i]))
+        for boundary in range(16, 300, 16):  # halfway between the last sample of a clip and
+            half = (values[boundary - 1, c] + values[boundary, c]) / 2  # the next clip's first
+            assert value.Get(boundary - 0.5) == pytest.approx(half)
+
+
+def test_late_samples_and_errors_leave_no_recording(bound_plate: Path, tmp_path: Path) -> None:
+    twin = Twin.open(bound_plate)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    out = runs / "run.usdc"
+    with pytest.raises(RecordingError, match="write samples in time order"):
+        with twin.recording(out, clip_seconds=1.0) as rec:
+            for i in range(50):  # 0-4.9 s: clips 0-2 are written
+                rec.write(i * 0.1, {"plate/tc1": 20.0 + i})
+            rec.write(1.0, {"plate/tc1": 0.0})  # its clip (1-2 s) is on disk
+    assert list(runs.iterdir()) == []
+    with twin.recording(out, clip_seconds=1.0) as rec:  # up to one clip late is taken
+        for i in range(50):
+            rec.write(i * 0.1, {"plate/tc1": 20.0 + i})
+        rec.write(3.05, {"plate/tc1": 100.0})
+    stage = _reopen(out)
+    attr = stage.GetPrimAtPath("/Plate/Sensors/plate_tc1").GetAttribute("twin:value")
+    assert attr.Get(30.5) == 100.0 and attr.GetNumTimeSamples() == 51
+    # a second recording to the same path replaces the first, clips and all
+    with twin.recording(out, clip_seconds=1.0) as rec:
+        for i in range(15):
+            rec.write(i * 0.1, {"plate/tc1": 50.0 + i})
+    assert sorted(p.name for p in runs.iterdir()) == ["run.clips", "run.usdc"]
+    assert sorted(p.name for p in (runs / "run.clips").iterdir()) == [
+        "0000.usdc", "0001.usdc", "manifest.usdc", "topology.usdc"]
+    stage = _reopen(out)
+    attr = stage.GetPrimAtPath("/Plate/Sensors/plate_tc1").GetAttribute("twin:value")
+    assert attr.GetNumTimeSamples() == 15 and attr.Get(attr.GetTimeSamples()[-1]) == 64.0
+    for bad in ({"clip_seconds": 0.0}, {"deform_rate": -1.0}, {"deform_scale": math.nan}):
+        with pytest.raises(RecordingError, match="must be"):
+            twin.recording(runs / "bad.usdc", **bad)
+
+
+def test_deformed_shapes_are_recorded_scaled_and_rate_limited(bound_plate: Path,
+                                                             tmp_path: Path) -> None:
+    twin = Twin.open(bound_plate)
+    rest = twin.meshes[0].points
+    n = len(rest)
+    bend = np.zeros((n, 3))
+    bend[:, 2] = ((rest[:, 0] - rest[:, 0].min()) / np.ptp(rest[:, 0])) ** 2 * 1e-4
+    out = tmp_path / "run.usdc"
+    with twin.recording(out, fps=8.0, origin=0.0, clip_seconds=1.0, deform_scale=50.0,
+                        deform_rate=2.0) as rec:
+        for i in range(24):  # 3 s at 8 Hz; shapes at 2 Hz: steps 0, 4, 8, ... 20
+            rec.write(i / 8, {"plate/load": 100.0 * i}, displacement={"Plate": bend * i})
+    stage = _reopen(out)
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath(MESH))
+    assert mesh.GetPointsAttr().GetTimeSamples() == [0.0, 4.0, 8.0, 12.0, 16.0, 20.0]
+    # at the samples; between them (points interpolate), also across clip boundaries (8, 16)
+    for code in (0.0, 4.0, 6.0, 7.5, 8.0, 15.0, 20.0):
+        want = rest + 50.0 * bend * code
+        got = np.asarray(mesh.GetPointsAttr().Get(code), dtype=np.float64)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(mesh.GetExtentAttr().Get(code)),
+                                   [want.min(axis=0), want.max(axis=0)], atol=1e-6)
+    with twin.recording(tmp_path / "bad.usdc") as rec:
+        with pytest.raises(FieldError, match=rf"shape \({n}, 2\), need \({n}, 3\)"):
+            rec.write(0.0, displacement={"Plate": np.zeros((n, 2))})
+        with pytest.raises(FieldError, match="NaN or infinite"):
+            rec.write(0.0, displacement={"Plate": np.full((n, 3), np.nan)})
+        with pytest.raises(FieldError, match="'Nowhere' is not on the stage"):
+            rec.write(0.0, displacement={"Nowhere": np.zeros((n, 3))})
+        rec.write(0.0, {"plate/tc1": 20.0})
+    with pytest.raises(RecordingError, match="deformed shapes need a stage"):
+        with Recording(tmp_path / "x.usdc") as plain:
+            plain.write(0.0, displacement={"Plate": np.zeros((n, 3))})
 
 
 def test_twin3d_export_of_a_bridge_recording(bound_plate: Path, tmp_path: Path) -> None:

@@ -122,11 +122,15 @@ def test_lid_rotates_about_its_hinge_live_recorded_and_without_twin3d(bound: Pat
     twin.update({"box/lid": 200.0})  # clamped to the upper limit
     np.testing.assert_allclose(_world_points(twin.stage, LID, Usd.TimeCode.Default()),
                                _hinged(rest, 110.0), atol=1e-9)
-    with twin.recording(tmp_path / "lid.usdc", fps=1.0, origin=0.0) as rec:
+    # two value clips, 0-1.5 s and 1.5-3 s: the second starts between two samples
+    with twin.recording(tmp_path / "lid.usdc", fps=1.0, origin=0.0, clip_seconds=1.5) as rec:
         for t, angle in enumerate([0.0, 20.0, 90.0]):
             rec.write(float(t), {"box/lid": angle})
     recording = Usd.Stage.Open(str(tmp_path / "lid.usdc"))
-    for t, angle in enumerate([0.0, 20.0, 90.0]):
+    assert len(Usd.ClipsAPI(recording.GetDefaultPrim()).GetClipAssetPaths()) == 2
+    # at the samples, and between them (the quaternion slerps: halfway is the mean angle),
+    # also across the clip boundary at 1.5
+    for t, angle in ((0, 0.0), (0.5, 10.0), (1, 20.0), (1.25, 37.5), (1.5, 55.0), (2, 90.0)):
         np.testing.assert_allclose(_world_points(recording, LID, Usd.TimeCode(t)),
                                    _hinged(rest, angle), atol=1e-9)
     # plain pxr, no twin3d (so no schema plugin): the motion is in the layers

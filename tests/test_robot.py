@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 import twin3d
 from twin3d.cad.convert import convert
 from twin3d.cli import main
-from twin3d.errors import BindingError, CADImportError
+from twin3d.errors import BindingError, CADImportError, FieldError
 from twin3d.usd.bindings import read_property_bindings
 from twin3d.usd.validate import OAV_ENV, validate_stage
 
@@ -226,8 +226,8 @@ def test_meshes_sit_where_independent_fk_puts_them_live_and_recorded(robot: Path
         shutil.copy(f, tmp_path / f.name)
     twin = twin3d.Twin.open(stage_path, reset=True)
     vectors = [dict.fromkeys(limits(URDF), 0.0), *random_vectors(3)]
-    with twin.recording(tmp_path / "run.usdc", fps=1.0, origin=0.0) as rec:
-        for t, q in enumerate(vectors):
+    with twin.recording(tmp_path / "run.usdc", fps=1.0, origin=0.0, clip_seconds=1.0) as rec:
+        for t, q in enumerate(vectors):  # one value clip each
             rec.write(float(t), {f"so101_new_calib/{j}": v for j, v in q.items()})
     for q in vectors[1:]:
         twin.update({f"so101_new_calib/{j}": v for j, v in q.items()})
@@ -237,6 +237,40 @@ def test_meshes_sit_where_independent_fk_puts_them_live_and_recorded(robot: Path
     recording = Usd.Stage.Open(str(tmp_path / "run.usdc"))
     for t, q in enumerate(vectors):
         assert_same_places(stage_points(recording, Usd.TimeCode(t)), expected_points(URDF, q))
+
+
+UPPER_ARM = "/so101_new_calib/Geom/base_link/shoulder_link/upper_arm_link/upper_arm_so101_v1"
+
+
+def test_a_deforming_link_bends_in_world_space_and_rides_its_joints(robot: Path,
+                                                                    tmp_path: Path) -> None:
+    """A displacement in world space (as StressModel.displacement gives it) is recorded in the
+    mesh's own frame: at rest the points move by exactly it, scaled; at a joint vector the
+    displaced shape is where the independent forward kinematics carries it."""
+    twin = twin3d.Twin.open(robot, reset=True)
+    rest = next(m.points for m in twin.meshes if m.path == UPPER_ARM)
+    shift = np.tile([0.002, -0.001, 0.003], (len(rest), 1))  # metres, world axes
+    q0 = dict.fromkeys(limits(URDF), 0.0)
+    q1 = random_vectors(1, seed=5)[0]
+    with twin.recording(tmp_path / "run.usdc", fps=1.0, origin=0.0, clip_seconds=1.0,
+                        deform_scale=2.0, deform_rate=1.0) as rec:
+        for t, q in enumerate((q0, q1)):
+            rec.write(float(t), {f"so101_new_calib/{j}": v for j, v in q.items()},
+                      displacement={UPPER_ARM: shift})
+        with pytest.raises(FieldError, match="instanced mesh"):
+            servo = "/so101_new_calib/Geom/base_link/sts3215_03a_v1/Mesh"
+            rec.write(1.0, displacement={servo: np.zeros((9526, 3))})
+    stage = Usd.Stage.Open(str(tmp_path / "run.usdc"))
+    mesh = stage.GetPrimAtPath(UPPER_ARM)
+
+    def world(t: float) -> np.ndarray:
+        m = np.asarray(UsdGeom.XformCache(t).GetLocalToWorldTransform(mesh))
+        return np.asarray(UsdGeom.Mesh(mesh).GetPointsAttr().Get(t)) @ m[:3, :3] + m[3, :3]
+
+    bent = rest + 2.0 * shift
+    np.testing.assert_allclose(world(0.0), bent, atol=1e-6)
+    move = fk(URDF, q1)["upper_arm_link"] @ np.linalg.inv(fk(URDF, q0)["upper_arm_link"])
+    np.testing.assert_allclose(world(1.0), bent @ move[:3, :3].T + move[:3, 3], atol=TOL_M)
 
 
 def test_motion_world_matrices_agree_with_usd(robot: Path) -> None:
@@ -282,10 +316,13 @@ def test_robot_stage_and_recording_pass_every_validator(robot: Path, tmp_path: P
     _need_validators()
     report = validate_stage(robot)
     assert len(report.ran) == 3 and not report.failures, "\n".join(map(str, report.failures))
-    rec = twin3d.Twin.open(robot, reset=True).recording(tmp_path / "rec.usdc", fps=10.0)
-    with rec:
+    twin = twin3d.Twin.open(robot, reset=True)
+    bend = np.zeros((len(next(m.points for m in twin.meshes if m.path == UPPER_ARM)), 3))
+    bend[:, 2] = np.linspace(0.0, 1e-3, len(bend))
+    with twin.recording(tmp_path / "rec.usdc", fps=10.0, clip_seconds=0.2) as rec:  # 2 clips
         for t, q in enumerate(random_vectors(3, seed=11)):
-            rec.write(t * 0.1, {f"so101_new_calib/{j}": v for j, v in q.items()})
+            rec.write(t * 0.1, {f"so101_new_calib/{j}": v for j, v in q.items()},
+                      displacement={UPPER_ARM: bend * t})
     report = validate_stage(tmp_path / "rec.usdc")
     assert len(report.ran) == 3 and not report.failures, "\n".join(map(str, report.failures))
 

@@ -89,7 +89,8 @@ def test_scene_scripts_build_update_and_record(tmp_path: Path) -> None:
     temps = {c: v for c, v in values.items() if twin.sensors[c].quantity == "temperature"}
     assert max(temps, key=temps.__getitem__) in ("plate/tc5", "plate/tc10")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda", "run1.usdc"]
+        "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda", "run1.clips",
+        "run1.usdc"]
     # the example twin's stage, live state and recording pass every validator we have
     from twin3d.usd.validate import validate_stage
 

@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "convert": "twin3d.cad.convert",
     "Bridge": "twin3d.bridge.server",
     "Client": "twin3d.bridge.client",
+    "Engine": "twin3d.engine.core",
     "SyncClient": "twin3d.bridge.client",
     "start_adapters": "twin3d.bridge.adapters",
     "read_csv": "twin3d.bridge.adapters.csv",
@@ -42,6 +43,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "Bridge",
     "Client",
+    "Engine",
     "Limits",
     "Recording",
     "Sample",

@@ -421,10 +421,105 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- engine / whatif ------------------------------------------------------------------------
+
+
+def _add_engine(sub: _Commands) -> None:
+    p = sub.add_parser(
+        "engine", help="run the twin engine on a bridge: virtual sensors, health, forecasts, alarms",
+        description="Subscribe to the stage's channels, keep its field models up to date and publish "
+        "what they say back through the bridge: twin/virtual/<name> (+/sigma), twin/health/<channel>, "
+        "twin/suspect/<channel>, twin/eta/<channel>/<limit> (+/sigma), twin/input/<name>; raise and "
+        "clear alarms (limits, predicted crossings, suspect and stale sensors). The token needs "
+        "publish = [\"twin/*\"], subscribe on the stage's channels and alarms = [\"raise\"]. "
+        "Virtual sensors and settings: the sensor map's [[virtual]] and [engine] tables (bound into "
+        "the stage by twin3d bind). Ctrl-C stops it.")
+    p.add_argument("stage", metavar="STAGE", help="the bound stage")
+    p.add_argument("--bridge", required=True, help="ws://HOST:PORT of the bridge")
+    p.add_argument("--token", help="the engine's token")
+    p.add_argument("--horizon", type=float, metavar="SECONDS",
+                   help="publish predicted crossings up to this far ahead (default: the stage's "
+                   "[engine] horizon, else 600)")
+    p.add_argument("--live-every", type=float, metavar="SECONDS",
+                   help="also keep the twin's live layer current (values, suspect states, fields), "
+                   "saved at most this often")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(run=_run_engine)
+
+
+def _positive(value: float | None, flag: str) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{flag} must be a positive number of seconds, got {value:g}")
+
+
+def _run_engine(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from twin3d.engine.core import Engine
+    from twin3d.engine.run import run_engine
+
+    _positive(args.horizon, "--horizon")
+    _positive(args.live_every, "--live-every")
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = Engine(args.stage, horizon=args.horizon, live_every=args.live_every)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_engine(engine, args.bridge, args.token, stop=stop)
+
+    asyncio.run(go())
+    return 0
+
+
+def _add_whatif(sub: _Commands) -> None:
+    p = sub.add_parser(
+        "whatif", help="predict the readings and fields for changed inputs, as a USD scenario",
+        description="Fit the model's inputs to the twin's current values (its live layer), change "
+        "some (heater=x1.2 scales the fitted value, ambient=35 sets it), run the forward model and "
+        "print the predicted readings. The scenario is authored into the live layer as a variant "
+        "of the 'scenario' variant set on the root prim ('live' is reality): switch it in usdview "
+        "or Omniverse.")
+    p.add_argument("stage", metavar="STAGE", help="the bound stage")
+    p.add_argument("--set", dest="changes", action="append", required=True, metavar="NAME=VALUE",
+                   help="an input and its new value (e.g. heater=x1.2, ambient=35); repeatable")
+    p.add_argument("--name", help="the scenario's name (default: made from the changes)")
+    p.set_defaults(run=_run_whatif)
+
+
+def _run_whatif(args: argparse.Namespace) -> int:
+    from twin3d.engine.core import Engine
+
+    changes: dict[str, float | str] = {}
+    for item in args.changes:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--set {item!r}: write NAME=VALUE, e.g. --set heater=x1.2")
+        changes[key.strip()] = value.strip()
+    engine = Engine(args.stage)
+    result = engine.what_if(changes, name=args.name)
+    now = engine.state_values()
+    print(f"{'input':<24} {'fitted':>12} {'scenario':>12}")
+    for name, value in result.inputs.items():
+        print(f"{name:<24} {result.baseline[name]:12.4g} {value:12.4g}")
+    print(f"{'channel':<24} {'now':>12} {'predicted':>12}")
+    for channel, value in result.readings.items():
+        current = f"{now[channel]:12.4g}" if channel in now else f"{'-':>12}"
+        print(f"{channel:<24} {current} {value:12.4g}")
+    print(f"wrote scenario {result.name!r} into {engine.twin.live_path} (variant set 'scenario' "
+          f"of the root prim; open {engine.twin.root_path} and switch it)")
+    return 0
+
+
 # --- main ----------------------------------------------------------------------------------
 
 _COMMANDS = [_add_convert, _add_validate, _add_bind, _add_info, _add_serve, _add_export,
-             _add_recover, _add_replay, _add_view, _add_web, _add_demo]
+             _add_recover, _add_replay, _add_view, _add_web, _add_demo, _add_engine, _add_whatif]
 
 
 def build_parser() -> argparse.ArgumentParser:

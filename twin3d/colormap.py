@@ -21,12 +21,14 @@ __all__ = ["ALARM_COLORS", "DEFAULT_CMAP", "colorize", "linear_colorize", "linea
 
 DEFAULT_CMAP = "viridis"
 
-#: sRGB in 0..1 for sensor states; ``stale`` is a sensor that has gone quiet.
+#: sRGB in 0..1 for sensor states; ``stale`` is a sensor that has gone quiet, ``suspect`` one the
+#: twin engine judges faulty (its readings disagree with the model and the other sensors).
 ALARM_COLORS: dict[str, tuple[float, float, float]] = {
     "ok": (0.15, 0.68, 0.38),
     "warn": (1.0, 0.65, 0.0),
     "alarm": (0.9, 0.1, 0.1),
     "stale": (0.55, 0.55, 0.55),
+    "suspect": (0.75, 0.3, 0.9),
 }
 
 
@@ -104,6 +106,7 @@ def linear_colorize(
 
 
 def linear_state_color(state: str) -> tuple[float, float, float]:
-    """The linear RGB of a sensor state's colour (``ok``, ``warn``, ``alarm``, ``stale``)."""
+    """The linear RGB of a sensor state's colour (``ok``, ``warn``, ``alarm``, ``stale``,
+    ``suspect``)."""
     r, g, b = srgb_to_linear(ALARM_COLORS[state]).tolist()
     return (r, g, b)

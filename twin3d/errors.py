@@ -20,6 +20,7 @@ there is one, the fix. The CLI prints it as ``twin3d CMD: error: ...`` and exits
     * RecordingError                 # a recording that cannot be read or written
         * DiskFullError              # the recording's disk is full (retry when space returns)
     * AdapterError                   # MQTT / OPC UA / CSV sources
+    * EngineError                    # the twin engine: virtual sensors, what-if inputs, settings
     * RenderError                    # no OpenGL context, movie export failures
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "BridgeError",
     "CADImportError",
     "DiskFullError",
+    "EngineError",
     "FieldError",
     "OutputError",
     "ProtocolViolation",
@@ -169,6 +171,11 @@ class DiskFullError(RecordingError):
 
 class AdapterError(Twin3DError):
     """An MQTT, OPC UA or CSV source that cannot be read."""
+
+
+class EngineError(Twin3DError):
+    """The twin engine cannot do what was asked: a virtual sensor off the part, an unknown
+    what-if input, a setting out of range."""
 
 
 class RenderError(Twin3DError):

@@ -55,7 +55,7 @@ DEFAULT_SNAP_TOLERANCE_M = 0.005
 _SENSOR_KEYS = {"channel", "quantity", "unit", "target", "position", "vertex", "limits",
                 "description"}
 _LIMIT_KEYS = ("warn_low", "warn_high", "alarm_low", "alarm_high")
-_TOP_KEYS = {"sensor", "binding", "model", "snap_tolerance"}
+_TOP_KEYS = {"sensor", "binding", "model", "snap_tolerance", "virtual", "engine"}
 
 #: What a channel can drive on a prim (``kind`` of a ``[[binding]]`` table).
 BINDING_KINDS = ("rotate", "translate", "visible", "color", "attribute")
@@ -163,6 +163,8 @@ class SensorMap:
             or ``None`` for the default (:data:`DEFAULT_SNAP_TOLERANCE_M`).
         source: where the map came from, for messages.
         bindings: the property bindings in file order (axes and pivots as written).
+        engine: the twin engine's ``[[virtual]]`` and ``[engine]`` tables, raw but checked
+            (:func:`twin3d.engine.config.parse_engine_tables`); empty when absent.
     """
 
     sensors: list[Sensor]
@@ -170,6 +172,7 @@ class SensorMap:
     snap_tolerance: float | None = None
     source: str = "<sensor map>"
     bindings: list[PropertyBinding] = field(default_factory=list)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, channel: str) -> Sensor:
         for sensor in self.sensors:
@@ -229,7 +232,7 @@ def parse_sensor_map(text: str, *, source: str = "<sensor map>") -> SensorMap:
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise SensorMapError(f"{source}: unknown top-level key {unknown[0]!r} "
-                             f"(expected [[sensor]] and [[binding]] tables, [model], "
+                             f"(expected [[sensor]] and [[binding]] tables, [model], [[virtual]], [engine], "
                              "snap_tolerance)")
     tables = doc.get("sensor", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -275,8 +278,17 @@ def parse_sensor_map(text: str, *, source: str = "<sensor map>") -> SensorMap:
                                  f"#{names[key]}): give one of them another name = \"...\"")
         names[key] = i
         bindings.append(binding)
+    engine: dict[str, Any] = {k: doc[k] for k in ("virtual", "engine") if k in doc}
+    if engine:  # the twin engine's tables: checked by the engine's own parser
+        from twin3d.engine.config import parse_engine_tables
+        from twin3d.errors import EngineError
+
+        try:
+            parse_engine_tables(engine, source=source)
+        except EngineError as exc:
+            raise SensorMapError(str(exc)) from None
     return SensorMap(sensors, dict(model), None if tol is None else float(tol), source,
-                     bindings)
+                     bindings, engine)
 
 
 def _is_number(v: object) -> bool:

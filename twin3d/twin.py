@@ -12,7 +12,7 @@ Example (``scenes/plate/update.py`` is the runnable version)::
     twin.set_field("Plate", "temperature", np.linspace(20, 90, n), vmin=20, vmax=100)
     twin.set_field("Plate", "von_mises", np.linspace(0, 40, n))
     twin.show_field("Plate", "von_mises")     # shown in usdview (default: temperature)
-    with twin.recording("run1.usdc") as rec:  # time samples, plays back in usdview
+    with twin.recording("run1.usdc") as rec:  # value clips, play back in usdview
         for t in range(10):
             rec.write(time=t * 0.5, values={"plate/tc3": 60.0 + t})
     twin.save()                               # writes plate.live.usdc and plate.twin.usda
@@ -141,18 +141,21 @@ class Twin:
 
     # --- changing it ------------------------------------------------------------------------
 
-    def update(self, values: Mapping[str, float], time: float | None = None) -> None:
+    def update(self, values: Mapping[str, float], time: float | None = None, *,
+               states: Mapping[str, str] | None = None) -> None:
         """Set sensor values in the live layer: ``twin:value``, ``twin:state``, marker colour.
 
         Args:
             values: ``{channel: value}`` in each sensor's unit.
             time: source time of the values (Unix seconds), stored as ``twin:time``.
+            states: states that override the limits' verdict, e.g. ``{"plate/tc4":
+                "suspect"}`` (the twin engine's judgement).
 
         Raises:
-            BindingError: a channel is not bound, or a value is not a finite number (text
-                such as ``"50"``, NaN and infinities are refused).
+            BindingError: a channel is not bound, a value is not a finite number (text
+                such as ``"50"``, NaN and infinities are refused), or a state is unknown.
         """
-        self._live.update(values, time)
+        self._live.update(values, time, states)
 
     def set_field(self, prim: str, quantity: str, values: npt.ArrayLike, *,
                   vmin: float | None = None, vmax: float | None = None,
@@ -198,24 +201,33 @@ class Twin:
 
     def recording(self, path: PathLike, *, fps: float = 10.0, origin: float | None = None,
                   skip_unknown: bool = False,
-                  ranges: Mapping[str, tuple[float, float]] | None = None) -> Recording:
-        """Open a USD recording (``.usdc`` time samples) over this twin's stage.
+                  ranges: Mapping[str, tuple[float, float]] | None = None,
+                  clip_seconds: float = 30.0, deform_scale: float = 1.0,
+                  deform_rate: float = 2.0) -> Recording:
+        """Open a USD recording (time samples in value clips) over this twin's stage.
 
-        Use it as a context manager; ``rec.write(time, values=None, fields=None)`` records,
-        and leaving the block writes the file (nothing is written if the block raises).
+        Use it as a context manager; ``rec.write(time, values=None, fields=None,
+        displacement=None)`` records, and leaving the block writes ``path``, the file to
+        open (nothing is written if the block raises). The samples go into one ``.usdc``
+        clip per ``clip_seconds`` in the folder ``<stem>.clips`` beside it, written as the
+        session goes, so memory stays flat however long it runs.
 
         Args:
             path: the output ``.usdc``.
             fps: timeCodesPerSecond; time code = (time - origin) * fps.
-            origin: time of time code 0 (default: the earliest recorded time).
+            origin: time of time code 0 (default: the time of the first write).
             skip_unknown: drop unbound channels instead of raising.
             ranges: fixed colour ranges ``{quantity: (vmin, vmax)}`` for recorded fields
-                (default: the range :meth:`set_field` fixed, else the recording's min..max).
+                (default: the range :meth:`set_field` fixed, else the first clip's min..max).
+            clip_seconds: seconds of the session in one clip.
+            deform_scale: the exaggeration of recorded displacements (1: true scale).
+            deform_rate: at most this many deformed shapes a second per prim.
         """
         from twin3d.usd.timesamples import Recording
 
         return Recording(path, stage=self._live, fps=fps, origin=origin,
-                         skip_unknown=skip_unknown, ranges=ranges)
+                         skip_unknown=skip_unknown, ranges=ranges, clip_seconds=clip_seconds,
+                         deform_scale=deform_scale, deform_rate=deform_rate)
 
     def show(self, *, bridge: str | None = None, token: str | None = None,
              field: str | None = None, host: str = "127.0.0.1", port: int = 0) -> WebPage:

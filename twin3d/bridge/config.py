@@ -29,7 +29,8 @@ Shape (every table and key optional)::
     compression = false
     auth_timeout = 10.0
 
-``[[mqtt]]``, ``[[opcua]]`` and ``[[csv]]`` tables are kept raw in :attr:`BridgeConfig.adapters`.
+``[[mqtt]]``, ``[[opcua]]``, ``[[csv]]`` and ``[[engine]]`` (the twin engine,
+:mod:`twin3d.engine.adapter`) tables are kept raw in :attr:`BridgeConfig.adapters`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from twin3d.errors import BridgeError
 
 __all__ = ["BridgeConfig", "BridgeLimits", "Role", "load_config", "parse_config"]
 
-ADAPTER_KINDS = ("mqtt", "opcua", "csv")
+ADAPTER_KINDS = ("mqtt", "opcua", "csv", "engine")
 #: what a token may do with alarms (``[[token]] alarms = [...]``)
 ALARM_RIGHTS = ("raise", "acknowledge")
 
@@ -110,7 +111,7 @@ class BridgeConfig:
         origins: allowed ``Origin`` headers; ``None`` allows any (and clients sending none).
         compression: permessage-deflate (off by default: it costs throughput and latency).
         auth_timeout: seconds an unauthenticated connection may wait before its first message.
-        adapters: raw ``[[mqtt]]`` / ``[[opcua]]`` / ``[[csv]]`` tables for the adapters.
+        adapters: raw ``[[mqtt]]`` / ``[[opcua]]`` / ``[[csv]]`` / ``[[engine]]`` tables.
         base_dir: folder of bridge.toml (relative paths in adapter tables are resolved against it).
     """
 

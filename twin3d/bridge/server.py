@@ -313,7 +313,8 @@ class Bridge:
         except ImportError as exc:
             raise BridgeError(f"bridge.toml has {sorted(self.config.adapters)} tables but the "
                               f"adapters cannot be loaded ({exc}); pip install 'twin3d[adapters]'") from None
-        self._adapters = start_adapters(self.config.adapters, self.ingest, base_dir=self.config.base_dir)
+        self._adapters = start_adapters(self.config.adapters, self.ingest, base_dir=self.config.base_dir,
+                                        url=self.url)
 
     async def stop(self) -> None:
         """Stop adapters, close every connection (1001), commit the queue, close the recording."""

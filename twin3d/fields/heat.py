@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -176,12 +176,14 @@ class FittedInputs:
         problems: one line per physically impossible value (empty when all are plausible):
             a temperature below absolute zero, or a heat source that takes heat out (fitted
             below zero by more than two sigma).
+        flagged: the same lines by the input they are about, ``{input name: problem}``.
     """
 
     values: dict[str, float]
     units: dict[str, str]
     sigma: dict[str, float]
     problems: tuple[str, ...]
+    flagged: dict[str, str] = field(default_factory=dict)
 
     @property
     def plausible(self) -> bool:
@@ -357,11 +359,11 @@ class HeatModel(LinearFieldModel):
         """
         raw = self.values if values is None else self._merge(values)
         amps = self._fit @ self._filled(raw)
-        problems = [text for _, text in self._problems(amps)]
+        found = self._problems(amps)
         return FittedInputs(values=dict(zip(self.inputs, amps.tolist(), strict=True)),
                             units={n: self.input_unit(n) for n in self.inputs},
                             sigma=dict(zip(self.inputs, self._fit_sigma.tolist(), strict=True)),
-                            problems=tuple(problems))
+                            problems=tuple(text for _, text in found), flagged=dict(found))
 
     def _problems(self, amps: FloatArray) -> list[tuple[str, str]]:
         """``(input, one-line problem)`` for each implausible fitted input."""

@@ -7,8 +7,8 @@ Modules, by job:
 * ``geometry``: a stage's meshes as numpy arrays in world space.
 * ``bind``: ``twin3d bind``, sensors checked against the stage and authored into it;
   ``bindings``: the bindings of a stage read back; ``info``: ``twin3d info``'s text.
-* ``live``: the live layer, a twin's current state; ``timesamples``: recordings of values
-  and fields as USD time samples.
+* ``live``: the live layer, a twin's current state; ``timesamples``: recordings of values,
+  motion, fields and deformed shapes as USD time samples in value clips.
 * ``spec``, ``overlay``, ``material``: what the live layer and recordings both write
   (``Sdf`` specs, field overlays on meshes, the display-colour preview material).
 * ``camera``: USD cameras read as keyframes, camera paths written as cameras.

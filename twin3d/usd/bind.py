@@ -39,6 +39,7 @@ from twin3d.model import Sensor
 from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M, PropertyBinding, SensorMap
 from twin3d.usd.bindings import (
     BINDING_NAMESPACE,
+    ENGINE_KEY,
     LIMIT_ATTRS,
     MODEL_KEY,
     SENSORS_SCOPE,
@@ -146,7 +147,8 @@ def _marker_radius(stage: Usd.Stage, targets: set[str]) -> float:
 
 
 def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
-            requested: Sequence[Sensor], model: Mapping[str, Any] | None = None) -> None:
+            requested: Sequence[Sensor], model: Mapping[str, Any] | None = None,
+            engine: Mapping[str, Any] | None = None) -> None:
     scope_path = root.GetPath().AppendChild(SENSORS_SCOPE)
     layer = stage.GetRootLayer()
     if layer.GetPrimAtPath(scope_path):  # re-binding replaces the previous sensors
@@ -158,6 +160,8 @@ def _author(stage: Usd.Stage, root: Usd.Prim, sensors: Sequence[Sensor],
     scope.GetPrim().SetDocumentation("Sensors bound by twin3d bind (Twin3DSensorAPI markers).")
     if model:  # the field models' [model] table travels with the binding
         scope.GetPrim().SetCustomDataByKey(MODEL_KEY, json.dumps(model, sort_keys=True))
+    if engine:  # and so do the twin engine's [[virtual]] and [engine] tables
+        scope.GetPrim().SetCustomDataByKey(ENGINE_KEY, json.dumps(engine, sort_keys=True))
     material_path = scope_path.AppendPath(_MARKER_MATERIAL)
     UsdGeom.Scope.Define(stage, material_path.GetParentPath())
     material = define_display_color_material(stage, material_path, roughness=0.6, emissive=True)
@@ -234,7 +238,7 @@ def bind_sensors(stage_path: PathLike, sensor_map: SensorMap, output: PathLike |
     try:
         _clear_bindings(stage)  # in memory until exported: the checks see the asset's own
         local = [_check_binding(stage, b) for b in sensor_map.bindings]
-        _author(stage, root, bound, sensor_map.sensors, sensor_map.model)
+        _author(stage, root, bound, sensor_map.sensors, sensor_map.model, sensor_map.engine)
         for b in local:
             apply_binding(stage.GetPrimAtPath(b.prim), b)
         _export(layer, Path(output if output is not None else layer.realPath))

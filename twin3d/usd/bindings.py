@@ -5,7 +5,8 @@ which prim property, and the field models' table.
 here. A sensor is a marker prim under the default prim's ``Sensors`` scope with the
 ``Twin3DSensorAPI`` applied (``twin:channel``, ``twin:quantity``, ``twin:unit``, limits,
 snap distance, nearest vertex, a ``twin:target`` relationship to its mesh); the sensor map's
-``[model]`` table is JSON in that scope's ``customData``. A property binding is an instance of
+``[model]`` table is JSON in that scope's ``customData``, and so are the twin engine's
+``[[virtual]]`` and ``[engine]`` tables. A property binding is an instance of
 the multiple-apply ``Twin3DBindingAPI`` on the bound prim (``twin:binding:<name>:channel``,
 ``:kind``, ``:axis`` ...; axis and pivot in the prim's local frame). Reading works with or
 without the schema plugin: a sensor prim is any child of the scope with a ``twin:channel``
@@ -25,8 +26,8 @@ from twin3d.errors import BindingError, StageError
 from twin3d.model import Limits, Sensor
 from twin3d.sensors import PropertyBinding
 
-__all__ = ["BINDING_NAMESPACE", "LIMIT_ATTRS", "MODEL_KEY", "SENSORS_SCOPE", "binding_attr",
-           "read_model", "read_property_bindings", "read_sensors", "sensor_prim_name",
+__all__ = ["BINDING_NAMESPACE", "ENGINE_KEY", "LIMIT_ATTRS", "MODEL_KEY", "SENSORS_SCOPE", "binding_attr",
+           "read_engine", "read_model", "read_property_bindings", "read_sensors", "sensor_prim_name",
            "sensor_prims", "sensor_value"]
 
 #: Namespace of the ``Twin3DBindingAPI`` properties: ``twin:binding:<name>:<property>``.
@@ -36,6 +37,8 @@ BINDING_NAMESPACE = "twin:binding"
 SENSORS_SCOPE = "Sensors"
 #: customData key on the Sensors scope holding the sensor map's [model] table (JSON).
 MODEL_KEY = "twin3d:model"
+#: customData key on the Sensors scope holding the engine's [[virtual]] and [engine] tables (JSON).
+ENGINE_KEY = "twin3d:engine"
 #: :class:`~twin3d.model.Limits` field -> the sensor prim's attribute.
 LIMIT_ATTRS = {"alarm_low": "twin:limits:alarmLow", "warn_low": "twin:limits:warnLow",
                "warn_high": "twin:limits:warnHigh", "alarm_high": "twin:limits:alarmHigh"}
@@ -89,17 +92,26 @@ def _get(prim: Usd.Prim, name: str) -> object:
 
 def read_model(stage: Usd.Stage) -> dict[str, Any]:
     """The sensor map's ``[model]`` table that ``bind`` stored on the stage (``{}`` if none)."""
+    return _read_json(stage, MODEL_KEY)
+
+
+def read_engine(stage: Usd.Stage) -> dict[str, Any]:
+    """The sensor map's ``virtual`` and ``engine`` tables that ``bind`` stored (``{}`` if none)."""
+    return _read_json(stage, ENGINE_KEY)
+
+
+def _read_json(stage: Usd.Stage, key: str) -> dict[str, Any]:
     root = stage.GetDefaultPrim()
     scope = root.GetChild(SENSORS_SCOPE) if root else None
-    text = scope.GetCustomDataByKey(MODEL_KEY) if scope else None
+    text = scope.GetCustomDataByKey(key) if scope else None
     if not text or scope is None:
         return {}
     try:
-        model = json.loads(str(text))
+        data = json.loads(str(text))
     except ValueError:
-        raise StageError(f"the {MODEL_KEY} custom data of {scope.GetPath()} is not valid JSON; "
+        raise StageError(f"the {key} custom data of {scope.GetPath()} is not valid JSON; "
                          "bind the sensor map again") from None
-    return model if isinstance(model, dict) else {}
+    return data if isinstance(data, dict) else {}
 
 
 def read_sensors(stage: Usd.Stage) -> dict[str, Sensor]:

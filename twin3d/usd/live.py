@@ -32,6 +32,7 @@ import numpy.typing as npt
 from pxr import Sdf, Usd, UsdGeom
 
 from twin3d._types import PathLike
+from twin3d.colormap import ALARM_COLORS
 from twin3d.errors import BindingError, FieldError, StageError
 from twin3d.model import Sensor
 from twin3d.usd.bindings import read_model, read_sensors, sensor_prims, sensor_value
@@ -192,15 +193,25 @@ class LiveStage:
 
     # --- live authoring ---------------------------------------------------------------------
 
-    def update(self, values: Mapping[str, float], time: float | None = None) -> None:
+    def update(self, values: Mapping[str, float], time: float | None = None,
+               states: Mapping[str, str] | None = None) -> None:
         """Author sensor values, states and marker colours, and the properties channels drive
         (:mod:`twin3d.usd.motion`), into the live layer.
 
+        Args:
+            values: ``{channel: value}``.
+            time: source time of the values (``twin:time``).
+            states: states that override the limits' verdict for some channels, e.g.
+                ``{"plate/tc4": "suspect"}`` from the twin engine (a state of
+                :data:`twin3d.colormap.ALARM_COLORS`).
+
         Raises:
-            BindingError: a channel is not bound on this stage, or a value is not a number.
+            BindingError: a channel is not bound on this stage, a value is not a number, or
+                a state is unknown.
         """
         checked: list[tuple[Sdf.Path, float, str]] = []
         moved: dict[str, float] = {}
+        states = states or {}
         for channel, raw in values.items():
             path = self._paths.get(channel)
             if path is None and channel not in self.motion.channels:
@@ -210,7 +221,10 @@ class LiveStage:
             if channel in self.motion.channels:
                 moved[channel] = value
             if path is not None:
-                checked.append((path, value, self.sensors[channel].limits.state(value)))
+                state = states.get(channel) or self.sensors[channel].limits.state(value)
+                if state not in ALARM_COLORS:
+                    raise BindingError(channel, f"state {state!r} is not one of {', '.join(ALARM_COLORS)}")
+                checked.append((path, value, state))
         layer = self.live
         self.motion.prepare()  # Usd API: before the change block
         with Sdf.ChangeBlock():

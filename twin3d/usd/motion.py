@@ -23,6 +23,10 @@ live layer or a recording (:meth:`Motion.author`), which any USD tool then plays
 
 :meth:`Motion.world_matrices` gives the same poses as 4x4 matrices without touching a layer,
 for views that move actors rather than meshes.
+
+Parts that bend move their points: :class:`Deformation` turns a displacement field (world
+space, one row per point, as :meth:`twin3d.fields.StressModel.displacement` gives it) into
+each mesh's ``points`` and ``extent``, exaggerated by a scale.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from twin3d.usd.bindings import binding_attr, read_property_bindings
 from twin3d.usd.material import define_display_color_material
 from twin3d.usd.spec import bind_material, ensure_attr, state_color
 
-__all__ = ["COLOR_MATERIAL", "OP_PREFIX", "Motion", "append_ops", "op_matrix",
+__all__ = ["COLOR_MATERIAL", "OP_PREFIX", "Deformation", "Motion", "append_ops", "op_matrix",
            "rotation_quat", "twin_op"]
 
 #: Suffix prefix of the xformOps that bindings drive: ``xformOp:orient:twin_<name>``.
@@ -374,6 +378,77 @@ class Motion:
         """Author a channel's recorded values as time samples at time ``codes`` (in order)."""
         for code, value in zip(codes, values, strict=True):
             self.author(layer, {channel: value}, time=code)
+
+
+class Deformation:
+    """Meshes at rest, and their points under a displacement.
+
+    Args:
+        meshes: ``(mesh path, (n, 3) float64 rest points in the mesh's own frame,
+            (3, 3) float64 matrix taking a world-space vector into that frame)`` per mesh;
+            the displacement's rows cover the meshes' points in this order.
+    """
+
+    def __init__(self, meshes: Sequence[tuple[Sdf.Path, npt.NDArray[np.float64],
+                                              npt.NDArray[np.float64]]]) -> None:
+        self._meshes = tuple(meshes)
+        #: the number of rows a displacement has
+        self.n_points = sum(len(rest) for _, rest, _ in self._meshes)
+
+    @classmethod
+    def from_stage(cls, stage: Usd.Stage, paths: Sequence[str]) -> Deformation:
+        """The meshes at ``paths`` as ``stage`` composes them at the default time.
+
+        Raises:
+            StageError: a path is not a mesh, or is an instance proxy (an instanced mesh
+                shares its points with every other instance).
+        """
+        cache = UsdGeom.XformCache(Usd.TimeCode.Default())
+        meshes = []
+        for path in paths:
+            prim = stage.GetPrimAtPath(path)
+            if not prim or not prim.IsA(UsdGeom.Mesh):
+                raise StageError(f"{path} is not a mesh: only meshes deform")
+            if prim.IsInstanceProxy():
+                raise StageError(f"{path} is an instanced mesh, whose points every instance "
+                                 "shares: make it uninstanced (instanceable = false) to deform it")
+            rest = np.asarray(UsdGeom.Mesh(prim).GetPointsAttr().Get(), dtype=np.float64)
+            world = np.asarray(cache.GetLocalToWorldTransform(prim), dtype=np.float64)
+            # USD is row-vector: world = local @ M[:3, :3] + t, so a world vector v is v @ inv
+            meshes.append((prim.GetPath(), rest.reshape(-1, 3),
+                           np.linalg.inv(world[:3, :3]).astype(np.float64)))
+        return cls(meshes)
+
+    def points(self, displacement: npt.NDArray[np.float32], scale: float
+               ) -> list[tuple[Sdf.Path, npt.NDArray[np.float32]]]:
+        """Each mesh's (n, 3) float32 points: rest + ``scale`` * its rows of ``displacement``.
+
+        Args:
+            displacement: (n_points, 3) world space, stage units.
+            scale: the exaggeration (1: true scale).
+        """
+        out = []
+        start = 0
+        for path, rest, to_local in self._meshes:
+            rows = displacement[start:start + len(rest)].astype(np.float64)
+            out.append((path, (rest + scale * (rows @ to_local)).astype(np.float32)))
+            start += len(rest)
+        return out
+
+    def author(self, layer: Sdf.Layer, displacement: npt.NDArray[np.float32], scale: float,
+               time: float | None = None) -> None:
+        """Author the meshes' ``points`` and ``extent`` into ``layer`` (see :meth:`points`).
+
+        Args:
+            layer: the live layer or a recording (inside an ``Sdf.ChangeBlock`` is best).
+            displacement: (n_points, 3) world space, stage units.
+            scale: the exaggeration (1: true scale).
+            time: a time code, or ``None`` for the default value.
+        """
+        for path, pts in self.points(displacement, scale):
+            extent = np.stack([pts.min(axis=0), pts.max(axis=0)])
+            _put(layer, path, "points", _T.Point3fArray, Vt.Vec3fArray.FromNumpy(pts), time)
+            _put(layer, path, "extent", _T.Float3Array, Vt.Vec3fArray.FromNumpy(extent), time)
 
 
 def _binding_color(b: PropertyBinding, value: float) -> Vt.Vec3fArray:

@@ -111,6 +111,6 @@ def state_color(state: str) -> Vt.Vec3fArray:
     """The constant ``displayColor`` (linear RGB) of a sensor marker in ``state``.
 
     Args:
-        state: ``ok``, ``warn``, ``alarm`` or ``stale``.
+        state: ``ok``, ``warn``, ``alarm``, ``stale`` or ``suspect``.
     """
     return Vt.Vec3fArray([Gf.Vec3f(*linear_state_color(state))])

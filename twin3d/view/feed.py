@@ -69,6 +69,7 @@ async def feed_bridge(view: View, url: str, token: str | None = None, *,
     async def pump() -> None:
         view.connection = f"connecting {url}"
         async with Client(url, token=token) as client:
+            view.alarms = client.alarms      # the client keeps it current: the status line counts it
             sub = await client.subscribe(list(patterns))
             view.connection = f"connected {url}"
             if subscribed is not None:

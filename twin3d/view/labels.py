@@ -19,7 +19,7 @@ __all__ = ["STATE_ORDER", "label_text", "nice_ticks", "place_labels", "short_nam
 F64 = npt.NDArray[np.float64]
 
 #: Placement order of states (most urgent first).
-STATE_ORDER = {"alarm": 0, "warn": 1, "stale": 2, "ok": 3}
+STATE_ORDER = {"alarm": 0, "warn": 1, "suspect": 2, "stale": 3, "ok": 4}
 
 #: Units as people read them (the sensor map's ASCII spellings on the left).
 _UNITS = {"degC": "°C", "degF": "°F", "ustrain": "µm/m", "um/m": "µm/m", "deg": "°"}
@@ -55,7 +55,7 @@ def label_text(name: str, value: float | None, unit: str, state: str,
         name: the sensor's short name (:func:`short_names`).
         value: its latest value, None before the first one.
         unit: its unit as in the sensor map.
-        state: ``ok``, ``warn``, ``alarm`` or ``stale``.
+        state: ``ok``, ``warn``, ``alarm``, ``stale`` or ``suspect`` (the twin engine's).
         age: seconds since the value arrived (shown for stale sensors).
 
     Examples:

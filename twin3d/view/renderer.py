@@ -161,6 +161,11 @@ class View:
             impossible inputs a field model fitted to the latest values (an ambient below
             absolute zero, a heater that cools); empty: none shown.
         source_time: source time (Unix seconds) of the latest values, shown in the status line.
+        alarms: the bridge's alarms by id (``Client.alarms``; :func:`~twin3d.view.feed_bridge`
+            sets it): the open ones are counted in the status line.
+
+    A sensor whose ``twin/suspect/<channel>`` value (published by the twin engine) is 1 is shown
+    as ``suspect``: its own colour and a labelled ``SUSPECT``.
 
     Examples:
         >>> view = View(twin, model)                            # doctest: +SKIP
@@ -197,6 +202,7 @@ class View:
         self.connection = "no bridge"
         self.problems: list[str] = []
         self.source_time: float | None = None
+        self.alarms: Mapping[int, Mapping[str, Any]] = {}
         self.sensors: dict[str, Sensor] = dict(twin.sensors)
         meshes = list(twin.meshes)
         # live state
@@ -435,6 +441,14 @@ class View:
             parts.append(f"source {source_time_text(self.source_time)}")
         parts += [f"{self.values_per_second():.0f} values/s", f"frame {self.frame_ms:.1f} ms",
                   f"{len(states)} sensors, {sum(s == 'stale' for s in states)} stale"]
+        suspect = sum(s == "suspect" for s in states)
+        if suspect:
+            parts[-1] += f", {suspect} suspect"
+        open_alarms = [a for a in list(self.alarms.values()) if a.get("state") != "cleared"]
+        if open_alarms:
+            unacked = sum(a.get("state") in ("active", "returned") for a in open_alarms)
+            parts.append(f"{len(open_alarms)} open alarm{'s' if len(open_alarms) > 1 else ''} "
+                         f"({unacked} unacknowledged)")
         self.status.SetText(0, "  ·  ".join(parts))  # not "|": VTK would parse it as math
         if self.problems:
             self.problem_line.SetInput("CHECK THE MODEL: " + "; ".join(self.problems))
@@ -473,9 +487,11 @@ class View:
         return seen is None or now - seen > self.stale_after
 
     def sensor_state(self, channel: str) -> str:
-        """Return ``"ok"``, ``"warn"``, ``"alarm"`` or ``"stale"`` for a sensor now."""
+        """Return ``"ok"``, ``"warn"``, ``"alarm"``, ``"stale"`` or ``"suspect"`` for a sensor now."""
         if self._is_stale(channel, self._clock()):
             return "stale"
+        if self.values.get(f"twin/suspect/{channel}") == 1.0:
+            return "suspect"
         return self.sensors[channel].limits.state(self.values[channel])
 
     def _update_glyphs(self, now: float) -> list[str]:
@@ -486,6 +502,7 @@ class View:
         for i, ch in enumerate(self.glyphs.channels):
             s, v = self.sensors[ch], self.values.get(ch)
             state: str = ("stale" if v is None or self._is_stale(ch, now)
+                          else "suspect" if self.values.get(f"twin/suspect/{ch}") == 1.0
                           else s.limits.state(v))
             age = now - self._seen[ch] if ch in self._seen else None
             self.glyphs.set(i, ALARM_COLORS[state],
@@ -514,7 +531,7 @@ class View:
         size = tuple(self.plotter.window_size)
         self._place_legend(size)
         shown = [i for i, ch in enumerate(g.channels)
-                 if ch in self._labelled or states[i] in ("warn", "alarm")]
+                 if ch in self._labelled or states[i] in ("warn", "alarm", "suspect")]
         sizes = {i: g.text_size(i) for i in shown}
         key = (self.plotter.camera.GetMTime(), size, tuple(shown), self._moves)
         grown = any(sizes[i][0] > self._slots.get(i, (0.0, 0.0))[0] for i in shown)

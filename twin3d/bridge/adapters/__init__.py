@@ -3,7 +3,8 @@
 ``twin3d serve`` starts one adapter per ``[[mqtt]]``, ``[[opcua]]`` and ``[[csv]]`` table of
 bridge.toml; each hands its values to ``Bridge.ingest`` in batches (same validation, recording
 and fan-out as a WebSocket publisher), with the source name ``mqtt:<name>``, ``opcua:<name>`` or
-``csv:<name>``. See ``streaming/adapters/*.example.toml`` for every key.
+``csv:<name>``. See ``streaming/adapters/*.example.toml`` for every key. An ``[[engine]]`` table
+starts the twin engine (:mod:`twin3d.engine.adapter`), a client of the bridge's own URL.
 
 - :mod:`twin3d.bridge.adapters.mqtt` (client: gmqtt)
 - :mod:`twin3d.bridge.adapters.opcua` (client: asyncua)
@@ -25,7 +26,7 @@ from twin3d.errors import AdapterError
 
 __all__ = ["Adapter", "build_adapters", "open_adapters", "start_adapters"]
 
-KINDS = ("mqtt", "opcua", "csv")
+KINDS = ("mqtt", "opcua", "csv", "engine")
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,16 @@ class Adapter(Protocol):
 
 
 def build_adapters(tables: Mapping[str, Any], ingest: Ingest, *,
-                   base_dir: PathLike | None = None) -> list[Adapter]:
+                   base_dir: PathLike | None = None, url: str | None = None) -> list[Adapter]:
     """Check every adapter table and build the adapters, without starting them.
 
     Args:
-        tables: ``{"mqtt": [...], "opcua": [...], "csv": [...]}`` (bridge.toml parsed; other keys
-            are ignored, so the whole TOML document or ``BridgeConfig.adapters`` both work).
+        tables: ``{"mqtt": [...], "opcua": [...], "csv": [...], "engine": [...]}`` (bridge.toml
+            parsed; other keys are ignored, so the whole TOML document or
+            ``BridgeConfig.adapters`` both work).
         ingest: ``await ingest(samples, source)``, normally ``Bridge.ingest``.
-        base_dir: folder that relative CSV paths are resolved against (bridge.toml's folder).
+        base_dir: folder that relative CSV and stage paths are resolved against (bridge.toml's).
+        url: the bridge's own URL, which an ``[[engine]]`` connects to.
 
     Raises:
         AdapterError: the first bad table, e.g. ``"[[mqtt]] #1 (plant): missing key 'host': ..."``.
@@ -71,15 +74,19 @@ def build_adapters(tables: Mapping[str, Any], ingest: Ingest, *,
                 from twin3d.bridge.adapters.opcua import OpcUaAdapter
 
                 adapters.append(OpcUaAdapter(table, ingest, index=i))
-            else:
+            elif kind == "csv":
                 from twin3d.bridge.adapters.csv import CsvReplay
 
                 adapters.append(CsvReplay(table, ingest, index=i, base_dir=base_dir))
+            else:
+                from twin3d.engine.adapter import EngineAdapter
+
+                adapters.append(EngineAdapter(table, url, index=i, base_dir=base_dir))
     return adapters
 
 
 def start_adapters(tables: Mapping[str, Any], ingest: Ingest, *,
-                   base_dir: PathLike | None = None) -> list[asyncio.Task[None]]:
+                   base_dir: PathLike | None = None, url: str | None = None) -> list[asyncio.Task[None]]:
     """Check the adapter tables and start one task per adapter (call inside a running loop).
 
     Config errors raise here, before anything starts. A task ends with :class:`AdapterError` when
@@ -88,9 +95,11 @@ def start_adapters(tables: Mapping[str, Any], ingest: Ingest, *,
     to stop the adapters (what was received is still handed to ``ingest``).
 
     Args:
-        tables: the ``[[mqtt]]``, ``[[opcua]]`` and ``[[csv]]`` tables (see :func:`build_adapters`).
+        tables: the ``[[mqtt]]``, ``[[opcua]]``, ``[[csv]]`` and ``[[engine]]`` tables (see
+            :func:`build_adapters`).
         ingest: ``await ingest(samples, source)``, normally ``Bridge.ingest``.
-        base_dir: folder that relative CSV paths are resolved against.
+        base_dir: folder that relative CSV and stage paths are resolved against.
+        url: the bridge's own URL (for ``[[engine]]``).
 
     Returns:
         The running tasks, named after their tables (``"[[mqtt]] #1 (plant)"``).
@@ -102,7 +111,7 @@ def start_adapters(tables: Mapping[str, Any], ingest: Ingest, *,
         >>> async def serve(bridge, config):  # doctest: +SKIP
         ...     tasks = start_adapters(config.adapters, bridge.ingest)
     """
-    adapters = build_adapters(tables, ingest, base_dir=base_dir)
+    adapters = build_adapters(tables, ingest, base_dir=base_dir, url=url)
     tasks = [asyncio.create_task(a.run(), name=a.label) for a in adapters]
     for task in tasks:
         task.add_done_callback(_report)
@@ -121,14 +130,14 @@ def _report(task: asyncio.Task[None]) -> None:
 
 
 async def open_adapters(tables: Mapping[str, Any], ingest: Ingest, *, base_dir: PathLike | None = None,
-                        timeout: float = 30.0) -> list[asyncio.Task[None]]:
+                        url: str | None = None, timeout: float = 30.0) -> list[asyncio.Task[None]]:
     """Like :func:`start_adapters`, but wait until every adapter has connected once.
 
     Raises:
         AdapterError: a bad table, or an adapter that failed (or did not connect within
             ``timeout`` seconds); the other adapters are then stopped.
     """
-    adapters = build_adapters(tables, ingest, base_dir=base_dir)
+    adapters = build_adapters(tables, ingest, base_dir=base_dir, url=url)
     tasks = [asyncio.create_task(a.run(), name=a.label) for a in adapters]
     try:
         for adapter, task in zip(adapters, tasks, strict=True):
