@@ -105,14 +105,15 @@ def test_ctrl_c_stops_cleanly_and_keeps_a_valid_recording(tmp_path: Path) -> Non
 
 @pytest.mark.render
 @pytest.mark.slow
-def test_with_a_display_the_demo_opens_a_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scene", ["plate", "robot"])
+def test_with_a_display_the_demo_opens_a_window(tmp_path: Path, scene: str) -> None:
     from conftest import require_binary
 
     xvfb = require_binary("xvfb-run", "xvfb xauth")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
-    proc = subprocess.run([xvfb, "-a", sys.executable, "-m", "twin3d", "demo", "--duration", "3",
-                           "-o", str(tmp_path / "demo")], capture_output=True, text=True,
-                          timeout=300, env=env)
+    proc = subprocess.run([xvfb, "-a", sys.executable, "-m", "twin3d", "demo", "--scene", scene,
+                           "--duration", "3", "-o", str(tmp_path / "demo")], capture_output=True,
+                          text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "close the window or press Ctrl-C" in proc.stdout  # the window path, not off-screen
     assert not (tmp_path / "demo" / "demo.mp4").exists()

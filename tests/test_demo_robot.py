@@ -268,6 +268,8 @@ def test_robot_demo_headless_runs_end_to_end_and_its_recording_moves_the_links(
     # gripper where the tests' own forward kinematics does
     for name in ("so101.usda", "recording.usdc"):
         assert validate_stage(out / name).failures == [], name
+    assert sorted(p.name for p in (out / "recording.clips").iterdir())[:2] == \
+        ["0000.usdc", "manifest.usdc"]  # USD value clips
     stage = Usd.Stage.Open(str(out / "recording.usdc"))
     gripper = next(p for p in stage.Traverse() if p.GetName() == "gripper_link")
     codes = stage.GetRootLayer().timeCodesPerSecond
@@ -285,3 +287,19 @@ def test_robot_demo_headless_runs_end_to_end_and_its_recording_moves_the_links(
         np.testing.assert_allclose(world[:3, 3], fk(URDF, q)["gripper_link"][:3, 3], atol=1e-4)
         seen.append(world[:3, 3])
     assert np.linalg.norm(seen[2] - seen[0]) > 0.02  # and it moved
+
+
+def test_the_robot_scene_builds_the_demo_twin(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scenes" / "robot" / "build.py"
+    run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "wrote" in run.stdout and "(6 sensors)" in run.stdout
+    from twin3d.twin import Twin
+
+    twin = Twin.open(tmp_path / "so101.usda")
+    assert len(twin.sensors) == 6 and len(twin.meshes) == 17  # 13 files, one of them 5 times (the servo)
+    assert all(f"so101_new_calib/{j}" in run.stdout for j in JOINTS)

@@ -101,8 +101,10 @@ class Scene(Protocol):
 class Moves:
     """The rigid motion of each mesh that property bindings move, as a view draws meshes.
 
-    A view draws every mesh in world space at rest; a bound channel's value moves a mesh by
-    ``world(values) @ inverse(world at rest)`` (:meth:`twin3d.usd.motion.Motion.world_matrices`).
+    A view draws every mesh where the twin's stage puts it; for a twin opened at rest
+    (``Twin.open(path, reset=True)``: no joint values in its live layer) a bound channel's
+    value moves a mesh by ``world(values) @ inverse(world at rest)``
+    (:meth:`twin3d.usd.motion.Motion.world_matrices`).
 
     Args:
         stage: the twin's composed stage (``Twin.stage``).

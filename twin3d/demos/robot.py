@@ -176,7 +176,7 @@ class RobotScene:
         twin: the robot's twin.
         view: its view.
         load: the arm's load (its poses and tool centre point).
-        duration: seconds the demo runs (the camera swings 60° around the arm over it).
+        duration: seconds the demo runs (the camera swings 40° around the arm over it).
     """
 
     fps = 20.0
@@ -200,10 +200,10 @@ class RobotScene:
         self._t = t
         # look at the gripper from beside it, a little above, swinging round on the servos'
         # side; the arm's base stays in the picture
-        look = 0.7 * self.focus + 0.3 * self.base
-        azimuth = math.radians(70.0 + 50.0 * t / self.duration)
+        look = 0.55 * self.focus + 0.45 * self.base
+        azimuth = math.radians(70.0 + 40.0 * t / self.duration)
         elevation = math.radians(24.0)
-        eye = look + 0.62 * np.array([math.cos(azimuth) * math.cos(elevation),
+        eye = look + 0.7 * np.array([math.cos(azimuth) * math.cos(elevation),
                                       math.sin(azimuth) * math.cos(elevation),
                                       math.sin(elevation)])
         self.view.set_camera(eye, look, (0.0, 0.0, 1.0), 38.0)
