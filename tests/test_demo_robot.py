@@ -303,3 +303,39 @@ def test_the_robot_scene_builds_the_demo_twin(tmp_path: Path) -> None:
     twin = Twin.open(tmp_path / "so101.usda")
     assert len(twin.sensors) == 6 and len(twin.meshes) == 17  # 13 files, one of them 5 times (the servo)
     assert all(f"so101_new_calib/{j}" in run.stdout for j in JOINTS)
+
+
+@pytest.mark.render
+def test_moving_parts_change_only_their_actors_matrix(arm) -> None:  # type: ignore[no-untyped-def]
+    """View.set_transforms: the moved mesh keeps its points buffer; its marker follows."""
+    from twin3d.view import View
+
+    twin, load = arm
+    view = View(twin, None, off_screen=True, window_size=(320, 200))
+    try:
+        view.render()
+        ids = view.actor_ids()
+        gripper = "so101_new_calib/servo_temperature/gripper"
+        sensor = twin.sensors[gripper]
+        actor = next(a for a in view.mesh_actors if a.path == sensor.target)
+        points = actor.polydata.GetPoints().GetData()
+        stamp = points.GetMTime()
+        q = {j: 0.3 for j in JOINTS}
+        moves = load.moves({f"so101_new_calib/{j}": v for j, v in q.items()})
+        view.set_transforms(moves)
+        view.render()
+        m = moves[sensor.target]
+        user = actor.actor.GetUserMatrix()
+        np.testing.assert_allclose([[user.GetElement(r, c) for c in range(4)] for r in range(4)],
+                                   m, atol=1e-12)
+        assert actor.polydata.GetPoints().GetData() is points and points.GetMTime() == stamp
+        assert view.actor_ids() == ids
+        i = view.glyphs.channels.index(gripper)
+        np.testing.assert_allclose(view.glyphs.positions[i],
+                                   m[:3, :3] @ np.asarray(sensor.position) + m[:3, 3], atol=1e-12)
+        # the gripper's frame went where the tests' own kinematics puts it
+        world = load.moves.world({f"so101_new_calib/{j}": v for j, v in q.items()})
+        np.testing.assert_allclose(world[load.tcp_link][:3, 3],
+                                   fk(URDF, q)["gripper_link"][:3, 3], atol=1e-9)
+    finally:
+        view.close()
