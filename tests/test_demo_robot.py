@@ -339,3 +339,17 @@ def test_moving_parts_change_only_their_actors_matrix(arm) -> None:  # type: ign
                                    fk(URDF, q)["gripper_link"][:3, 3], atol=1e-9)
     finally:
         view.close()
+
+
+def test_a_failed_robot_demo_says_why_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import twin3d.demos.robot
+
+    monkeypatch.setattr(twin3d.demos.robot, "URDF", tmp_path / "gone" / "so101.urdf")
+    out = tmp_path / "robot"
+    assert main(["demo", "--scene", "robot", "--headless", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "so101.urdf" in err[0] and "reinstall twin3d" in err[0]
+    assert not out.exists()
+    assert main(["demo", "--scene", "arm"]) == 2
+    assert "invalid choice: 'arm'" in capsys.readouterr().err
