@@ -15,6 +15,7 @@ from twin3d.cad import load_part, prim_name, unique_names, vertex_or_corner_norm
 from twin3d.cad.geometry import conversion_matrix, follow_corners
 from twin3d.cad.gltf import read_gltf
 from twin3d.cad.obj import read_obj
+from twin3d.cad.orient import orient_faces
 from twin3d.cad.stl import read_stl
 from twin3d.cad.weld import weld as _weld
 from twin3d.errors import CADImportError
@@ -332,3 +333,53 @@ def test_fast_gltf_matches_trimesh(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         fast, general = _both_paths(path, monkeypatch)
         _assert_same_part(fast, general)
         assert fast.uses == (2, 1) and len(fast.materials) == 2
+
+
+def _volume(points: np.ndarray, faces: np.ndarray) -> float:
+    p = np.asarray(points, dtype=np.float64)[faces]
+    return float(np.einsum("ij,ij->i", p[:, 0], np.cross(p[:, 1], p[:, 2])).sum() / 6.0)
+
+
+def test_orientation_keeps_a_consistent_source_even_across_non_manifold_edges() -> None:
+    """Two closed boxes welded along a shared edge (4 faces on it, so directed edges repeat):
+    each box is wound outward already and no face may be reversed."""
+    a, b = trimesh.creation.box(), trimesh.creation.box()
+    b.apply_translation([1.0, 1.0, 0.0])
+    points, faces = _weld(np.vstack([a.triangles, b.triangles]).reshape(-1, 3), None)
+    faces = np.asarray(faces, dtype=np.int64)
+    assert orient_faces(points, faces) is faces
+    # one reversed face in the second box: only it is turned back
+    bad = faces.copy()
+    bad[20] = bad[20, ::-1]
+    fixed = orient_faces(points, bad)
+    assert np.flatnonzero((fixed != bad).any(axis=1)).tolist() == [20]
+    assert _volume(points, fixed) == pytest.approx(2.0)
+
+
+def test_orientation_of_closed_shells_follows_the_solid_not_a_seed_face() -> None:
+    box = trimesh.creation.box()
+    points, faces = box.vertices, box.faces
+    # 5 of 12 faces reversed, the first face among them: propagating from it turned the box
+    # inside out; the solid's outside wins
+    mixed = faces.copy()
+    mixed[:5] = mixed[:5, ::-1]
+    assert _volume(points, orient_faces(points, mixed)) == pytest.approx(1.0)
+    # a hollow box: the cavity's wall faces into the cavity (negative volume), outer wall out
+    hollow_points = np.vstack([points, points * 0.5])
+    inner = faces[:, ::-1] + 8
+    inner[[0, 2]] = inner[[0, 2], ::-1]
+    got = orient_faces(hollow_points, np.vstack([faces, inner]))
+    assert _volume(hollow_points, got[:12]) == pytest.approx(1.0)
+    assert _volume(hollow_points, got[12:]) == pytest.approx(-0.125)
+
+
+def test_orientation_of_open_surfaces_keeps_most_of_the_source() -> None:
+    sphere = trimesh.creation.icosphere(2)
+    cap = sphere.faces[sphere.vertices[sphere.faces].mean(axis=1)[:, 2] > 0.2]
+    bad = cap.copy()
+    bad[[0, 3, 7]] = bad[[0, 3, 7], ::-1]  # the first face too: no seed decides
+    fixed = orient_faces(sphere.vertices, bad)
+    assert np.flatnonzero((fixed != bad).any(axis=1)).tolist() == [0, 3, 7]
+    normals = np.cross(*(sphere.vertices[fixed[:, k]] - sphere.vertices[fixed[:, 0]]
+                         for k in (1, 2)))
+    assert (np.einsum("ij,ij->i", normals, sphere.vertices[fixed].mean(axis=1)) > 0).all()

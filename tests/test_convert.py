@@ -13,6 +13,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade
 
 import twin3d
 from twin3d.cad.convert import convert, geometry_path
+from twin3d.cad.step import model_diagonal_mm
 from twin3d.cli import main
 from twin3d.usd.geometry import read_meshes
 from twin3d.usd.validate import validate_stage
@@ -44,8 +45,14 @@ VALID = {
 
 
 def _expected(path: Path, mpu: float, up: str) -> tuple[int, int, np.ndarray]:
-    """Triangles, mesh nodes and world bbox (metres, Z-up) from trimesh's own load."""
-    scene = trimesh.load_scene(str(path))
+    """Triangles, mesh nodes and world bbox (metres, Z-up) from trimesh's own load (STEP: at
+    the tolerance twin3d chooses by default, 0.1 % of the model's size and 30 degrees)."""
+    tolerance = {}
+    if path.suffix.lower() == ".step":
+        diagonal = model_diagonal_mm(path)
+        assert diagonal is not None
+        tolerance = {"tol_linear": 1e-3 * diagonal, "tol_angular": np.radians(30.0)}
+    scene = trimesh.load_scene(str(path), **tolerance)
     tris = sum(len(scene.geometry[scene.graph[n][1]].faces) for n in scene.graph.nodes_geometry)
     lo, hi = scene.bounds * mpu
     if up == "Y":  # (x, y, z) -> (x, -z, y)

@@ -63,6 +63,15 @@ def _add_convert(sub: _Commands) -> None:
                    help="URDF: where package://NAME/... meshes are: a package folder, or a "
                    "folder holding NAME/ (repeatable; the ROS layout around the file is searched "
                    "too)")
+    p.add_argument("--tolerance", metavar="LINEAR[,ANGLE]",
+                   help="STEP tessellation: the largest distance from the surface (0.1mm, 0.0001m, "
+                   "or 0.1%% of the model's size) and angle between facets in degrees "
+                   "(default: 0.1%%,30)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up on an input whose reading takes longer (default: no limit)")
+    p.add_argument("--skip-bad-parts", action="store_true",
+                   help="leave out the inputs and meshes that cannot be converted (a warning "
+                   "names each) and convert the rest")
     p.set_defaults(run=_run_convert)
 
 
@@ -70,12 +79,15 @@ def _run_convert(args: argparse.Namespace) -> int:
     import warnings
 
     from twin3d.cad.convert import convert, geometry_path, texture_folder
+    from twin3d.cad.step import Tolerance
 
+    tolerance = None if args.tolerance is None else Tolerance.parse(args.tolerance)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         out = convert(args.inputs, args.output, units=args.units, up_axis=args.up,
                       name=args.name, keep_units=args.keep_units,
-                      package_path=args.package_path)
+                      package_path=args.package_path, tolerance=tolerance,
+                      timeout=args.timeout, skip_bad_parts=args.skip_bad_parts)
     for w in caught:
         print(f"twin3d convert: warning: {w.message}", file=sys.stderr)
     geom = ""

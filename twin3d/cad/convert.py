@@ -22,9 +22,10 @@ from twin3d._io import atomic_output
 from twin3d._types import PathLike
 from twin3d.cad.memory import release_free_memory
 from twin3d.cad.name import prim_name, unique_names
-from twin3d.cad.part import UNITS, load_part
+from twin3d.cad.part import FORMATS, UNITS, load_part
 from twin3d.cad.scene import Part
-from twin3d.errors import OutputError, UsageError, reason
+from twin3d.cad.step import Tolerance
+from twin3d.errors import CADImportError, OutputError, UsageError, reason
 
 if TYPE_CHECKING:
     from twin3d.usd.asset import AuthoredAsset
@@ -88,7 +89,9 @@ class _Progress:
 
 def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str | None = None,
             up_axis: str | None = None, name: str | None = None, keep_units: bool = False,
-            *, progress: bool = True, package_path: Sequence[PathLike] = ()) -> Path:
+            *, progress: bool = True, package_path: Sequence[PathLike] = (),
+            tolerance: Tolerance | None = None, timeout: float | None = None,
+            skip_bad_parts: bool = False) -> Path:
     """Convert CAD / mesh files, or a URDF robot, into one USD asset.
 
     One input makes a component; several make an assembly with one component per input.
@@ -111,6 +114,12 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
         package_path: folders where a URDF's ``package://NAME/...`` meshes are found: a
             package folder, or a folder holding ``NAME/`` (the ROS layout around the URDF
             file is searched too).
+        tolerance: how finely STEP surfaces are tessellated (default: 0.1 % of each model's
+            size, 30 degrees).
+        timeout: seconds each input's reading may take (a STEP file's tessellation is
+            stopped then); None: no limit.
+        skip_bad_parts: leave out, with a warning naming each, the inputs and meshes that
+            cannot be converted, and convert the rest.
 
     Returns:
         The output path.
@@ -130,6 +139,12 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
         raise UsageError(f"output {out} must end in {', '.join(OUTPUT_SUFFIXES)}")
     if units is not None and units not in UNITS:
         raise UsageError(f"--units must be one of {', '.join(UNITS)}, not {units!r}")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout:g}")
+    if tolerance is not None and not any(FORMATS.get(p.suffix.lower(), ("",))[0] == "STEP"
+                                         for p in paths):
+        warnings.warn("--tolerance only applies to STEP files (the inputs are meshes already)",
+                      UserWarning, stacklevel=2)
     axis = (up_axis or "Z").upper()
     if axis not in ("Y", "Z"):
         raise UsageError(f"--up must be Y or Z, not {up_axis!r}")
@@ -162,16 +177,33 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
     with _Progress(total=len(paths) * 2 + 1, enabled=progress) as bar:
         parts: list[Part] = []
         stage_mpu: float | None = None if keep_units else 1.0
+        failed: list[CADImportError] = []
         for path, pname in zip(paths, part_names, strict=True):
             bar.advance(f"reading {path.name}")
-            part = load_part(path, units=units, up_axis=axis, meters_per_unit=stage_mpu,
-                             name=pname)
+
+            def step(label: str, file: str = path.name) -> None:
+                bar.advance(f"{file}: {label}")
+
+            try:
+                part = load_part(path, units=units, up_axis=axis, meters_per_unit=stage_mpu,
+                                 name=pname, tolerance=tolerance, timeout=timeout,
+                                 skip_bad_parts=skip_bad_parts,
+                                 progress=step)
+            except CADImportError as exc:
+                if not skip_bad_parts or len(paths) == 1:
+                    raise
+                failed.append(exc)
+                warnings.warn(f"left out {exc}", UserWarning, stacklevel=2)
+                continue
             if stage_mpu is None:
                 stage_mpu = part.meters_per_unit
             for message in part.warnings:
                 warnings.warn(message, UserWarning, stacklevel=2)
             parts.append(part)
             bar.advance(f"read {path.name}", 1)
+        if not parts:
+            raise CADImportError(failed[0].path, f"{failed[0].problem} (and every other input "
+                                                 "failed too)")
         assert stage_mpu is not None
         bar.advance("writing")
         from twin3d.usd.asset import author_asset

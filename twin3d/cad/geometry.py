@@ -1,7 +1,8 @@
 """Mesh arrays made ready for USD: welded, wound, turned to the stage's axis, with normals.
 
-Numpy only, except where a mesh needs more than a check: trimesh flips inconsistently wound
-faces and finds smooth patches across hard edges (imported only then).
+Numpy only, except where a mesh needs more than a check: inconsistently wound faces are
+oriented by their solid (:mod:`twin3d.cad.orient`, scipy) and trimesh finds smooth patches
+across hard edges (imported only then).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin3d.cad.memory import release_free_memory
+from twin3d.cad.orient import orient_faces
 from twin3d.cad.scene import Meshes, MeshPart, SourceMesh
 from twin3d.cad.weld import packed_argsort, weld
 from twin3d.errors import CADImportError
@@ -32,7 +34,8 @@ _CHUNK = 1 << 16
 
 
 def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str,
-                conv: npt.NDArray[np.float64], material: int) -> MeshPart | None:
+                conv: npt.NDArray[np.float64], material: int,
+                face_materials: npt.NDArray[np.int32] | None = None) -> MeshPart | None:
     """Take source mesh ``index`` out of ``meshes`` and make it a :class:`MeshPart`.
 
     The mesh is welded (unless its reader did), stripped of faces that collapse, wound
@@ -49,6 +52,8 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
         conv: (4, 4) float64 source-to-stage matrix ``C = s R`` (unit scale times axis
             rotation); the points become ``C p``.
         material: the :class:`MeshPart`'s material index.
+        face_materials: (m,) the :class:`MeshPart`'s material index of each source face, for
+            a mesh whose faces have different materials; they follow the faces.
 
     Returns:
         The mesh, or None when no triangle is left.
@@ -99,6 +104,8 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
         tri = tri[ok]
         if kind == "face" and colors is not None:
             colors = colors[ok]
+        if face_materials is not None:
+            face_materials = face_materials[ok]
         if corner_uv is not None:
             corner_uv = corner_uv[ok]
         used = np.unique(tri)
@@ -114,6 +121,8 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
         tri = tri[keep]
         if kind == "face" and colors is not None:
             colors = colors[keep]
+        if face_materials is not None:
+            face_materials = face_materials[keep]
         if corner_uv is not None:
             corner_uv = corner_uv[keep]
         used = np.unique(tri)
@@ -126,7 +135,7 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
     del keep
     if len(tri) == 0:
         return None
-    wound = _consistent_winding(tri, len(points))
+    wound = orient_faces(points, tri)
     if corner_uv is not None and wound is not tri:  # flipped faces: their corners move
         corner_uv = follow_corners(tri, wound, corner_uv)
     tri = wound
@@ -145,6 +154,8 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
             tri[:, c] = tri[order, c]
         if kind == "face" and colors is not None:
             colors = colors[order]
+        if face_materials is not None:
+            face_materials = face_materials[order]
         if corner_uv is not None:
             corner_uv = corner_uv[order]
         del order
@@ -153,7 +164,7 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
     normals, interp = vertex_or_corner_normals(points, tri)
     mesh = MeshPart(name, points.astype(np.float32, copy=False),
                     tri.astype(np.int32, copy=False), normals, interp, material, colors,
-                    None if corner_uv is None else corner_uv.reshape(-1, 2))
+                    None if corner_uv is None else corner_uv.reshape(-1, 2), face_materials)
     del points, tri, corner_uv
     # the normals' temporaries, and float64 points (OBJ): resident until handed back, they
     # would sit under the writer's peak (15 MiB for 655k points, as glibc's heap fell)
@@ -265,6 +276,21 @@ def _without_coincident_faces(tri: npt.NDArray[np.integer[Any]]) -> npt.NDArray[
     outnumbers the other, none when they are as many.
     """
     m = len(tri)
+    key = tri.min(axis=1).astype(np.int64)
+    hi = tri.max(axis=1).astype(np.int64)
+    if int(hi.max(initial=0)) < (1 << 21):  # first a sort of packed keys: most meshes have none
+        mid = tri.sum(axis=1, dtype=np.int64)
+        mid -= key
+        mid -= hi
+        key <<= 42
+        mid <<= 21
+        key |= mid
+        key |= hi
+        del mid, hi
+        key.sort()  # in place: a third of the memory and time of np.unique's inverse
+        if not np.any(key[1:] == key[:-1]):
+            return None
+    del key
     t = np.asarray(tri, dtype=np.int64)
     lo, hi = t.min(axis=1), t.max(axis=1)
     mid = t.sum(axis=1) - lo - hi
@@ -289,31 +315,6 @@ def _without_coincident_faces(tri: npt.NDArray[np.integer[Any]]) -> npt.NDArray[
     _, one = np.unique(inverse[candidates], return_index=True)  # one face per group
     keep[candidates[one]] = True
     return np.asarray(keep, dtype=np.bool_)
-
-
-def _consistent_winding(faces: npt.NDArray[np.integer[Any]],
-                        n_points: int) -> npt.NDArray[np.integer[Any]]:
-    """Return ``faces`` with a consistent winding (each shared edge used once each way).
-
-    A consistently wound mesh never uses the same directed edge twice; that check is one
-    sort of the 3 m directed edges (8 bytes each: at this point the mesh's arrays are all
-    that is alive, and it is faster than sorting in slices). Only when it fails are faces
-    flipped, by trimesh's ``fix_winding``.
-    """
-    m = len(faces)
-    key = np.empty(3 * m, dtype=np.int64)
-    for i, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
-        k = key[i * m:(i + 1) * m]
-        np.multiply(faces[:, a], n_points, out=k, dtype=np.int64)
-        k += faces[:, b]
-    key.sort()
-    if not np.any(key[1:] == key[:-1]):
-        return faces
-    import trimesh
-
-    mesh = trimesh.Trimesh(np.zeros((n_points, 3)), faces, process=False, validate=False)
-    trimesh.repair.fix_winding(mesh)  # type: ignore[no-untyped-call]
-    return np.asarray(mesh.faces, dtype=faces.dtype)
 
 
 def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

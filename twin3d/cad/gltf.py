@@ -1,16 +1,22 @@
 """glTF and GLB without trimesh: the JSON, then each accessor's bytes read into numpy.
 
-For triangle primitives (one per mesh), factor-only materials (no textures), no extensions,
-sparse accessors or morph targets, no cameras, and names that need no de-duplication;
-anything else is left to trimesh. Accessors are read from the file through one handle, only
-their bytes: the file's buffer is never held whole (``benchmarks/RESULTS.md``, "Conversion").
-Positions stay float32.
+For one primitive per mesh (triangles, strips or fans; points and lines are left out),
+factor-only materials (no textures), no extensions, sparse accessors or morph targets, no
+cameras, and names that need no de-duplication; anything else is left to trimesh. Accessors
+are read from the file through one handle, only their bytes: the file's buffer is never held
+whole (``benchmarks/RESULTS.md``, "Conversion"). Positions stay float32.
+
+Compressed geometry is checked first, whichever reader goes on: Draco
+(``KHR_draco_mesh_compression``) needs DracoPy (``twin3d[draco]``), with which trimesh
+decodes it; meshopt (``EXT_meshopt_compression``) cannot be read, and the error says so.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import tempfile
 from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,6 +27,7 @@ import numpy.typing as npt
 
 from twin3d.cad.scene import (
     DEFAULT_PBR_COLOR,
+    NO_MATERIAL,
     ROOT,
     Edge,
     Material,
@@ -29,8 +36,9 @@ from twin3d.cad.scene import (
     SourceMesh,
     rgba,
 )
+from twin3d.errors import CADImportError
 
-__all__ = ["read_gltf"]
+__all__ = ["check_compression", "read_gltf"]
 
 
 class _Decline(Exception):
@@ -40,6 +48,10 @@ class _Decline(Exception):
 _COMPONENT = {5126: "<f4", 5125: "<u4", 5123: "<u2", 5121: "u1"}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 _PRIM_ATTRIBUTES = ("POSITION", "NORMAL", "TANGENT", "TEXCOORD_")
+#: primitive modes with a surface: triangles, triangle strip, triangle fan
+_TRIANGLES, _STRIP, _FAN = 4, 5, 6
+#: compressions of mesh data that no reader here decodes
+_UNREADABLE = ("EXT_meshopt_compression", "KHR_meshopt_compression")
 
 
 class _Buffer(NamedTuple):
@@ -50,63 +62,193 @@ class _Buffer(NamedTuple):
     length: int
 
 
-def read_gltf(path: Path) -> Scene | None:
+def read_gltf(path: Path, *, merged: bool = False) -> Scene | None:
     """A simple glTF / GLB as a :class:`Scene`; None: leave it to trimesh.
 
     Node transforms compose ``matrix`` and translation, rotation and scale as trimesh does,
     and the hierarchy is walked in trimesh's order, so both give the same part.
+
+    Args:
+        path: the ``.gltf`` or ``.glb`` file.
+        merged: read each mesh's primitives as one mesh, with a material per face when they
+            differ, and make duplicate mesh and node names unique as trimesh does (the prim
+            paths of stages converted through trimesh stay): how a STEP file's tessellation
+            is read (:mod:`twin3d.cad.step`).
+
+    Raises:
+        CADImportError: the geometry is compressed in a way that cannot be read here
+            (:func:`check_compression`).
     """
     try:
         with ExitStack() as files:  # one handle per file, closed when the reading is done
-            return _read(path, files)
+            return _read(path, files, merged)
+    except CADImportError:
+        raise
     except (_Decline, KeyError, IndexError, TypeError, ValueError, AttributeError):
-        return None
+        return None  # (a bad base64 buffer is a ValueError too)
 
 
-def _read(path: Path, files: ExitStack) -> Scene:
+def check_compression(path: Path, header: dict[str, Any] | None = None) -> None:
+    """Refuse, in one line, geometry compressed in a way that no reader here decodes.
+
+    Args:
+        path: the glTF / GLB file.
+        header: its JSON, if read already (else it is read; an unreadable file passes, and
+            its reader says what is wrong).
+
+    Raises:
+        CADImportError: Draco without DracoPy installed, or meshopt compression without
+            uncompressed fallback buffers (the extension is required).
+    """
+    if header is None:
+        try:
+            with ExitStack() as files:
+                header, _ = _json_and_buffers(path, files)
+        except (_Decline, OSError, ValueError, KeyError, TypeError):
+            return
+    required = set(header.get("extensionsRequired") or ())
+    used = set(header.get("extensionsUsed") or ()) | required
+    if "KHR_draco_mesh_compression" in used:
+        try:
+            import DracoPy  # noqa: F401  (trimesh's glTF loader decodes with it)
+        except ImportError:
+            raise CADImportError(path, "Draco-compressed (KHR_draco_mesh_compression): "
+                                       "install twin3d[draco] (DracoPy) to read it") from None
+    for name in _UNREADABLE:  # only used: the file has uncompressed fallback buffers
+        if name in required:
+            raise CADImportError(path, f"compressed with {name}, which twin3d cannot read: "
+                                       "decompress it first (glTF-Transform or gltfpack)")
+
+
+def _read(path: Path, files: ExitStack, merged: bool) -> Scene:
     header, buffers = _json_and_buffers(path, files)
+    check_compression(path, header)
     if header.get("extensionsUsed") or header.get("extensionsRequired"):
         raise _Decline
-    materials = tuple(_material(m) for m in header.get("materials", []))
+    materials = [_material(m) for m in header.get("materials", [])]
+    n_source = len(materials)
     meshes: list[SourceMesh] = []
+    index: list[int | None] = []  # the scene's mesh of each glTF mesh (None: no triangles)
     names: set[str] = set()
+    counts: dict[str, int] = {}
     for mesh in header.get("meshes", []):
         prims = mesh["primitives"]
         name = mesh.get("name", "GLTF")
-        if len(prims) != 1 or not name or name in names:
+        if merged:  # the names trimesh gave them (stages converted before keep their paths)
+            name = _unique_name(name, names, counts)
+        elif len(prims) != 1 or not name or name in names:
             raise _Decline  # trimesh merges primitives / renames: leave it to trimesh
         names.add(name)
-        p = prims[0]
-        attr = p["attributes"]
-        if p.get("mode", 4) != 4 or "extensions" in p or "targets" in p or \
-                not all(k.startswith(_PRIM_ATTRIBUTES) for k in attr):
+        parts = []
+        for p in prims:
+            if "extensions" in p or "targets" in p or \
+                    not all(k.startswith(_PRIM_ATTRIBUTES) for k in p["attributes"]):
+                raise _Decline
+            material = p.get("material")
+            if material is not None and not 0 <= material < n_source:
+                raise _Decline
+            if p.get("mode", _TRIANGLES) not in (_TRIANGLES, _STRIP, _FAN):
+                continue  # points and lines: no surface
+            pos, faces = _primitive(header, buffers, p)
+            if len(faces):
+                parts.append((pos, faces, material))
+        if not parts:
+            index.append(None)
+            continue
+        index.append(len(meshes))
+        if len(parts) == 1:
+            meshes.append(SourceMesh(name, parts[0][0], parts[0][1], parts[0][2]))
+            continue
+        used = [m for _, _, m in parts]
+        if any(m is None for m in used) and any(m is not None for m in used):
+            if len(materials) == n_source:  # the glTF default material, for these primitives
+                materials.append(NO_MATERIAL)
+            used = [n_source if m is None else m for m in used]
+        offsets = np.cumsum([0] + [len(pos) for pos, _, _ in parts])
+        sizes = [len(f) for _, f, _ in parts]
+        per_face = None if used[0] is None or len(set(used)) == 1 else np.repeat(
+            np.asarray(used, dtype=np.int32), sizes)
+        meshes.append(SourceMesh(
+            name, np.concatenate([pos for pos, _, _ in parts]),
+            np.concatenate([f.astype(np.int64) + o for (_, f, _), o in zip(parts, offsets,
+                                                                              strict=False)]),
+            None if used[0] is None else int(used[int(np.argmax(sizes))]),
+            face_materials=per_face))
+    return Scene(Meshes(meshes), tuple(materials), _edges(header, index, merged),
+                 units="meters")
+
+
+def _unique_name(name: str, used: set[str], counts: dict[str, int]) -> str:
+    """``name``, or ``name_1``, ``name_2`` ... (after a trailing number: the next one) when
+    taken, as trimesh's ``unique_name`` names a glTF's meshes."""
+    if name and name not in used:
+        return name
+    stem, start = name or "geometry", counts.get(name, 0)
+    head, _, tail = stem.rpartition("_")
+    if start == 0 and head and tail.isdigit():
+        stem, start = head, int(tail)
+    i = start + 1
+    while f"{stem}_{i}" in used:
+        i += 1
+    counts[name] = i
+    return f"{stem}_{i}"
+
+
+def _primitive(header: dict[str, Any], buffers: list[_Buffer],
+               p: dict[str, Any]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.integer[Any]]]:
+    """A surface primitive's (n, 3) float32 positions and (m, 3) triangles."""
+    pos = _accessor(header, buffers, p["attributes"]["POSITION"])
+    if pos.shape[1] != 3 or pos.dtype != np.float32:
+        raise _Decline
+    mode = p.get("mode", _TRIANGLES)
+    if "indices" in p:
+        idx = _accessor(header, buffers, p["indices"])
+        if idx.shape[1] != 1 or idx.dtype.kind != "u":
             raise _Decline
-        pos = _accessor(header, buffers, attr["POSITION"])
-        if pos.shape[1] != 3 or pos.dtype != np.float32:
-            raise _Decline
-        if "indices" in p:
-            idx = _accessor(header, buffers, p["indices"])
-            if idx.shape[1] != 1 or idx.dtype.kind != "u" or len(idx) % 3:
+        if mode == _TRIANGLES:
+            if len(idx) % 3:
                 raise _Decline
             # uint32 indices as int32 without a copy (>= 2**31 turns negative: rejected later)
-            faces = (idx.view(np.int32) if idx.dtype == np.uint32 else
-                     idx.astype(_index_type(len(pos)))).reshape(-1, 3)
-        elif len(pos) % 3 == 0:
-            faces = np.arange(len(pos), dtype=_index_type(len(pos))).reshape(-1, 3)
-        else:
+            return pos, (idx.view(np.int32) if idx.dtype == np.uint32 else
+                         idx.astype(_index_type(len(pos)))).reshape(-1, 3)
+        corners = idx.reshape(-1).astype(np.int64)
+    elif mode == _TRIANGLES:
+        if len(pos) % 3:
             raise _Decline
-        material = p.get("material")
-        if material is not None and not 0 <= material < len(materials):
-            raise _Decline
-        meshes.append(SourceMesh(name, pos, faces, material))  # float32 positions
-    return Scene(Meshes(meshes), materials, _edges(header, len(meshes)), units="meters")
+        return pos, np.arange(len(pos), dtype=_index_type(len(pos))).reshape(-1, 3)
+    else:
+        corners = np.arange(len(pos), dtype=np.int64)
+    return pos, _strip_or_fan(corners, mode).astype(_index_type(len(pos)))
 
 
-def _edges(header: dict[str, Any], n_meshes: int) -> tuple[Edge, ...]:
-    """The node hierarchy as edges, in the order trimesh's loader walks it."""
+def _strip_or_fan(corners: npt.NDArray[np.int64], mode: int) -> npt.NDArray[np.int64]:
+    """(k - 2, 3) triangles of a strip or fan of k corners, wound as the glTF spec says
+    (strip: ``p_i, p_{i+1+i%2}, p_{i+2-i%2}``; fan: ``p_{i+1}, p_{i+2}, p_0``)."""
+    k = len(corners) - 2
+    if k <= 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    i = np.arange(k)
+    if mode == _STRIP:
+        odd = i % 2
+        return np.stack([corners[i], corners[i + 1 + odd], corners[i + 2 - odd]], axis=1)
+    return np.stack([corners[i + 1], corners[i + 2], np.full(k, corners[0])], axis=1)
+
+
+def _edges(header: dict[str, Any], index: list[int | None], merged: bool) -> tuple[Edge, ...]:
+    """The node hierarchy as edges, in the order trimesh's loader walks it; ``index``: the
+    scene's mesh of each glTF mesh. ``merged``: duplicate node names are made unique as
+    trimesh makes them."""
     nodes = header.get("nodes", [])
     names = [n.get("name", str(i)) for i, n in enumerate(nodes)]
-    if len(set(names)) != len(names) or ROOT in names or not all(names):
+    if merged:  # unique as trimesh makes them, in the nodes' order
+        used: set[str] = set()
+        counts: dict[str, int] = {}
+        for i, name in enumerate(names):
+            names[i] = _unique_name(str(name), used, counts)
+            used.add(names[i])
+        if ROOT in used:
+            names[names.index(ROOT)] = _unique_name(ROOT, used, {})
+    elif len(set(names)) != len(names) or ROOT in names or not all(names):
         raise _Decline
     scene_index = header.get("scene", 0)
     roots = header["scenes"][scene_index].get("nodes", []) if "scenes" in header else []
@@ -123,10 +265,10 @@ def _edges(header: dict[str, Any], n_meshes: int) -> tuple[Edge, ...]:
             raise _Decline
         queue.extend((b, c) for c in node.get("children", []))
         mesh = node.get("mesh")
-        if mesh is not None and not 0 <= mesh < n_meshes:
+        if mesh is not None and not 0 <= mesh < len(index):
             raise _Decline
         edges.append(Edge(ROOT if parent is None else names[parent], names[b],
-                          _node_matrix(node), mesh))
+                          _node_matrix(node), None if mesh is None else index[mesh]))
     return tuple(edges)
 
 
@@ -167,7 +309,12 @@ def _json_and_buffers(path: Path, files: ExitStack) -> tuple[dict[str, Any], lis
                 raise _Decline
             buffers.append(bin_chunk)
             continue
-        if ":" in uri or "%" in uri or uri.startswith("/"):  # data: URIs, escapes, absolute
+        if uri.startswith("data:") and ";base64," in uri[:200]:  # embedded: into a temp file
+            f = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (the stack closes it)
+            f.write(base64.b64decode(uri.split(",", 1)[1], validate=True))
+            buffers.append(_Buffer(f, 0, f.tell()))
+            continue
+        if ":" in uri or "%" in uri or uri.startswith("/"):  # other URIs, escapes, absolute
             raise _Decline
         file = path.parent / uri
         if not file.is_file():

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +50,7 @@ from twin3d.cad.scene import (
     Part,
     Scene,
 )
+from twin3d.cad.step import Tolerance
 from twin3d.errors import CADImportError
 
 __all__ = ["DEFAULT_UNITS", "FORMATS", "UNITS", "file_sha256", "load_part", "part_from_scene"]
@@ -79,7 +82,10 @@ _STEP_OCCURRENCE = re.compile(r"NAUO\d+")
 
 
 def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
-              meters_per_unit: float | None = 1.0, name: str | None = None) -> Part:
+              meters_per_unit: float | None = 1.0, name: str | None = None, *,
+              tolerance: Tolerance | None = None, timeout: float | None = None,
+              skip_bad_parts: bool = False, progress: Callable[[str], None] | None = None,
+              ) -> Part:
     """Read one CAD or mesh file into a :class:`Part` in stage units and axis.
 
     Args:
@@ -90,9 +96,16 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
         meters_per_unit: the stage's metres per unit (points are scaled to it); ``None``
             keeps the source's units.
         name: the part's prim name (default: from the file name).
+        tolerance: how finely STEP surfaces are tessellated (default :class:`Tolerance()`:
+            relative to the model's size).
+        timeout: give up (:class:`CADImportError`) when reading takes longer than this
+            many seconds; None: no limit.
+        skip_bad_parts: leave out a mesh that cannot be converted (a warning names it)
+            instead of failing.
+        progress: called with a short label as the reading goes (tessellating, each mesh).
 
     Raises:
-        CADImportError: missing, empty, corrupt or unsupported file.
+        CADImportError: missing, empty, corrupt or unsupported file, or past ``timeout``.
     """
     p = Path(path)
     fmt_info = FORMATS.get(p.suffix.lower())
@@ -108,23 +121,31 @@ def load_part(path: PathLike, units: str | None = None, up_axis: str = "Z",
         raise CADImportError(p, f"unknown units {units!r}; use one of {', '.join(UNITS)}")
     with ThreadPoolExecutor(1, thread_name_prefix="twin3d-sha256") as pool:
         digest = pool.submit(file_sha256, p)  # beside the reading: hashlib releases the GIL
-        scene = read_scene(p, fmt)
+        limit = _Deadline(p, timeout)
+        # reading starts now: the tessellation (STEP) may take all of the time
+        scene = read_scene(p, fmt, tolerance=tolerance, timeout=timeout, progress=progress)
+        tessellation = scene.tessellation
         mpu, units_note, warnings = _source_units(p, fmt, declares, scene.units, units)
+        warnings[:0] = scene.warnings
         axis_note = (f"{src_up} (glTF spec)" if fmt == "glTF" else f"{src_up} (3MF spec)"
                      if fmt == "3MF" else f"{src_up} (CAD convention, assumed)")
         scale = 1.0 if meters_per_unit is None else mpu / meters_per_unit
-        builder = _Builder(scene, p, fmt, conversion_matrix(scale, src_up, up_axis))
+        builder = _Builder(scene, p, fmt, conversion_matrix(scale, src_up, up_axis),
+                           limit=limit, skip_bad_parts=skip_bad_parts, progress=progress)
         del scene  # the builder takes each mesh out of it once read
         top = builder.nodes(builder.root)
+        warnings += builder.warnings
         if not builder.meshes:
             raise CADImportError(p, "no triangles found (empty, truncated or not a valid "
-                                    f"{fmt} file)")
+                                    f"{fmt} file)" if not builder.skipped else
+                                 f"every mesh was left out ({builder.warnings[-1]})")
         # a single wrapper node with identity transform adds nothing: unwrap it
         while len(top) == 1 and top[0].mesh is None and top[0].matrix is None and top[0].children:
             top = list(top[0].children)
         return Part(name or prim_name(p.stem, "Part"), p, fmt, digest.result(),
                     Meshes(builder.meshes), tuple(builder.materials), _unique_children(top),
-                    mpu, src_up, units_note, axis_note, tuple(builder.uses), tuple(warnings))
+                    mpu, src_up, units_note, axis_note, tuple(builder.uses), tuple(warnings),
+                    tessellation)
 
 
 def part_from_scene(scene: Scene, path: Path, fmt: str, *, name: str, sha256: str,
@@ -170,15 +191,32 @@ def _source_units(p: Path, fmt: str, declares: bool, declared: str | None,
     return mpu, note, warnings
 
 
+class _Deadline:
+    """When a reading's ``timeout`` is up (None: never)."""
+
+    def __init__(self, path: Path, timeout: float | None) -> None:
+        self.path, self.timeout = path, timeout
+        self.at = None if timeout is None else time.monotonic() + timeout
+
+    def check(self) -> None:
+        """Raises CADImportError: the time is up."""
+        if self.at is not None and time.monotonic() > self.at:
+            raise CADImportError(self.path, f"reading took longer than --timeout "
+                                            f"{self.timeout:g} s")
+
+
 class _Builder:
     """A scene's hierarchy as :class:`Node` trees, in stage units and axis.
 
     Each mesh is taken out of the scene and welded the first time a node shows it; the
-    materials are those the meshes use, each once, in the order they are first used.
+    materials are those the meshes use, each once, in the order they are first used. A mesh
+    that cannot be converted fails the part, or with ``skip_bad_parts`` is left out with a
+    warning that names it.
     """
 
-    def __init__(self, scene: Scene, path: Path, fmt: str,
-                 conv: npt.NDArray[np.float64]) -> None:
+    def __init__(self, scene: Scene, path: Path, fmt: str, conv: npt.NDArray[np.float64], *,
+                 limit: _Deadline | None = None, skip_bad_parts: bool = False,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.root = scene.root
         self.meshes: list[MeshPart] = []
         self.materials: list[Material] = []
@@ -194,6 +232,10 @@ class _Builder:
         self._mesh_of: dict[int, int | None] = {}
         self._by_content: dict[str, int] = {}
         self._material_of: dict[tuple[object, ...], int] = {}
+        self._limit = limit or _Deadline(path, None)
+        self._skip, self._progress = skip_bad_parts, progress
+        self.warnings: list[str] = []
+        self.skipped = 0
 
     def nodes(self, parent: str) -> list[Node]:
         """The nodes under ``parent`` that show a mesh or have children that do."""
@@ -222,13 +264,26 @@ class _Builder:
         """The part's mesh for the scene's mesh ``index`` (taken and welded the first time)."""
         if index in self._mesh_of:
             return self._mesh_of[index]
+        self._limit.check()
+        if self._progress is not None:
+            self._progress(f"mesh {len(self._mesh_of) + 1} of {len(self._source)}")
         peek = self._source[index]
         base = prim_name(peek.name, "Mesh")
-        material = self._material(peek.material)
-        colored = peek.vertex_colors is not None or peek.face_colors is not None
+        material, per_face = self._materials(peek.material, peek.face_materials)
+        colored = peek.vertex_colors is not None or peek.face_colors is not None or \
+            per_face is not None
+        label = peek.name
         del peek  # take_welded must hold the only reference to the arrays
-        mp = take_welded(self._source, index, path=self._path, name=base, conv=self._conv,
-                         material=material)
+        try:
+            mp = take_welded(self._source, index, path=self._path, name=base, conv=self._conv,
+                             material=material, face_materials=per_face)
+        except CADImportError as exc:
+            if not self._skip:
+                several = "; --skip-bad-parts leaves it out" if len(self._source) > 1 else ""
+                raise CADImportError(self._path, exc.problem + several) from None
+            self.warnings.append(f"{self._path.name}: left out mesh {label!r}: {exc.problem}")
+            self.skipped += 1
+            mp = None
         found: int | None = None
         if mp is not None:
             digest = ""
@@ -247,6 +302,18 @@ class _Builder:
                 self._by_content[digest] = found
         self._mesh_of[index] = found
         return found
+
+    def _materials(self, index: int | None, per_face: npt.NDArray[np.integer[Any]] | None,
+                   ) -> tuple[int, npt.NDArray[np.int32] | None]:
+        """The part's material for a mesh, and for each of its faces when they differ."""
+        if per_face is None:
+            return self._material(index), None
+        used, inverse = np.unique(per_face, return_inverse=True)
+        mine = np.array([self._material(int(u)) for u in used], dtype=np.int32)
+        faces = mine[inverse.reshape(-1)]
+        if len(np.unique(mine)) == 1:
+            return int(mine[0]), None
+        return int(np.bincount(faces).argmax()), faces
 
     def _material(self, index: int | None) -> int:
         """The part's material for the scene's material ``index`` (None: the source has none)."""

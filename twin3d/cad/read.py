@@ -3,27 +3,34 @@
 Binary STL, simple OBJ and simple glTF have readers of their own that import no trimesh
 (:mod:`twin3d.cad.stl`, :mod:`~twin3d.cad.obj`, :mod:`~twin3d.cad.gltf`): importing
 trimesh, which pulls in scipy and networkx, takes about 1 s. Everything else, and whatever a
-fast reader declines, goes through ``trimesh.load_scene`` (cascadio for STEP) and
-:func:`from_trimesh`, the only code that knows trimesh's scene graph and visuals. Both paths
-give the same :class:`~twin3d.cad.scene.Part` for the files the fast readers take
-(``tests/test_cad.py`` compares them on real and generated files).
+fast reader declines, goes through ``trimesh.load_scene`` and :func:`from_trimesh`, the only
+code that knows trimesh's scene graph and visuals. Both paths give the same
+:class:`~twin3d.cad.scene.Part` for the files the fast readers take (``tests/test_cad.py``
+compares them on real and generated files). STEP is tessellated by :mod:`twin3d.cad.step`
+into a GLB, read as glTF. What trimesh logs while it reads (a missing texture image ...)
+becomes one warning line each, never a traceback on the terminal.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from twin3d.cad.gltf import read_gltf
+from twin3d.cad.gltf import check_compression, read_gltf
 from twin3d.cad.memory import release_free_memory
 from twin3d.cad.obj import read_obj
 from twin3d.cad.scene import DEFAULT_PBR_COLOR, Edge, Material, Meshes, Scene, SourceMesh, rgba
+from twin3d.cad.step import Tolerance, tessellate_step
 from twin3d.cad.stl import read_stl
 from twin3d.errors import CADImportError, reason
 
@@ -38,32 +45,92 @@ _FAST: dict[str, Callable[[Path], Scene | None]] = {
 _GLTF_PRIMITIVE_FRAME = re.compile(r"_[0-9a-f]{6}")
 
 
-def read_scene(path: Path, fmt: str) -> Scene:
+def read_scene(path: Path, fmt: str, *, tolerance: Tolerance | None = None,
+               timeout: float | None = None,
+               progress: Callable[[str], None] | None = None) -> Scene:
     """Read ``path``, a file of format ``fmt`` (a name in :data:`twin3d.cad.FORMATS`).
 
+    Args:
+        path: the file.
+        fmt: its format.
+        tolerance: STEP only: how finely its surfaces are tessellated (default
+            :class:`~twin3d.cad.step.Tolerance()`).
+        timeout: STEP only: seconds the tessellation may take; None: no limit.
+        progress: STEP only: called with a label before tessellating.
+
     Raises:
-        CADImportError: the file cannot be read (STEP without cascadio, corrupt ...).
+        CADImportError: the file cannot be read (STEP without cascadio, corrupt, compressed
+            in a way that cannot be decoded, tessellation past ``timeout`` ...).
     """
+    if fmt == "STEP":
+        return _read_step(path, tolerance or Tolerance(), timeout, progress)
+    if fmt == "glTF" and not FAST_READERS:
+        check_compression(path)  # read_gltf does it when it runs
     reader = _FAST.get(fmt) if FAST_READERS else None
     if reader is not None:
         scene = reader(path)
         release_free_memory()  # the parser's temporaries
         if scene is not None:
             return scene
+    return _load_with_trimesh(path, fmt)
+
+
+def _read_step(path: Path, tolerance: Tolerance, timeout: float | None,
+               progress: Callable[[str], None] | None) -> Scene:
+    """A STEP file tessellated into a GLB (:mod:`twin3d.cad.step`), read as glTF."""
+    with tempfile.TemporaryDirectory(prefix="twin3d-step-") as folder:
+        glb = Path(folder) / "tessellated.glb"
+        note = tessellate_step(path, glb, tolerance, timeout, progress)
+        scene = read_gltf(glb, merged=True)
+        if scene is None:  # something the glTF reader leaves to trimesh
+            scene = _load_with_trimesh(glb, "glTF", path)
+    # cascadio writes metres, whatever the STEP file's unit
+    return replace(scene, units="meters", tessellation=note)
+
+
+def _load_with_trimesh(path: Path, fmt: str, source: Path | None = None) -> Scene:
+    """``trimesh.load_scene`` and :func:`from_trimesh`; ``source``: the file to name in
+    messages (default ``path``)."""
     import trimesh
 
-    if fmt == "STEP":
+    what = f"not a readable {fmt} file" if source is None else \
+        "OpenCASCADE's tessellation of it could not be read"
+    source = source or path
+    with _trimesh_log(source) as said:
         try:
-            import cascadio  # noqa: F401
-        except ImportError:
-            raise CADImportError(path, "reading STEP needs cascadio: pip install cascadio") \
-                from None
+            # no trimesh processing: we weld ourselves (positions only, 10x faster)
+            loaded = trimesh.load_scene(str(path), process=False)
+        except Exception as exc:  # trimesh raises many types for corrupt files
+            raise CADImportError(source, f"{what} ({reason(exc)})") from None
+    scene = from_trimesh(loaded, fmt)
+    return replace(scene, warnings=scene.warnings + tuple(said))
+
+
+@contextmanager
+def _trimesh_log(path: Path) -> Iterator[list[str]]:
+    """Collect what trimesh logs at warning level and above as one line each (the same line
+    once), instead of letting Python print it (a traceback, with exc_info)."""
+    said: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            line = record.getMessage().strip().rstrip("!.")
+            if record.exc_info and record.exc_info[1] is not None:
+                line += f" ({type(record.exc_info[1]).__name__}: {reason(record.exc_info[1])})"
+            line = f"{path.name}: trimesh: {line}"
+            if line not in said:
+                said.append(line)
+
+    logger = logging.getLogger("trimesh")
+    handler = Collect(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
     try:
-        # no trimesh processing: we weld ourselves (positions only, 10x faster)
-        loaded = trimesh.load_scene(str(path), process=False)
-    except Exception as exc:  # trimesh raises many types for corrupt files
-        raise CADImportError(path, f"not a readable {fmt} file ({reason(exc)})") from None
-    return from_trimesh(loaded, fmt)
+        yield said
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def from_trimesh(loaded: Any, fmt: str) -> Scene:
@@ -115,13 +182,24 @@ def from_trimesh(loaded: Any, fmt: str) -> Scene:
 
 
 def _mesh(name: str, geom: Any, materials: list[Material]) -> SourceMesh:
-    """A trimesh ``Trimesh`` as a :class:`SourceMesh`; its material, if any, appended."""
+    """A trimesh ``Trimesh`` as a :class:`SourceMesh`; its material(s), if any, appended."""
     vertices = np.asarray(geom.vertices)
     visual = geom.visual
     material: Material | None = None
-    vertex_colors = face_colors = uvs = None
+    vertex_colors = face_colors = uvs = per_face = None
     kind = getattr(visual, "kind", None)
-    if kind == "texture" and getattr(visual, "material", None) is not None:
+    mat = getattr(visual, "material", None)
+    if kind == "texture" and hasattr(mat, "materials"):  # a MultiMaterial: one per face
+        which = np.asarray(getattr(visual, "face_materials", None) or [], dtype=np.int64)
+        subs = [_material(m) for m in getattr(mat, "materials", [])]
+        if subs and len(which) == len(geom.faces) and which.min() >= 0 and \
+                which.max() < len(subs):
+            per_face = which + len(materials)
+            materials.extend(subs)
+            return SourceMesh(name, vertices, np.asarray(geom.faces),
+                              int(np.bincount(per_face).argmax()), face_materials=per_face)
+        material = subs[0] if subs else None
+    elif kind == "texture" and mat is not None:
         material, uvs = _textured(visual, len(vertices))
     elif kind in ("face", "vertex"):
         arr = np.asarray(visual.face_colors if kind == "face" else visual.vertex_colors)
@@ -141,21 +219,24 @@ def _mesh(name: str, geom: Any, materials: list[Material]) -> SourceMesh:
 def _textured(visual: Any, n_vertices: int) -> tuple[Material, npt.NDArray[np.float32] | None]:
     """The material of trimesh's ``TextureVisuals``, and its per-vertex texture coordinates
     when it has a base colour image that they map."""
-    from trimesh.visual.material import PBRMaterial
-
     mat = visual.material
-    bc = getattr(mat, "baseColorFactor", None)  # PBR materials; simple ones have a diffuse
     image = getattr(mat, "baseColorTexture", None) or getattr(mat, "image", None)
     uv = getattr(visual, "uv", None)
-    texture = None
     if image is not None and uv is not None and len(uv) == n_vertices:
-        texture, uv = _png(image), np.asarray(uv, dtype=np.float32)[:, :2]
-        if bc is None:  # the image is the colour; a plain material's tint would dim it
-            bc = [255, 255, 255, 255]
-    else:
-        uv = None
+        return _material(mat, _png(image)), np.asarray(uv, dtype=np.float32)[:, :2]
+    return _material(mat), None
+
+
+def _material(mat: Any, texture: bytes | None = None) -> Material:
+    """A trimesh material (PBR or simple) as a :class:`Material`, with ``texture`` as its base
+    colour image (its colour then only tints it: white unless the material gives one)."""
+    from trimesh.visual.material import PBRMaterial
+
+    bc = getattr(mat, "baseColorFactor", None)  # PBR materials; simple ones have a diffuse
     if bc is not None:
         color = rgba(np.asarray(bc))
+    elif texture is not None:  # the image is the colour; a plain material's tint would dim it
+        color = (1.0, 1.0, 1.0, 1.0)
     elif isinstance(mat, PBRMaterial):
         color = DEFAULT_PBR_COLOR
     else:  # a simple material's diffuse colour
@@ -165,7 +246,7 @@ def _textured(visual: Any, n_vertices: int) -> tuple[Material, npt.NDArray[np.fl
     rough = getattr(mat, "roughnessFactor", None)
     return Material(str(getattr(mat, "name", None) or "Material"), color,
                     float(getattr(mat, "metallicFactor", None) or 0.0),
-                    0.5 if rough is None else float(rough), (e[0], e[1], e[2]), texture), uv
+                    0.5 if rough is None else float(rough), (e[0], e[1], e[2]), texture)
 
 
 def _png(image: Any) -> bytes:

@@ -14,8 +14,8 @@ else here is immutable.
 
 The shapes leave room for what readers will need: a URDF's links are nodes placed by
 their joints' edges, with each link's meshes read from their own files by these same
-readers; a STEP file's named parts are nodes, and a per-face colour is a material index
-per face beside :attr:`SourceMesh.material`.
+readers; a STEP file's named parts are nodes, and a part whose faces have different colours
+is one mesh with a material index per face (:attr:`SourceMesh.face_materials`).
 """
 
 from __future__ import annotations
@@ -151,6 +151,9 @@ class SourceMesh:
         uvs: optional (n, 2) float32 texture coordinates, one per vertex, for a textured
             material.
         welded: the reader merged equal points already (``faces`` index distinct points).
+        face_materials: optional (m,) integer index into :attr:`Scene.materials` per face,
+            for a mesh whose faces have different materials (``material`` is then the most
+            used one).
     """
 
     name: str
@@ -161,6 +164,7 @@ class SourceMesh:
     face_colors: npt.NDArray[np.float32] | None = None
     uvs: npt.NDArray[np.float32] | None = None
     welded: bool = False
+    face_materials: npt.NDArray[np.integer[Any]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,6 +201,8 @@ class Scene:
         units: the length unit the file declares (``"meters"``, ``"millimeters"`` ...), or
             None when it declares none.
         root: the name of the frame the top-level nodes hang from (no node has it).
+        warnings: what the reader noticed and the user should hear (one line each).
+        tessellation: how surfaces were tessellated (STEP), for the provenance; "" for meshes.
     """
 
     meshes: Meshes[SourceMesh]
@@ -204,6 +210,8 @@ class Scene:
     edges: tuple[Edge, ...] = ()
     units: str | None = None
     root: str = ROOT
+    warnings: tuple[str, ...] = ()
+    tessellation: str = ""
 
 
 # --- what reading gives -------------------------------------------------------------------------
@@ -223,6 +231,9 @@ class MeshPart:
         colors: optional per-vertex (n, 3) or per-face (m, 3) float32 display colours.
         uvs: optional (3 m, 2) float32 texture coordinates, one per face corner (lower-left
             origin, as USD's ``st``), for a textured material.
+        face_materials: optional (m,) int32 index into :attr:`Part.materials` per face, for a
+            mesh whose faces have different materials (``material`` is the most used one);
+            written as one ``GeomSubset`` per material.
     """
 
     name: str
@@ -233,6 +244,7 @@ class MeshPart:
     material: int
     colors: npt.NDArray[np.float32] | None = None
     uvs: npt.NDArray[np.float32] | None = None
+    face_materials: npt.NDArray[np.int32] | None = None
 
     @property
     def extent(self) -> npt.NDArray[np.float32]:
@@ -279,6 +291,7 @@ class Part:
         axis_note: how the source's up axis was decided.
         uses: how many nodes use each mesh (more than one: write once, instance).
         warnings: things the user should hear about (assumed units ...).
+        tessellation: how a STEP file's surfaces were tessellated ("" for meshes).
         triangle_count: triangles in the world (instances counted once per use); it stays
             readable after the meshes are taken.
     """
@@ -296,6 +309,7 @@ class Part:
     axis_note: str
     uses: tuple[int, ...]
     warnings: tuple[str, ...] = ()
+    tessellation: str = ""
     triangle_count: int = field(init=False)
 
     def __post_init__(self) -> None:

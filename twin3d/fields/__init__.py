@@ -8,7 +8,17 @@ matrix ``W`` (vertices × channels, float32, column-major) and an update is ``W 
   (sigma widens where the physics misfits);
 * :class:`Kriging`: data only, a Matérn field on the surface mesh, with sigma per vertex;
 * :class:`StressModel`: linear elasticity with P2 tets; load cells scale load cases, strain
-  gauges identify the others; von Mises per vertex from the six linear tensor fields.
+  gauges identify the others; von Mises per vertex from the six linear tensor fields, and the
+  displacement (``StressModel.displacement``, stage units) for the deformed shape.
+
+The physics runs at real-part scale: the mesh follows a size field (fine at holes, fillets,
+sensors and the borders of loaded and fixed regions; the surface is refined onto its smooth
+shape, so ``tets`` is the element count and a coarse CAD hole still meshes round:
+:mod:`~twin3d.fields.sizing`), the solver is chosen by size (CHOLMOD, AMG-CG or SuperLU:
+:mod:`~twin3d.fields.fem`), surface stresses come from superconvergent patch recovery held
+traction-free on free surfaces (:mod:`~twin3d.fields.recovery`), builds longer than a second
+show progress on a terminal and a Ctrl-C leaves no cache entry behind. A model says which mesh
+it was solved on (``model.mesh``: :class:`MeshReport`).
 
 The ``[model]`` section of the sensor map (all lengths in stage units; every key is checked
 by :func:`twin3d.fields.config.check_model` when the map is parsed and when a model is built)::
@@ -79,6 +89,7 @@ from twin3d.fields.base import (
     FieldWarning,
     ImplausibleInputWarning,
     LinearFieldModel,
+    MeshReport,
     RegionReport,
     RegionWarning,
     matvec,
@@ -95,6 +106,7 @@ from twin3d.fields.config import (
     check_region,
     mesh_quality,
 )
+from twin3d.fields.fem import SOLVERS, available_solvers, solve_spd
 from twin3d.fields.heat import FittedInputs, HeatModel, solve_unit_responses
 from twin3d.fields.kriging import (
     MAX_WORK_BYTES,
@@ -119,6 +131,7 @@ from twin3d.fields.stress import (
     STRAIN_UNITS,
     StressModel,
     solve_load_cases,
+    stiffness_matrix,
     strain_from_stress,
     von_mises,
 )
@@ -128,6 +141,7 @@ __all__ = [
     "DEFAULT_MESH_QUALITY",
     "FORCE_UNITS",
     "MAX_WORK_BYTES",
+    "SOLVERS",
     "STRAIN_UNITS",
     "STRESS_UNITS",
     "FieldWarning",
@@ -137,11 +151,13 @@ __all__ = [
     "Kriging",
     "KrigingSolution",
     "LinearFieldModel",
+    "MeshReport",
     "RegionReport",
     "RegionWarning",
     "StressModel",
     "TetMesh",
     "build_field_models",
+    "available_solvers",
     "build_models",
     "cache_dir",
     "cached",
@@ -161,7 +177,9 @@ __all__ = [
     "select_facets",
     "sensor_locations",
     "solve_load_cases",
+    "solve_spd",
     "solve_unit_responses",
+    "stiffness_matrix",
     "strain_from_stress",
     "surface_patches",
     "tetrahedralize",

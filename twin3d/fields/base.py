@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from twin3d.errors import FieldError
 
-__all__ = ["FieldWarning", "ImplausibleInputWarning", "LinearFieldModel", "RegionReport",
+__all__ = ["FieldWarning", "ImplausibleInputWarning", "LinearFieldModel", "MeshReport",
+           "RegionReport",
            "RegionWarning", "matvec", "reports_from_arrays", "reports_to_arrays",
            "sensor_locations", "warn_regions"]
 
@@ -32,6 +33,43 @@ class RegionWarning(FieldWarning):
 
 class ImplausibleInputWarning(FieldWarning):
     """An update fitted physically impossible inputs (see :meth:`HeatModel.fitted_inputs`)."""
+
+
+@dataclass(frozen=True)
+class MeshReport:
+    """The finite-element mesh a physics model was solved on.
+
+    Attributes:
+        elements: number of tetrahedra.
+        nodes: number of mesh vertices.
+        smallest_feature: the smallest radius of curvature (hole, fillet) the mesh resolves,
+            metres; None when the part has no curved feature or the mesh was uniform.
+    """
+
+    elements: int
+    nodes: int
+    smallest_feature: float | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.elements:,} tetrahedra, {self.nodes:,} vertices"
+        if self.smallest_feature is not None:
+            text += f"; smallest feature resolved: radius {self.smallest_feature * 1e3:.3g} mm"
+        return text
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The report as plain arrays (``mesh_*`` keys), for a model's ``to_arrays``."""
+        small = np.nan if self.smallest_feature is None else self.smallest_feature
+        return {"mesh_counts": np.asarray([self.elements, self.nodes], dtype=np.int64),
+                "mesh_smallest_feature": np.asarray(small, dtype=np.float64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> MeshReport | None:
+        """The inverse of :meth:`to_arrays` (no ``mesh_*`` keys: None)."""
+        if "mesh_counts" not in arrays:
+            return None
+        small = float(arrays["mesh_smallest_feature"])
+        return cls(int(arrays["mesh_counts"][0]), int(arrays["mesh_counts"][1]),
+                   None if np.isnan(small) else small)
 
 
 @dataclass(frozen=True)
@@ -108,6 +146,7 @@ class LinearFieldModel:
             other sensors, so a view may push every channel); they are skipped. Any other
             channel in an update is a mistake and raises.
         regions: what each region of the ``[model]`` table selected (physics models).
+        mesh: the finite-element mesh the model was solved on (physics models), else None.
 
     A channel that has never been received takes ``fill`` (the mean of the received ones for
     temperature-like fields; 0 for load-like inputs).
@@ -116,6 +155,7 @@ class LinearFieldModel:
     quantity: str = "generic"
     fill_mean: bool = True
     regions: tuple[RegionReport, ...] = ()
+    mesh: MeshReport | None = None
 
     def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str) -> None:
         self.channels = list(channels)
@@ -250,7 +290,8 @@ class LinearFieldModel:
         """The arrays that define the model (for the on-disk cache): the inverse of
         :meth:`from_arrays`. Names are plain identifiers; no array holds Python objects."""
         return {"W": self.W, "channels": np.asarray(self.channels, dtype=str),
-                "unit": np.asarray(self.unit)} | reports_to_arrays(self.regions)
+                "unit": np.asarray(self.unit)} | reports_to_arrays(self.regions) | (
+                    {} if self.mesh is None else self.mesh.to_arrays())
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Any]) -> Self:
@@ -261,6 +302,7 @@ class LinearFieldModel:
         """
         model = cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]))
         model.regions = reports_from_arrays(arrays)
+        model.mesh = MeshReport.from_arrays(arrays)
         return model
 
     def __repr__(self) -> str:

@@ -1,12 +1,14 @@
 """On-disk cache of built field models, keyed by a hash of the mesh, sensors and model.
 
 A restart of the viewer then skips meshing and solving: loading ``W`` is one ``.npz`` read.
-The folder is ``$TWIN3D_CACHE`` if set, else ``~/.cache/twin3d/fields``. Files are written
-atomically, so a crash never leaves a half-written entry.
+The folder is ``$TWIN3D_CACHE`` if set, else ``~/.cache/twin3d/fields``. Entries are written
+to a temporary file and renamed into place, so a crash or a Ctrl-C (during the build or the
+write) never leaves a half-written entry, nor the temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,7 +22,7 @@ import numpy.typing as npt
 __all__ = ["cache_dir", "cached", "model_key"]
 
 #: Bump when the numerics or the saved arrays change so old entries are not reused.
-CACHE_VERSION = "fields-3"
+CACHE_VERSION = "fields-4"
 T = TypeVar("T")
 
 
@@ -66,12 +68,15 @@ def cached(key: str, build: Callable[[], T], save: Callable[[T], Mapping[str, An
                 return load({k: data[k] for k in data.files})
         except (OSError, ValueError, KeyError):
             pass  # a stale or foreign file: rebuild over it
-    model = build()
+    model = build()  # a Ctrl-C here leaves nothing behind
+    tmp = folder / f".{key}.{os.getpid()}.tmp.npz"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp.npz"
         np.savez(tmp, **save(model))
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home only costs the next start its setup time
+    finally:  # a failed or interrupted (Ctrl-C) write leaves no temporary file
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return model

@@ -37,26 +37,29 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from twin3d.errors import FieldError
 from twin3d.fields.base import (
     ImplausibleInputWarning,
     LinearFieldModel,
+    MeshReport,
     RegionReport,
     reports_from_arrays,
     sensor_locations,
     warn_regions,
 )
 from twin3d.fields.config import check_model, mesh_quality
+from twin3d.fields.fem import assemble, solve_spd
 from twin3d.fields.kriging import KrigingSolution, krige
 from twin3d.fields.mesh import (
     TetMesh,
     probe_matrix,
+    region_borders,
     report_region,
     select_facets,
     tetrahedralize,
 )
+from twin3d.fields.progress import build_progress, step
 
 __all__ = ["FittedInputs", "HeatModel", "solve_unit_responses"]
 
@@ -94,14 +97,15 @@ def solve_unit_responses(mesh: TetMesh, thermal: Mapping[str, Any],
 def _solve(mesh: TetMesh, thermal: Mapping[str, Any], regions: Mapping[str, Any],
            meters_per_unit: float) -> tuple[list[str], FloatArray, tuple[RegionReport, ...]]:
     """:func:`solve_unit_responses` plus what each region selected."""
-    from skfem import Basis, ElementTetP1, FacetBasis, asm
+    from skfem import ElementTetP1, FacetBasis, asm
     from skfem.models.poisson import laplace, mass, unit_load
 
     check_model({"regions": regions, "thermal": thermal})
     m = mesh.to_skfem()
     elem = ElementTetP1()
-    basis = Basis(m, elem)
-    A = float(thermal.get("conductivity", 1.0)) * asm(laplace, basis)
+    A = float(thermal.get("conductivity", 1.0)) * assemble(
+        laplace, m, elem, intorder=0, chunk=200_000,
+        progress=lambda done: step("assembling", done, m.nelements))
     n = A.shape[0]
     names: list[str] = []
     rhs: list[FloatArray] = []
@@ -141,27 +145,23 @@ def _solve(mesh: TetMesh, thermal: Mapping[str, Any], regions: Mapping[str, Any]
     D = np.unique(np.concatenate(fixed_nodes)) if fixed_nodes else np.empty(0, dtype=np.int64)
     inner = np.setdiff1d(np.arange(n), D)
     A = sp.csr_matrix(A)
-    lu = splu(A[inner][:, inner].tocsc())
-    A_id = A[inner][:, D]
-    columns: list[FloatArray] = []
-
-    def solve(f: FloatArray, xd: FloatArray) -> FloatArray:
-        x = np.zeros(n)
-        x[D] = xd
-        x[inner] = lu.solve(f[inner] - (A_id @ xd if len(D) else 0.0))
-        return x
-
-    for f in rhs:
-        columns.append(solve(f, np.zeros(len(D))))
+    # one right-hand side per input; a fixed region's unit temperature is lifted to the rhs
+    lifts = np.zeros((n, len(rhs) + len(fixed_nodes) + (ambient_rhs is not None)))
+    for j, f in enumerate(rhs):
+        lifts[:, j] = f
+    X = np.zeros_like(lifts)
     for j, nodes in enumerate(fixed_nodes):
-        xd = np.zeros(n)
-        xd[nodes] = 1.0
+        col = len(rhs) + j
+        X[nodes, col] = 1.0
+        lifts[:, col] = -(A[:, D] @ X[D, col])
         names.append(f"fixed:{thermal['fixed'][j]}")
-        columns.append(solve(np.zeros(n), xd[D]))
     if ambient_rhs is not None:
         names.append("ambient")
-        columns.append(solve(ambient_rhs, np.zeros(len(D))))
-    return names, np.stack(columns, axis=1), tuple(reports)
+        lifts[:, -1] = ambient_rhs
+    step("solving", 0, lifts.shape[1])
+    X[inner] = solve_spd(A[inner][:, inner], lifts[inner],
+                         progress=lambda done: step("solving", done, lifts.shape[1]))
+    return names, X, tuple(reports)
 
 
 @dataclass(frozen=True)
@@ -266,11 +266,19 @@ class HeatModel(LinearFieldModel):
         pts_m = pts * meters_per_unit
         pos, vert = sensor_locations(sensors, pts_m, meters_per_unit, faces,
                                      tolerance_m=snap_tolerance)
-        if mesh is None:
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
-                                  target_tets=int(thermal.get("tets", 20000)),
-                                  quality=mesh_quality(thermal))
-        names, U, reports = _solve(mesh, thermal, config.get("regions", {}), meters_per_unit)
+        with build_progress("heat model"):
+            if mesh is None:
+                step("meshing")
+                regions = config.get("regions", {})
+                used = set(thermal.get("sources", [])) | set(thermal.get("fixed", []))
+                borders = region_borders(pts_m, faces, {r: regions[r] for r in used},
+                                         meters_per_unit)
+                mesh = tetrahedralize(pts, faces, meters_per_unit,
+                                      target_tets=int(thermal.get("tets", 20000)),
+                                      quality=mesh_quality(thermal),
+                                      spots=np.concatenate([pos, borders]))
+            names, U, reports = _solve(mesh, thermal, config.get("regions", {}),
+                                       meters_per_unit)
         warn_regions(reports, stacklevel=2)
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
             B = U[: len(pts)]
@@ -296,9 +304,11 @@ class HeatModel(LinearFieldModel):
             range_m = size / 5 if rng is None else float(rng) * meters_per_unit
             kriging = krige(pts_m, faces, vert, range_m, float(thermal.get("nugget", 1e-2)))
             W += _rows_times(kriging.W, residual)
-        return cls([s.channel for s in sensors], W, next(iter(units)), inputs=names, fit=fit,
-                   var_physics=var_physics, residual=residual, kriging=kriging, noise=noise,
-                   response=A, regions=reports)
+        model = cls([s.channel for s in sensors], W, next(iter(units)), inputs=names, fit=fit,
+                    var_physics=var_physics, residual=residual, kriging=kriging, noise=noise,
+                    response=A, regions=reports)
+        model.mesh = MeshReport(len(mesh.tets), len(mesh.nodes), mesh.smallest_feature)
+        return model
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The arrays that define the model (for the on-disk cache); see :meth:`from_arrays`."""
@@ -330,6 +340,7 @@ class HeatModel(LinearFieldModel):
                     kriging=kriging, noise=float(arrays["noise"]),
                     response=arrays.get("response"))
         model.regions = reports_from_arrays(arrays)
+        model.mesh = MeshReport.from_arrays(arrays)
         return model
 
     def input_unit(self, name: str) -> str:

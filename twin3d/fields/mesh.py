@@ -1,8 +1,10 @@
 """Volume meshes for the field models: tetrahedralise a closed surface, select regions, probe.
 
-The surface is what the USD stage holds (welded points, triangles, stage units). TetGen (the
-``tetgen`` package) fills it with tetrahedra and keeps every input point as a node, so the
-surface vertices of the USD mesh are FEM nodes. :func:`probe_matrix` maps FEM nodal values to
+The surface is what the USD stage holds (welded points, triangles, stage units). It is first
+refined where a size field asks for small elements, with new points placed on the smooth
+shape the triangles sample (:mod:`twin3d.fields.sizing`); TetGen (the ``tetgen`` package)
+then fills it with tetrahedra and keeps every input point as a node, so the surface vertices
+of the USD mesh are FEM nodes. :func:`probe_matrix` maps FEM nodal values to
 any set of points (surface vertices, sensor positions) as a sparse matrix, which is also how a
 model built on a coarse solid is shown on a much finer display mesh.
 
@@ -38,9 +40,11 @@ from scipy.spatial import cKDTree
 from twin3d.errors import FieldError
 from twin3d.fields.base import RegionReport
 from twin3d.fields.config import check_region
+from twin3d.fields.progress import step
 
-__all__ = ["TetMesh", "facet_geometry", "probe_matrix", "report_region", "select_facets",
-           "surface_patches", "tetrahedralize"]
+__all__ = ["TetMesh", "facet_geometry", "probe_matrix", "region_borders", "region_mask",
+           "report_region", "select_facets", "smooth_patches", "surface_patches",
+           "tetrahedralize"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -54,11 +58,15 @@ class TetMesh:
         nodes: (n, 3) float64 node coordinates, metres.
         tets: (m, 4) int64 node indices of each tetrahedron.
         n_surface: the first ``n_surface`` nodes are the input surface points, in order.
+        smallest_feature: the smallest radius of curvature (metres) the mesh resolves (see
+            :class:`~twin3d.fields.sizing.SizeField`), None when it has no curved feature or
+            was meshed uniformly.
     """
 
     nodes: FloatArray
     tets: IntArray
     n_surface: int
+    smallest_feature: float | None = None
 
     def to_skfem(self) -> Any:
         """Return the mesh as a ``skfem.MeshTet``."""
@@ -75,18 +83,25 @@ def tetrahedralize(
     max_volume: float | None = None,
     target_tets: int = 20_000,
     quality: tuple[float, float] = (2.0, 10.0),
+    spots: npt.ArrayLike = (),
 ) -> TetMesh:
-    """Fill a closed triangle surface with quality tetrahedra (TetGen).
+    """Fill a closed triangle surface with quality tetrahedra (TetGen), sized where it matters.
+
+    By default the mesh follows a size field (:mod:`twin3d.fields.sizing`): fine at curved
+    surfaces and edges and at ``spots``, coarse in the bulk, scaled to about ``target_tets``
+    tetrahedra; curved surfaces are refined onto their smooth shape first, so a coarse
+    triangulation of a hole still gives a round hole. With ``max_volume`` the mesh is uniform
+    and keeps the input triangles.
 
     Args:
         points: (n, 3) float surface points, stage units.
         faces: (m, 3) int triangles; the surface must be closed (watertight) and consistent.
         meters_per_unit: the stage's metres per unit.
-        max_volume: largest tetrahedron volume, m³; by default the solid's volume / ``target_tets``.
-        target_tets: the rough number of tetrahedra wanted when ``max_volume`` is not given
-            (a lower bound in practice: small features and ``quality`` add more).
+        max_volume: largest tetrahedron volume, m³ (uniform mesh, no size field).
+        target_tets: the number of tetrahedra wanted (within about 20%).
         quality: TetGen's largest radius-edge ratio and smallest dihedral angle (degrees);
             looser values (e.g. ``(3.0, 0.0)``) give far fewer tetrahedra on thin parts.
+        spots: (k, 3) points to resolve finely (sensors, region borders), metres.
 
     Returns:
         The mesh in metres; its first ``n`` nodes are ``points`` (scaled), in order.
@@ -100,8 +115,9 @@ def tetrahedralize(
         >>> tetrahedralize(box.vertices, box.faces, target_tets=500).n_surface
         8
     """
-    import tetgen
     import trimesh
+
+    from twin3d.fields import sizing
 
     pts = np.asarray(points, dtype=np.float64) * float(meters_per_unit)
     tri = np.asarray(faces, dtype=np.int64)
@@ -113,23 +129,98 @@ def tetrahedralize(
             "the surface is not closed (watertight), so it has no inside to mesh: "
             "convert the part as one solid or repair the CAD export"
         )
+    if surf.volume < 0:
+        tri = tri[:, ::-1]  # inward-facing triangles: the normals' patches need outward
     volume = abs(float(surf.volume))
-    if max_volume is None:
-        max_volume = volume / max(int(target_tets), 1)
-    gen = tetgen.TetGen(pts, tri.astype(np.int32))
+    switches = f"pq{quality[0]:g}/{quality[1]:g}"
+    if max_volume is not None:
+        nodes, tets = _tetgen(pts, tri, f"{switches}a{max_volume:.6g}Q")
+        return _checked(nodes, tets, pts, None)
+    target = max(int(target_tets), 1)
+    field = sizing.size_field(pts, tri, volume, target, spots)
+    # a coarse mesh of the input (as TetGen always meshed it) to fit the field to the count
+    bg_nodes, bg_tets = _tetgen(pts, tri, f"{switches}a{volume / min(target, 20_000) * 4:.6g}Q")
+    field = sizing.fit_scale(field, bg_nodes, bg_tets, target)
+    refined = True
+    for attempt in range(3):
+        bulk = field.scale * field.bulk
+        # TetGen grades the inside from the surface; the bulk is capped at its size
+        limit = f"{switches}a{bulk**3 / 8.5:.6g}Q"
+        result = None
+        if refined:
+            step("refining the surface")
+            ref_pts, ref_tri = sizing.refine_surface(pts, tri, field, spots=spots)
+            step("meshing")
+            # TetGen can crash or loop on a surface it dislikes: the refined one is meshed in
+            # a child process, and the input surface (as always) when that fails
+            result = _tetgen_isolated(ref_pts, ref_tri, limit, 60.0 + target / 1000)
+            refined = result is not None
+        if result is None:
+            step("meshing")
+            result = _tetgen(pts, tri, limit)
+        nodes, tets = result
+        ratio = len(tets) / target
+        if 0.8 <= ratio <= 1.25 or attempt == 2:
+            break
+        field = field.rescaled(field.scale * ratio ** (1 / 3))
+    if not refined:
+        return _checked(nodes, tets, pts, None)
+    return _checked(nodes, tets, pts, field.smallest_feature)
+
+
+def _tetgen(points: FloatArray, faces: IntArray, switches: str) -> tuple[FloatArray, IntArray]:
+    import tetgen
+
+    gen = tetgen.TetGen(points, faces.astype(np.int32))
     try:
         with _quiet_stdout():  # TetGen's C++ prints to fd 1 even with its quiet switch
-            switches = f"pq{quality[0]:g}/{quality[1]:g}a{max_volume:.6g}Q"
             nodes, tets = gen.tetrahedralize(switches=switches)[:2]
     except RuntimeError as exc:
         raise FieldError(f"TetGen could not mesh the surface ({exc}); check it is closed "
                          "and not self-intersecting") from None
-    nodes = np.asarray(nodes, dtype=np.float64)
-    tets = np.asarray(tets, dtype=np.int64)
+    return np.asarray(nodes, dtype=np.float64), np.asarray(tets, dtype=np.int64)
+
+
+def _tetgen_child(path: str, switches: str) -> None:
+    os.chdir(os.path.dirname(path))  # TetGen drops debris files (skipped faces) in the cwd
+    with np.load(path) as data:
+        points, faces = data["points"], data["faces"]
+    nodes, tets = _tetgen(points, faces, switches)
+    np.savez(path, nodes=nodes, tets=tets)
+
+
+def _tetgen_isolated(points: FloatArray, faces: IntArray, switches: str, timeout: float
+                     ) -> tuple[FloatArray, IntArray] | None:
+    """:func:`_tetgen` in a child process: None when it fails, crashes or runs past
+    ``timeout`` seconds."""
+    import multiprocessing
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "surface.npz")
+        np.savez(path, points=points, faces=faces)
+        child = multiprocessing.get_context("spawn").Process(
+            target=_tetgen_child, args=(path, switches), daemon=True)
+        child.start()
+        try:
+            child.join(timeout)
+        finally:
+            if child.is_alive():
+                child.kill()
+                child.join()
+        if child.exitcode != 0:
+            return None
+        with np.load(path) as data:
+            return np.asarray(data["nodes"]), np.asarray(data["tets"])
+
+
+def _checked(nodes: FloatArray, tets: IntArray, pts: FloatArray,
+             smallest_feature: float | None) -> TetMesh:
     if len(nodes) < len(pts) or not np.allclose(nodes[: len(pts)], pts):
         raise FieldError("TetGen dropped surface points (duplicate or loose vertices?): "
                          "weld the surface before building a field model")
-    return TetMesh(nodes=nodes, tets=tets, n_surface=len(pts))
+    return TetMesh(nodes=nodes, tets=tets, n_surface=len(pts),
+                   smallest_feature=smallest_feature)
 
 
 @contextlib.contextmanager
@@ -235,11 +326,23 @@ def select_facets(mesh: Any, name: str, region: Mapping[str, Any],
     check_region(name, region)
     facets = np.asarray(mesh.boundary_facets(), dtype=np.int64)
     cen, nrm, _ = facet_geometry(mesh, facets)
-    keep = np.ones(len(facets), dtype=bool)
+    keep = region_mask(cen, nrm, region, meters_per_unit)
+    out = facets[keep]
+    if not len(out):
+        raise FieldError(f"region {name!r} contains no boundary facet of the part; "
+                         "check its coordinates are in stage units and touch the surface")
+    return out
+
+
+def region_mask(centroids: FloatArray, normals: FloatArray, region: Mapping[str, Any],
+                meters_per_unit: float) -> npt.NDArray[np.bool_]:
+    """Which facets (by centroid and outward unit normal, metres) a checked region selects."""
+    cen, nrm = centroids, normals
+    keep = np.ones(len(cen), dtype=bool)
     m = float(meters_per_unit)
     if "box" in region:
         lo, hi = (np.asarray(c, dtype=np.float64) * m for c in region["box"])
-        tol = 1e-9 * float(np.ptp(mesh.p, axis=1).max())
+        tol = 1e-9 * float(np.ptp(cen, axis=0).max()) if len(cen) else 0.0
         keep &= np.all((cen >= np.minimum(lo, hi) - tol) & (cen <= np.maximum(lo, hi) + tol),
                        axis=1)
     if "sphere" in region:
@@ -262,11 +365,41 @@ def select_facets(mesh: Any, name: str, region: Mapping[str, Any],
         want = np.asarray(region["normal"], dtype=np.float64)
         cos = np.cos(np.radians(float(region.get("angle", 10.0))))
         keep &= nrm @ (want / np.linalg.norm(want)) >= cos
-    out = facets[keep]
-    if not len(out):
-        raise FieldError(f"region {name!r} contains no boundary facet of the part; "
-                         "check its coordinates are in stage units and touch the surface")
-    return out
+    return keep
+
+
+def region_borders(points: npt.ArrayLike, faces: npt.ArrayLike,
+                   regions: Mapping[str, Mapping[str, Any]], meters_per_unit: float
+                   ) -> FloatArray:
+    """Points on the borders of regions on a triangle surface (edge ends and midpoints).
+
+    Args:
+        points: (n, 3) surface points, metres.
+        faces: (m, 3) outward-oriented triangles.
+        regions: ``{name: region table}`` (stage units).
+        meters_per_unit: the stage's metres per unit.
+
+    Returns:
+        (k, 3) points, metres: where loads and supports start, which the mesh resolves finely.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    tri = np.asarray(faces, dtype=np.int64)
+    corner = p[tri]
+    cen = corner.mean(axis=1)
+    nrm = np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-300)
+    edges = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    _, eid = np.unique(edges, axis=0, return_inverse=True)
+    eid = eid.ravel()
+    out = [np.zeros((0, 3))]
+    for region in regions.values():
+        inside = np.tile(region_mask(cen, nrm, region, meters_per_unit), 3).astype(np.int64)
+        count = np.bincount(eid, weights=inside, minlength=int(eid.max()) + 1)
+        border = np.flatnonzero(count == 1)
+        first = np.unique(eid, return_index=True)[1]
+        ends = edges[first[border]]
+        out += [p[ends.ravel()], p[ends].mean(axis=1)]
+    return np.concatenate(out)
 
 
 def surface_patches(mesh: Any, facets: IntArray) -> IntArray:
@@ -301,3 +434,34 @@ def report_region(mesh: Any, name: str, role: str, facets: IntArray) -> RegionRe
     area = float(facet_geometry(mesh, facets)[2].sum())
     return RegionReport(name=name, role=role, facets=len(facets),
                         patches=len(surface_patches(mesh, facets)), area=area)
+
+
+def smooth_patches(tri: npt.ArrayLike, normals: npt.ArrayLike, angle_deg: float) -> IntArray:
+    """Label the triangles of a surface by smooth patch: sharp edges separate patches.
+
+    Args:
+        tri: (m, 3) int vertex indices of the triangles.
+        normals: (m, 3) unit normals of the triangles (consistently outward).
+        angle_deg: two triangles sharing an edge are in one patch when their normals differ
+            by less than this angle.
+
+    Returns:
+        (m,) int64 patch label of each triangle (0, 1, ...).
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    t = np.sort(np.asarray(tri, dtype=np.int64), axis=1)
+    n = np.asarray(normals, dtype=np.float64)
+    m = len(t)
+    edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [0, 2]]])
+    owner = np.tile(np.arange(m), 3)
+    _, eid = np.unique(edges, axis=0, return_inverse=True)
+    eid = eid.ravel()
+    order = np.argsort(eid, kind="stable")
+    a, b = owner[order][:-1], owner[order][1:]
+    same = eid[order][:-1] == eid[order][1:]
+    a, b = a[same], b[same]
+    keep = np.einsum("ij,ij->i", n[a], n[b]) > np.cos(np.radians(angle_deg))
+    graph = sp.coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(m, m))
+    labels: IntArray = connected_components(graph, directed=False)[1].astype(np.int64)
+    return labels

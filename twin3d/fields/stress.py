@@ -1,13 +1,17 @@
 """Linear-elastic stress from load cells and strain gauges, with quadratic (P2) tetrahedra.
 
-Each load case declared in the scene (a force on a region, or a pressure) is solved once with
-the stiffness matrix factorised once (scikit-fem, ``ElementTetP2``: linear tets lock in
-bending). Its stress (linear in each element) is evaluated at the element corners and
-volume-averaged at the nodes, then read at the surface vertices: a unit stress field per case.
+Each load case declared in the scene (a force on a region, or a pressure) is solved once
+(scikit-fem, ``ElementTetP2``: linear tets lock in bending), all cases sharing one
+factorisation or multigrid hierarchy (:mod:`twin3d.fields.fem` picks the solver by size).
+The nodal stress comes from superconvergent patch recovery on the surface, with free surfaces
+held traction-free (:mod:`twin3d.fields.recovery`), and is read at the surface vertices: a
+unit stress field per case.
 Live inputs give the case amplitudes linearly: a load-cell channel scales its case directly,
 and strain-gauge channels identify the cases that have no load cell by least squares (never by
 interpolating stress between gauges). So the six stress-tensor components are ``W @ values``;
-von Mises is computed per vertex from them on each update.
+von Mises is computed per vertex from them on each update. The displacement is linear in the
+readings too: :meth:`StressModel.displacement` is ``U @ values``, in stage units, for showing
+the (exaggerated) deformed shape.
 
 ``[model.stress]`` keys (see :mod:`twin3d.fields` for the whole schema)::
 
@@ -35,11 +39,11 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from twin3d.errors import FieldError
 from twin3d.fields.base import (
     LinearFieldModel,
+    MeshReport,
     RegionReport,
     matvec,
     reports_from_arrays,
@@ -47,10 +51,24 @@ from twin3d.fields.base import (
     warn_regions,
 )
 from twin3d.fields.config import STRESS_UNITS, check_model, mesh_quality
-from twin3d.fields.mesh import TetMesh, probe_matrix, report_region, select_facets, tetrahedralize
+from twin3d.fields.fem import assemble, rigid_body_modes, solve_spd
+from twin3d.fields.mesh import (
+    TetMesh,
+    probe_matrix,
+    region_borders,
+    report_region,
+    select_facets,
+    tetrahedralize,
+)
+from twin3d.fields.progress import build_progress, step
+from twin3d.fields.recovery import (
+    nodal_stress,
+    stress_samples,
+    traction_free_projectors,
+)
 
 __all__ = ["COMPONENTS", "FORCE_UNITS", "STRAIN_UNITS", "StressModel", "solve_load_cases",
-           "strain_from_stress", "von_mises"]
+           "stiffness_matrix", "strain_from_stress", "von_mises"]
 
 FloatArray = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -101,19 +119,21 @@ def solve_load_cases(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[
     return names, disp, sig
 
 
-def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
-           meters_per_unit: float
-           ) -> tuple[list[str], FloatArray, FloatArray, tuple[RegionReport, ...]]:
-    """:func:`solve_load_cases` plus what each region selected."""
-    from skfem import Basis, BilinearForm, ElementTetP2, ElementVector, FacetBasis, LinearForm, asm
-    from skfem.helpers import dot
+def stiffness_matrix(mesh: Any, E: float, nu: float) -> sp.csr_matrix:
+    """The P2 linear-elastic stiffness matrix of a ``skfem.MeshTet`` (metres, Pa).
+
+    Args:
+        mesh: the skfem mesh.
+        E: Young's modulus, Pa.
+        nu: Poisson's ratio.
+
+    Returns:
+        (n_dofs, n_dofs) CSR, unknowns numbered node by node (see
+        :func:`~twin3d.fields.fem.rigid_body_modes`), no boundary conditions.
+    """
+    from skfem import BilinearForm, ElementTetP2, ElementVector
     from skfem.models.elasticity import lame_parameters
 
-    check_model({"regions": regions, "stress": stress})
-    E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
-    loads = stress["load"]
-    m = mesh.to_skfem()
-    basis = Basis(m, ElementVector(ElementTetP2()))
     lam, mu = lame_parameters(E, nu)
 
     @BilinearForm  # type: ignore[untyped-decorator]
@@ -129,20 +149,41 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
             out += mu * (g[a, 0] * h[b, 0] + g[a, 1] * h[b, 1] + g[a, 2] * h[b, 2])
         return out
 
-    K = sp.csr_matrix(asm(elasticity, basis))
+    # gradients of P2 are linear: their products need quadrature order 2, not skfem's 4
+    return assemble(elasticity, mesh, ElementVector(ElementTetP2()), intorder=2,
+                    progress=lambda done: step("assembling", done, mesh.nelements))
+
+
+def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
+           meters_per_unit: float
+           ) -> tuple[list[str], FloatArray, FloatArray, tuple[RegionReport, ...]]:
+    """:func:`solve_load_cases` plus what each region selected."""
+    from skfem import Basis, ElementTetP2, ElementVector, FacetBasis, LinearForm, asm
+    from skfem.helpers import dot
+    from skfem.models.elasticity import lame_parameters
+
+    check_model({"regions": regions, "stress": stress})
+    E, nu = float(stress["E"]), float(stress.get("nu", 0.3))
+    loads = stress["load"]
+    m = mesh.to_skfem()
+    elem = ElementVector(ElementTetP2())
+    lam, mu = lame_parameters(E, nu)
+    K = stiffness_matrix(m, E, nu)
     reports: list[RegionReport] = []
     fixed = []
     for r in stress["fixed"]:
         fixed.append(select_facets(m, r, regions[r], meters_per_unit))
         reports.append(report_region(m, r, "fixed", fixed[-1]))
-    D = basis.get_dofs(facets=np.concatenate(fixed)).all()
+    dofs = Basis(m, elem, elements=np.arange(1))  # the global numbering, no element tables
+    D = dofs.get_dofs(facets=np.concatenate(fixed)).all()
     inner = np.setdiff1d(np.arange(K.shape[0]), D)
-    names, rhs = [], []
+    names, rhs, loaded = [], [], []
     for i, load in enumerate(loads):
         name = str(load.get("name", f"load{i + 1}"))
         facets = select_facets(m, load["region"], regions[load["region"]], meters_per_unit)
+        loaded.append(facets)
         reports.append(report_region(m, load["region"], f"load {name}", facets))
-        fb = FacetBasis(m, basis.elem, facets=facets)
+        fb = FacetBasis(m, elem, facets=facets)
         if "force" in load:
             traction = np.asarray(load["force"], dtype=np.float64) / reports[-1].area
 
@@ -157,30 +198,19 @@ def _solve(mesh: TetMesh, stress: Mapping[str, Any], regions: Mapping[str, Any],
                 return -p * dot(w.n, v)
         names.append(name)
         rhs.append(np.asarray(asm(form, fb)))
-    lu = splu(K[inner][:, inner].tocsc())
     U = np.zeros((K.shape[0], len(rhs)))
-    U[inner] = lu.solve(np.stack(rhs, axis=1)[inner])
-    # stress of each element at its 4 corners (linear per P2 element), averaged at the nodes
-    # with volume weights: exact for linear stress fields, no global projection solve
-    corners = Basis(m, basis.elem, quadrature=(np.array([[0.0, 1, 0, 0], [0, 0, 1, 0],
-                                                          [0, 0, 0, 1]]), np.full(4, 1 / 24)))
-    weight = corners.dx  # (nel, 4): |det J| / 24, the same at each corner
-    n_nodes = m.p.shape[1]
-    total = np.zeros(n_nodes)
-    np.add.at(total, m.t.T, weight)
-    disp = np.zeros((n_nodes, 3, len(rhs)))
-    sig = np.zeros((n_nodes, 6, len(rhs)))
-    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0))
-    for k in range(len(rhs)):
-        disp[:, :, k] = U[basis.nodal_dofs, k].T
-        grad = corners.interpolate(U[:, k]).grad  # (3, 3, nel, 4)
-        eps = 0.5 * (grad + np.swapaxes(grad, 0, 1))
-        tr = eps[0, 0] + eps[1, 1] + eps[2, 2]
-        for c, (i, j) in enumerate(pairs):
-            comp = 2 * mu * eps[i, j] + (lam * tr if i == j else 0.0)
-            acc = np.zeros(n_nodes)
-            np.add.at(acc, m.t.T, comp * weight)
-            sig[:, c, k] = acc / total
+    step("solving load cases", 0, len(rhs))
+    A = K[inner][:, inner]
+    del K
+    U[inner] = solve_spd(A, np.stack(rhs, axis=1)[inner], block_size=3,
+                         near_nullspace=rigid_body_modes(m, U.shape[0])[inner],
+                         progress=lambda done: step("solving load cases", done, len(rhs)))
+    del A
+    step("recovering stresses")
+    samples, where, weight = stress_samples(m, elem, U, lam, mu)
+    free = traction_free_projectors(m, fixed + loaded)
+    sig = nodal_stress(m, samples, where, weight, free)
+    disp = np.ascontiguousarray(U[: 3 * m.p.shape[1]].reshape(-1, 3, len(rhs)))
     return names, disp, sig, tuple(reports)
 
 
@@ -201,9 +231,15 @@ class StressModel(LinearFieldModel):
     is ``W.shape[0] // 6``. :meth:`update` returns the von Mises stress (n,); :attr:`tensor`
     holds the (6, n) components of the last update.
 
+    ``U`` is (3 n, c) float32, column-major, vertex-interleaved (row ``3 i + j`` is component
+    ``j`` of vertex ``i``), in **stage units** per channel unit: :meth:`displacement` returns
+    ``(U @ values).reshape(n, 3)``, so the deformed surface is ``points + scale *
+    model.displacement(values)`` with the points in stage units as the stage stores them.
+
     Attributes:
         cases: load-case names; ``amplitudes`` their values at the last update.
         regions: what each region selected on the FEM mesh (:class:`RegionReport`).
+        U: the displacement map (3 n, c) float32, or None for a model made without one.
     """
 
     quantity = "von_mises"
@@ -212,11 +248,17 @@ class StressModel(LinearFieldModel):
     def __init__(self, channels: Sequence[str], W: npt.ArrayLike, unit: str, *,
                  cases: Sequence[str], amplitude_map: FloatArray,
                  response: FloatArray | None = None,
-                 regions: Sequence[RegionReport] = ()) -> None:
+                 regions: Sequence[RegionReport] = (), U: npt.ArrayLike | None = None) -> None:
         W = np.asarray(W)
         super().__init__(channels, W, unit)
         if self.W.shape[0] % 6:
             raise FieldError("a stress W must have 6 row blocks (xx, yy, zz, xy, yz, zx)")
+        self.U: F32 | None = None
+        if U is not None:
+            self.U = np.asfortranarray(np.asarray(U, dtype=np.float32))
+            if self.U.shape != (3 * (self.W.shape[0] // 6), len(self.channels)):
+                raise FieldError(f"U has shape {self.U.shape}, expected "
+                                 f"({self.W.shape[0] // 2}, {len(self.channels)})")
         self.cases = list(cases)
         self.inputs = self.cases
         self.response = None if response is None else np.asarray(response)  # (c, k)
@@ -244,12 +286,47 @@ class StressModel(LinearFieldModel):
         self.amplitudes = self._amp @ v
         return von_mises(self.tensor, out=self._out if out is None else out)
 
+    def displacement(self, values: Mapping[str, float] | npt.ArrayLike | None = None,
+                     out: F32 | None = None) -> F32:
+        """Displacement (n_vertices, 3) float32 of each surface vertex, in stage units.
+
+        Linear in the readings (``U @ values``, as the stresses are ``W @ values``). The model's
+        stored values are not changed: a partial ``{channel: value}`` mapping is applied on top
+        of the last update's values, and channels never received count as 0.
+
+        Args:
+            values: readings as for :meth:`update`; None: the last update's values.
+            out: (n_vertices, 3) float32 C-contiguous array to write into (e.g. a view's
+                displacement buffer); by default a new array.
+
+        Returns:
+            (n_vertices, 3) float32, stage units: ``points + scale * displacement`` is the
+            shape deformed ``scale`` times (a view states its exaggeration factor).
+
+        Raises:
+            FieldError: the model has no displacement map (made without ``U``), or bad
+                values (as :meth:`update`).
+        """
+        if self.U is None:
+            raise FieldError("this StressModel has no displacement map (U); rebuild it with "
+                             "StressModel.build")
+        raw = self.values if values is None else self._merge(values)
+        v = self._filled(raw).astype(np.float32)
+        target = np.empty((self.n_vertices, 3), dtype=np.float32) if out is None else out
+        if target.shape != (self.n_vertices, 3) or target.dtype != np.float32 or not (
+                target.flags.c_contiguous):
+            raise FieldError(f"out must be a C-contiguous ({self.n_vertices}, 3) float32 array")
+        matvec(self.U, v, target.reshape(-1))
+        return target
+
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The arrays that define the model (for the on-disk cache); see :meth:`from_arrays`."""
         out = super().to_arrays() | {"cases": np.asarray(self.cases, dtype=str),
                                      "amplitude_map": self._amp}
         if self.response is not None:
             out["response"] = self.response
+        if self.U is not None:
+            out["U"] = self.U
         return out
 
     @classmethod
@@ -259,10 +336,12 @@ class StressModel(LinearFieldModel):
         Raises:
             KeyError: an array is missing (a file written by another version).
         """
-        return cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]),
-                   cases=[str(c) for c in arrays["cases"]],
-                   amplitude_map=arrays["amplitude_map"], response=arrays.get("response"),
-                   regions=reports_from_arrays(arrays))
+        model = cls([str(c) for c in arrays["channels"]], arrays["W"], str(arrays["unit"]),
+                    cases=[str(c) for c in arrays["cases"]],
+                    amplitude_map=arrays["amplitude_map"], response=arrays.get("response"),
+                    regions=reports_from_arrays(arrays), U=arrays.get("U"))
+        model.mesh = MeshReport.from_arrays(arrays)
+        return model
 
     @classmethod
     def build(cls, points: npt.ArrayLike, faces: npt.ArrayLike, meters_per_unit: float,
@@ -294,7 +373,8 @@ class StressModel(LinearFieldModel):
         unit = str(stress.get("unit", "MPa"))
         pts = np.asarray(points, dtype=np.float64)
         pts_m = pts * meters_per_unit
-        sensor_locations(sensors, pts_m, meters_per_unit, faces, tolerance_m=snap_tolerance)
+        spots, _ = sensor_locations(sensors, pts_m, meters_per_unit, faces,
+                                    tolerance_m=snap_tolerance)
         by_channel = {s.channel: s for s in sensors}
         loads = stress["load"]
         driven: dict[int, str] = {}
@@ -316,17 +396,26 @@ class StressModel(LinearFieldModel):
         bad = [g.channel for g in gauges if g.unit not in STRAIN_UNITS]
         if bad:
             raise FieldError(f"strain gauges {bad}: unit must be one of {sorted(STRAIN_UNITS)}")
-        if mesh is None:
-            mesh = tetrahedralize(pts, faces, meters_per_unit,
-                                  target_tets=int(stress.get("tets", 4000)),
-                                  quality=mesh_quality(stress))
-        names, _, sig, reports = _solve(mesh, stress, config.get("regions", {}), meters_per_unit)
+        with build_progress("stress model"):
+            if mesh is None:
+                step("meshing")
+                regions = config.get("regions", {})
+                used = set(stress["fixed"]) | {load["region"] for load in loads}
+                borders = region_borders(pts_m, faces, {r: regions[r] for r in used},
+                                         meters_per_unit)
+                mesh = tetrahedralize(pts, faces, meters_per_unit,
+                                      target_tets=int(stress.get("tets", 4000)),
+                                      quality=mesh_quality(stress),
+                                      spots=np.concatenate([spots, borders]))
+            names, disp, sig, reports = _solve(mesh, stress, config.get("regions", {}),
+                                               meters_per_unit)
         warn_regions(reports, stacklevel=2)
         if mesh.n_surface == len(pts) and np.allclose(mesh.nodes[: len(pts)], pts_m):
-            S = sig[: len(pts)]
+            S, D = sig[: len(pts)], disp[: len(pts)]
         else:
             P = probe_matrix(mesh.nodes, mesh.tets, pts_m)
             S = np.stack([P @ sig[:, :, k] for k in range(sig.shape[2])], axis=2)
+            D = np.stack([P @ disp[:, :, k] for k in range(disp.shape[2])], axis=2)
         channels = [driven[i] for i in sorted(driven)] + [g.channel for g in gauges]
         col = {c: j for j, c in enumerate(channels)}
         amp = np.zeros((len(names), len(channels)))
@@ -360,5 +449,9 @@ class StressModel(LinearFieldModel):
         factor = 1.0 / STRESS_UNITS[unit]
         # (n, 6, k) @ (k, c) -> (6, n, c) -> (6 n, c)
         W = np.einsum("nsk,kc->snc", S, amp).reshape(6 * len(pts), len(channels)) * factor
-        return cls(channels, W, unit, cases=names, amplitude_map=amp, response=response,
-                   regions=reports)
+        # (n, 3, k) @ (k, c) -> (n, 3, c) -> (3 n, c), metres -> stage units
+        U = (D.reshape(3 * len(pts), -1) @ amp) / meters_per_unit
+        model = cls(channels, W, unit, cases=names, amplitude_map=amp, response=response,
+                    regions=reports, U=U)
+        model.mesh = MeshReport(len(mesh.tets), len(mesh.nodes), mesh.smallest_feature)
+        return model

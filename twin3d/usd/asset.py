@@ -13,8 +13,10 @@ Layout (``<Name>`` is the root prim, ``<Part>`` one per input when there are sev
     OUT.textures/<Part>_<Mat>.png                          base colour images, if any
 
 Repeated meshes are written once under ``Prototypes`` (a ``class``: never drawn itself) and
-referenced by ``instanceable`` Xforms, which carry the material binding. Arrays go in through
-``Vt.*Array.FromNumpy``.
+referenced by ``instanceable`` Xforms, which carry the material binding. A mesh whose faces
+have different materials (a STEP part with coloured faces) gets one ``GeomSubset`` per
+material, each bound to it (family ``materialBind``, a partition of the faces). Arrays go in
+through ``Vt.*Array.FromNumpy``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,23 @@ def _bind(prim: Usd.Prim, material: UsdShade.Material) -> None:
     UsdShade.MaterialBindingAPI.Apply(prim).Bind(material)
 
 
+def _bind_faces(mesh: UsdGeom.Mesh, per_face: np.ndarray | None,
+                materials: list[UsdShade.Material]) -> None:
+    """Bind each material of ``per_face`` ((m,) material index of each face) to a GeomSubset
+    of the faces that use it, named after the material."""
+    if per_face is None:
+        return
+    binding = UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim())
+    order = np.argsort(per_face, kind="stable").astype(np.int32)
+    used, starts = np.unique(per_face[order], return_index=True)
+    for index, faces in zip(used, np.split(order, starts[1:]), strict=True):
+        material = materials[int(index)]
+        subset = binding.CreateMaterialBindSubset(material.GetPrim().GetName(),
+                                                  Vt.IntArray.FromNumpy(faces))
+        _bind(subset.GetPrim(), material)
+    binding.SetMaterialBindSubsetsFamilyType(UsdGeom.Tokens.partition)
+
+
 def _author_mesh(stage: Usd.Stage, path: Sdf.Path, pending: dict[int, MeshPart], index: int,
                  matrix: np.ndarray | None) -> UsdGeom.Mesh:
     """Author mesh ``pending[index]``, taking it out of ``pending``: each numpy array is let
@@ -148,6 +167,7 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step,
     meshes (each is let go once authored)."""
     pending = dict(enumerate(part.meshes.take_all()))
     mesh_material = [m.material for m in pending.values()]
+    face_materials = [m.face_materials for m in pending.values()]
     mats_path = root.AppendChild("Materials")
     UsdGeom.Scope.Define(stage, mats_path)
     materials = [_author_material(stage, mats_path, m, None if m.texture is None else
@@ -195,6 +215,7 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step,
             mesh_name = pending[node.mesh].name
             um = _author_mesh(stage, path, pending, node.mesh, node.matrix)
             _bind(um.GetPrim(), materials[mesh_material[node.mesh]])
+            _bind_faces(um, face_materials[node.mesh], materials)
             _set_display_name(um.GetPrim(), node.label)
             step(f"{part.name}: mesh {mesh_name}")
             continue
@@ -207,6 +228,7 @@ def _author_part(stage: Usd.Stage, root: Sdf.Path, part: Part, step: Step,
         elif node.mesh is not None:
             um = _author_mesh(stage, path.AppendChild("Mesh"), pending, node.mesh, None)
             _bind(um.GetPrim(), materials[mesh_material[node.mesh]])
+            _bind_faces(um, face_materials[node.mesh], materials)
         todo.extend((path, child) for child in reversed(node.children))
 
 
@@ -223,6 +245,8 @@ def _provenance(parts: Sequence[Part], meters_per_unit: float, up_axis: str,
             "sourceUpAxis": part.axis_note,
             "triangles": int(part.triangle_count),
         }
+        if part.tessellation:
+            sources[part.name]["tessellation"] = part.tessellation
     scaled = "points scaled to stage units" if meters_per_unit == 1.0 else "source units kept"
     return {"twin3d": {
         "converter": f"twin3d {version}",
