@@ -56,6 +56,19 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     assert last.mean() > first.mean() + 1.0  # the cooling degrades: the plate heats up
     assert mesh.GetAttribute("primvars:von_mises").GetTimeSamples()
 
+    # the press ram's recorded height follows the recorded load cell, sample for sample
+    with sqlite3.connect(out / "recording.sqlite") as db:
+        loads = db.execute("SELECT time, value FROM samples_named WHERE channel = 'plate/load' "
+                           "ORDER BY time").fetchall()
+    op = rec.GetPrimAtPath("/Plate/Geom/press_ram").GetAttribute(
+        "xformOp:translate:twin_press_ram")
+    codes = op.GetTimeSamples()
+    assert len(codes) == len(loads) >= 30
+    heights = [op.Get(c)[2] for c in codes]
+    expected = [min(max(0.04 * (1 - v / 700.0), 0.0), 0.04) for _, v in loads]
+    np.testing.assert_allclose(heights, expected, atol=1e-9)
+    assert max(heights) - min(heights) > 0.005  # it moves
+
     # the movie's frames visibly change (the field heats up and the camera moves)
     frames = _frames(out / "demo.mp4")
     assert len(frames) >= 20
@@ -92,18 +105,47 @@ def test_ctrl_c_stops_cleanly_and_keeps_a_valid_recording(tmp_path: Path) -> Non
 
 @pytest.mark.render
 @pytest.mark.slow
-def test_with_a_display_the_demo_opens_a_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scene", ["plate", "robot"])
+def test_with_a_display_the_demo_opens_a_window(tmp_path: Path, scene: str) -> None:
     from conftest import require_binary
 
     xvfb = require_binary("xvfb-run", "xvfb xauth")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
-    proc = subprocess.run([xvfb, "-a", sys.executable, "-m", "twin3d", "demo", "--duration", "3",
-                           "-o", str(tmp_path / "demo")], capture_output=True, text=True,
-                          timeout=300, env=env)
+    proc = subprocess.run([xvfb, "-a", sys.executable, "-m", "twin3d", "demo", "--scene", scene,
+                           "--duration", "3", "-o", str(tmp_path / "demo")], capture_output=True,
+                          text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "close the window or press Ctrl-C" in proc.stdout  # the window path, not off-screen
     assert not (tmp_path / "demo" / "demo.mp4").exists()
     assert (tmp_path / "demo" / "recording.usdc").exists()
+
+
+def test_the_press_ram_moves_with_the_load_cell(tmp_path: Path) -> None:
+    """A translate binding: 40 mm up at no load, down on the pad at 700 N, clamped; the plate
+    stays where it is."""
+    from pxr import Usd, UsdGeom
+
+    from twin3d.demos.plate import build_stage
+
+    full = 700.0
+    twin = build_stage(tmp_path)
+    plate_rest = {m.path: np.asarray(m.points) for m in twin.meshes}
+    assert set(plate_rest) == {"/Plate/Geom/plate_holes_stl", "/Plate/Geom/press_ram"}
+    assert len(plate_rest["/Plate/Geom/plate_holes_stl"]) == 618  # the plate as shipped
+    for load, up in ((0.0, 0.04), (300.0, 0.04 * (1 - 300.0 / full)), (full, 0.0),
+                     (2 * full, 0.0), (-500.0, 0.04)):
+        twin.update({"plate/load": load})
+        twin.save()
+        stage = Usd.Stage.Open(str(twin.root_path))  # as usdview opens it
+        ram = UsdGeom.Xformable(stage.GetPrimAtPath("/Plate/Geom/press_ram"))
+        plate = UsdGeom.Xformable(stage.GetPrimAtPath("/Plate/Geom/plate_holes_stl"))
+        moved = np.asarray(ram.ComputeLocalToWorldTransform(Usd.TimeCode.Default()))
+        np.testing.assert_allclose(moved[3, :3], [0.0, 0.0, up], atol=1e-12)
+        np.testing.assert_allclose(np.asarray(plate.ComputeLocalToWorldTransform(
+            Usd.TimeCode.Default())), np.eye(4), atol=1e-12)
+    # at rest (the bottom of its stroke) the ram's platen sits on the plate's top face
+    bottom = min(p[2] for p in UsdGeom.Mesh(ram.GetPrim()).GetPointsAttr().Get())
+    assert bottom == pytest.approx(plate_rest["/Plate/Geom/plate_holes_stl"][:, 2].max(), abs=1e-6)
 
 
 def test_bad_duration_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,9 +156,9 @@ def test_bad_duration_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_failed_demo_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    import twin3d.demo
+    import twin3d.demos.plate
 
-    monkeypatch.setattr(twin3d.demo, "PLATE_CAD", tmp_path / "gone" / "plate_holes.stl")
+    monkeypatch.setattr(twin3d.demos.plate, "PLATE_CAD", tmp_path / "gone" / "plate_holes.stl")
     out = tmp_path / "demo"
     assert main(["demo", "--headless", "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -152,6 +194,10 @@ def test_a_plain_install_runs_the_demo_from_any_folder(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("twin3d-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "twin3d/data/plate_holes.stl" in names and "twin3d/data/plate_sensors.toml" in names
+    assert {"twin3d/data/so101/so101.urdf", "twin3d/data/so101/LICENSE",
+            "twin3d/data/so101/assets/sts3215_03a_v1.stl", "twin3d/data/so101_sensors.toml"} \
+        <= set(names)
+    assert sum(i.file_size for i in zipfile.ZipFile(wheel).infolist()) < 5_000_000
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, timeout=300)

@@ -402,26 +402,32 @@ def _run_web(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: _Commands) -> None:
     p = sub.add_parser(
-        "demo", help="build and run the demo twin end to end",
-        description="Convert and bind the demo plate, start a recording bridge on 127.0.0.1, "
-        "stream simulated sensors through it, reconstruct the temperature and stress fields, "
-        "and show them: in a window with a display, else off-screen to a movie and PNG "
-        "snapshots. Ctrl-C stops early and still leaves a valid recording.")
+        "demo", help="build and run a demo twin end to end",
+        description="Build a demo twin, start a recording bridge on 127.0.0.1, stream "
+        "simulated sensors through it and show them: in a window with a display, else "
+        "off-screen to a movie and PNG snapshots. Scene 'plate' (default): a heated plate "
+        "under a press, its temperature and stress fields reconstructed from its sensors. "
+        "Scene 'robot': the SO-101 arm converted from its URDF, picking and placing through "
+        "its joint channels while its servos warm up. Ctrl-C stops early and still leaves a "
+        "valid recording.")
+    p.add_argument("--scene", choices=["plate", "robot"], default="plate",
+                   help="the demo twin (default: plate)")
     p.add_argument("--headless", action="store_true", help="render off-screen even with a display")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of simulated sensors")
     p.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
-    p.add_argument("-o", "--output", default="twin3d-demo", help="working folder")
+    p.add_argument("-o", "--output", help="working folder (default: twin3d-demo, "
+                   "twin3d-demo-robot for the robot)")
     p.add_argument("--movie", help="movie to write when headless (.mp4 or .gif; "
                    "default OUTPUT/demo.mp4)")
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from twin3d.demo import run_demo, summary
+    from twin3d.demos import run_demo, summary
 
     if args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration}")
-    result = run_demo(args.output, duration=args.duration, seed=args.seed,
+    result = run_demo(args.output, scene=args.scene, duration=args.duration, seed=args.seed,
                       headless=True if args.headless else None, movie=args.movie)
     print(summary(result))
     return 0

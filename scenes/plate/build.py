@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import twin3d
-from twin3d.demo import PLATE_CAD, SENSOR_MAP
+from twin3d.demos.plate import PLATE_CAD, SENSOR_MAP
 
 
 def build(out_dir: Path) -> Path:
