@@ -33,7 +33,7 @@ import numpy as np
 
 from twin3d.engine.config import EngineSettings, EngineSpec, VirtualSensor, parse_engine_tables
 from twin3d.engine.forecast import Trend
-from twin3d.engine.health import OUTLIER, FaultCheck, LeaveOneOut
+from twin3d.engine.health import MARGIN, OUTLIER, FaultCheck, LeaveOneOut
 from twin3d.engine.virtual import PlacedPoint, place_virtual, point_response
 from twin3d.errors import EngineError
 from twin3d.fields.base import ImplausibleInputWarning
@@ -85,6 +85,11 @@ class _Group:
             response, np.ones(len(self.channels)) if noise is None else noise)
         #: judges the sensors' health: needs the sensors' noise too
         self.loo = self.fitter if noise is not None else None
+        #: (m, m) |correlation| of the sensors' residuals, 0 on the diagonal (whose fault it is)
+        self.rho = np.zeros((len(self.channels), len(self.channels)))
+        if self.loo is not None:
+            self.rho = np.abs(self.loo.correlation())
+            np.fill_diagonal(self.rho, 0.0)
         self.inputs: list[str] = list(getattr(model, "inputs", ()) or ()) if response is not None else []
         self.names: list[str] = []      # published input names, set by the engine
         self.points: list[PlacedPoint] = []
@@ -104,6 +109,7 @@ class _Signal:
         self.sum = self.tsum = 0.0
         self.count = 0
         self.z = math.nan
+        self.own = True                   # the period's evidence is its own (see health)
         self.level: float | None = None   # the last period's mean
         self.reported: str | None = None  # the fault last reported (alarms are its changes)
 
@@ -424,15 +430,23 @@ class Engine:
             if not counts.any():
                 continue
             means = np.array([s.sum / s.count if s.count else 0.0 for s in sigs])
-            r = g.loo.residuals(means, counts, self._active_mask(g), outlier=OUTLIER)
-            for s, z in zip(sigs, r.z.tolist(), strict=True):
+            active = self._active_mask(g)
+            plain = g.loo.residuals(means, counts, active)
+            for s, z in zip(sigs, plain.z.tolist(), strict=True):
+                if s.fault is not None and s.count:
+                    s.fault.note(z)
+            evidence = np.array([s.fault.evidence if s.fault is not None else 0.0 for s in sigs])
+            explained = (g.rho * evidence[None, :]).max(axis=1)   # by another sensor's fault
+            r = g.loo.residuals(means, counts, active, outlier=OUTLIER)
+            for s, z, own in zip(sigs, r.z.tolist(), (evidence >= explained + MARGIN).tolist(), strict=True):
                 s.z = z
+                s.own = own
         # 2. the checks, suspect changes, health and suspect channels
         for channel, sig in self.signals.items():
             if sig.fault is None:
                 continue
             was = sig.reported
-            sig.fault.period(sig.z if sig.count else math.nan, clock)
+            sig.fault.period(sig.z if sig.count else math.nan, clock, own=sig.own)
             now_reason = sig.reported = sig.fault.reason
             if math.isfinite(sig.z) and sig.count:
                 step.samples.append(Sample(f"twin/health/{channel}", sig.z, stamp))
@@ -460,6 +474,7 @@ class Engine:
             sig.sum = sig.tsum = 0.0
             sig.count = 0
             sig.z = math.nan
+            sig.own = True
         # 5. impossible fitted inputs
         self._plausibility(step)
         if self.live_every is not None and clock - self._last_live >= self.live_every:

@@ -13,6 +13,20 @@ sensor the others cannot check (``h_i`` = 1: it alone fixes an input) gets NaN. 
 (``|z|`` > :data:`OUTLIER` sigma) leaves the fit of the others before they are judged, so that a
 fault does not spill onto its neighbours.
 
+**Whose fault it is.** Below that, a faulty sensor in the fit moves its neighbours' residuals
+too: a fault of ``e`` on sensor ``j`` gives every ``z_i`` ``rho_ij`` times what it gives ``z_j``,
+``rho`` the correlation of the leave-one-out residuals (:meth:`LeaveOneOut.correlation`; 0.71
+between the thermocouple between the rear bolts and each rear corner on the demo plate). So a
+slow drift fed its neighbours' CUSUMs too, and one with a head start from noise crossed the
+threshold first. The evidence that sensor ``i`` itself is at fault is its recent residuals,
+``d_i = |sum z_i| / sqrt(n)`` over its last :data:`EVIDENCE_WINDOW` periods (N(0, 1) for a
+healthy sensor; its own ``z`` is always the largest a fault puts anywhere, ``|rho| <= 1``); a
+CUSUM crossing becomes a verdict only when that evidence is the sensor's own:
+``d_i >= max_j |rho_ij| d_j + MARGIN``, more than any other sensor's fault (suspect or not) can
+have put there. A neighbour's evidence is ``|rho|`` times the culprit's plus noise of standard
+deviation ``sqrt(1 - rho²)``, so :data:`MARGIN` sigma above it is not reached by chance; the
+culprit's own passes once its evidence is ``MARGIN / (1 - rho²)``, a few periods into a drift.
+
 Replacing a suspect sensor's reading by its leave-one-out prediction makes any least-squares
 fit of all readings equal the fit without it (the prediction is on the fitted plane), which is
 how the engine takes it out of the fields without rebuilding ``W``.
@@ -42,13 +56,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["HOLD_PERIODS", "OUTLIER", "RAW_WINDOW", "Z_WINDOW", "FaultCheck", "LeaveOneOut", "LooResult"]
+__all__ = ["EVIDENCE_WINDOW", "HOLD_PERIODS", "MARGIN", "OUTLIER", "RAW_WINDOW", "Z_WINDOW", "FaultCheck",
+           "LeaveOneOut", "LooResult"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: A standardised residual this large takes its sensor out of the others' fit (see above).
 OUTLIER = 5.0
+#: Health periods of residuals the evidence of a fault sums (:attr:`FaultCheck.evidence`).
+EVIDENCE_WINDOW = 10
+#: Sigma by which a sensor's evidence must exceed what another's fault explains (see above).
+MARGIN = 3.0
 #: Raw readings the stuck check looks at (per channel).
 RAW_WINDOW = 20
 #: Health periods the noisy check looks at.
@@ -127,6 +146,23 @@ class LeaveOneOut:
             result = self._residuals(y, counts, use)
         return result
 
+    def correlation(self) -> FloatArray:
+        """(m, m) correlation of the sensors' leave-one-out residuals, every sensor in the fit
+        (one reading each; the diagonal is 1): a fault on sensor ``j`` moves ``z_i`` by
+        ``rho_ij`` times what it moves ``z_j``. 0 for a sensor the others cannot check."""
+        m = self.A.shape[0]
+        root_w = 1.0 / self.noise
+        _, Ginv, _ = self._factor(root_w**2)
+        B = self.A * root_w[:, None]
+        C = np.eye(m) - B @ Ginv @ B.T   # the projection onto the residuals, whitened
+        d = np.sqrt(np.clip(np.diag(C), 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = C / np.outer(d, d)
+        rho[~np.isfinite(rho) | (np.outer(d, d) < 1e-6)] = 0.0
+        np.fill_diagonal(rho, 1.0)
+        out: FloatArray = rho
+        return out
+
     def _residuals(self, y: FloatArray, counts: FloatArray, active: BoolArray) -> LooResult:
         m, k = self.A.shape
         have = counts > 0
@@ -191,6 +227,7 @@ class FaultCheck:
         self.stale_after = stale_after
         self.raw: deque[float] = deque(maxlen=RAW_WINDOW)
         self.zs: deque[float] = deque(maxlen=Z_WINDOW)
+        self.recent: deque[float] = deque(maxlen=EVIDENCE_WINDOW)
         self.cusum = (0.0, 0.0)
         self.last_seen: float | None = None
         self.flags: dict[str, bool] = {"dead": False, "stuck": False, "noisy": False, "drift": False}
@@ -203,18 +240,32 @@ class FaultCheck:
         """The first fault that holds (dead, stuck, noisy, drift), or None."""
         return next((name for name, on in self.flags.items() if on), None)
 
+    @property
+    def evidence(self) -> float:
+        """``|sum z| / sqrt(n)`` of the last :data:`EVIDENCE_WINDOW` residuals :meth:`note`
+        took (0 before any): N(0, 1) for a healthy sensor."""
+        n = len(self.recent)
+        return abs(math.fsum(self.recent)) / math.sqrt(n) if n else 0.0
+
+    def note(self, z: float) -> None:
+        """Note the period's residual fitted with every trusted sensor (the evidence)."""
+        if math.isfinite(z):
+            self.recent.append(z)
+
     def reading(self, value: float, time: float) -> None:
         """Note one raw reading."""
         self.raw.append(value)
         self.last_seen = time if self.last_seen is None else max(self.last_seen, time)
         self.flags["dead"] = False
 
-    def period(self, z: float, now: float) -> None:
+    def period(self, z: float, now: float, *, own: bool = True) -> None:
         """Close a health period: the CUSUM takes ``z`` (NaN: no news), then every check runs.
 
         Args:
             z: the standardised leave-one-out residual of the period.
             now: the engine's clock (source time, s).
+            own: whether the recent evidence is this sensor's own, not another's fault seen
+                through the fit (see the module docstring); a drift verdict needs it.
         """
         if math.isfinite(z):
             self.zs.append(z)
@@ -224,7 +275,7 @@ class FaultCheck:
             lo = min(max(0.0, lo - z - self.allowance), cap)
             self.cusum = (hi, lo)
         hi, lo = self.cusum
-        if max(hi, lo) > self.threshold:
+        if max(hi, lo) > self.threshold and own:
             self.flags["drift"] = True
         elif hi == 0.0 and lo == 0.0:
             self.flags["drift"] = False
