@@ -259,7 +259,7 @@ def test_show_serves_the_page_from_the_running_loop(tmp_path: Path) -> None:
     plate = Path(__file__).resolve().parents[2] / "scenes" / "plate"
     for f in plate.glob("plate.*"):
         shutil.copy(f, tmp_path / f.name)
-    twin = Twin.open(tmp_path / "plate.usda")
+    twin = Twin.open(tmp_path / "plate.usda", reset=True)  # not the example's toy values (no plate state)
 
     async def kernel() -> tuple[str, int, str]:
         page = twin.show()
@@ -288,7 +288,7 @@ def test_show_from_a_script_serves_from_a_thread(tmp_path: Path) -> None:
     plate = Path(__file__).resolve().parents[2] / "scenes" / "plate"
     for f in plate.glob("plate.*"):
         shutil.copy(f, tmp_path / f.name)
-    page = Twin.open(tmp_path / "plate.usda").show()
+    page = Twin.open(tmp_path / "plate.usda", reset=True).show()
     try:
         status, body, _ = _get(page.url + "index.html")
         assert status == 200 and "<html" in body.lower()
