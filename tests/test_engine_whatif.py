@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from engine_plate import MESH, copy_stage, make_stage, steady
+from plate_stage import SURFACE
 from pxr import Usd
 
 from twin3d.cli import main
@@ -50,8 +51,10 @@ def test_doubling_the_heater_gives_the_forward_models_readings_as_a_variant(tmp_
         assert abs(result.readings[channel] - value) <= 1e-6 * span, channel
     assert result.readings["plate/tc5"] - now["plate/tc5"] > 1.0        # the heater matters there
     field = result.fields[MESH]["temperature"]
-    vertex = engine.twin.sensors["plate/tc5"].vertex
-    assert field[vertex] == pytest.approx(expected["plate/tc5"], abs=1e-3)   # W @ readings = physics
+    # the display surface has a vertex at each sensor (its triangle's point, not a CAD vertex)
+    gaps = np.linalg.norm(engine.twin.meshes[0].points - engine.twin.sensors["plate/tc5"].position, axis=1)
+    assert gaps.min() < 1e-6
+    assert field[gaps.argmin()] == pytest.approx(expected["plate/tc5"], abs=1e-3)   # W @ readings = physics
     np.testing.assert_allclose(result.differences[MESH]["temperature"], field - live_field, atol=1e-4)
 
     # reopened from disk with pxr: the scenario variant set switches reality and the what-if
@@ -60,7 +63,7 @@ def test_doubling_the_heater_gives_the_forward_models_readings_as_a_variant(tmp_
     vset = root.GetVariantSets().GetVariantSet("scenario")
     assert sorted(vset.GetVariantNames()) == ["heater_x2", "live"]
     assert vset.GetVariantSelection() == "live"
-    mesh = stage_usd.GetPrimAtPath(MESH)
+    mesh = stage_usd.GetPrimAtPath(SURFACE)      # the display surface shows the fields
 
     def colours() -> np.ndarray:
         pv = mesh.GetAttribute("primvars:displayColor")
@@ -81,7 +84,7 @@ def test_doubling_the_heater_gives_the_forward_models_readings_as_a_variant(tmp_
     engine.twin.save()
     again = Usd.Stage.Open(str(engine.twin.root_path))
     again.GetDefaultPrim().GetVariantSets().GetVariantSet("scenario").SetVariantSelection("heater_x2")
-    mesh = again.GetPrimAtPath(MESH)
+    mesh = again.GetPrimAtPath(SURFACE)
     np.testing.assert_allclose(colours(), linear_colorize(field, 20.0, 120.0), atol=1e-6)
 
 
@@ -145,4 +148,4 @@ def test_the_live_layer_shows_a_suspect_sensor(tmp_path: Path, template: Path) -
     state = {c: composed.GetPrimAtPath(f"/Plate/Sensors/{c.replace('/', '_')}").GetAttribute("twin:state").Get()
              for c in ("plate/tc4", "plate/tc1")}
     assert state == {"plate/tc4": "suspect", "plate/tc1": "ok"}
-    assert composed.GetPrimAtPath(MESH).GetAttribute("primvars:temperature").HasValue()
+    assert composed.GetPrimAtPath(SURFACE).GetAttribute("primvars:temperature").HasValue()

@@ -169,7 +169,11 @@ def run_what_if(engine: Any, changes: Mapping[str, float | str], name: str | Non
 
 
 def author_what_if(twin: Any, result: WhatIf) -> None:
-    """Author a what-if into the twin's live layer as a ``scenario`` variant, and save it."""
+    """Author a what-if into the twin's live layer as a ``scenario`` variant, and save it.
+
+    The fields go on the prims that show them: a mesh's display surface where it has one
+    (``MeshData.prim``), the mesh itself otherwise.
+    """
     from twin3d.colormap import ALARM_COLORS
     from twin3d.usd.scenario import author_scenario
 
@@ -184,6 +188,9 @@ def author_what_if(twin: Any, result: WhatIf) -> None:
     for channel, value in result.readings.items():
         state = sensors[channel].limits.state(value) if channel in sensors else "ok"
         states[channel] = state if state in ALARM_COLORS else "ok"
-    author_scenario(twin.stage, result.name, result.fields, result.differences, result.readings,
-                    states=states, ranges=ranges, shown=twin.displayed_fields)
+    prim = {m.path: m.prim for m in twin.meshes}
+    shown = twin.displayed_fields
+    author_scenario(twin.stage, result.name, {prim[m]: by_q for m, by_q in result.fields.items()},
+                    {prim[m]: by_q for m, by_q in result.differences.items()}, result.readings,
+                    states=states, ranges=ranges, shown={prim[m]: q for m, q in shown.items()})
     twin.save()
