@@ -348,6 +348,9 @@ def _add_view(sub: _Commands) -> None:
     p.add_argument("--range", nargs=2, type=float, metavar=("VMIN", "VMAX"),
                    help="colour range of the field (default: the range stored in the stage, "
                    "else the data's)")
+    p.add_argument("--difference", metavar="SCENARIO",
+                   help="show the field of what-if SCENARIO (twin3d whatif) minus the live field, "
+                   "in a diverging colour map centred on 0")
     p.add_argument("--labels", default="field", metavar="WHICH",
                    help="sensor labels: field (the sensors of the shown field; default), all, "
                    "none, or quantities such as temperature,strain; warn and alarm always show")

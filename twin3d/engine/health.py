@@ -15,8 +15,8 @@ fault does not spill onto its neighbours.
 
 **Whose fault it is.** Below that, a faulty sensor in the fit moves its neighbours' residuals
 too: a fault of ``e`` on sensor ``j`` gives every ``z_i`` ``rho_ij`` times what it gives ``z_j``,
-``rho`` the correlation of the leave-one-out residuals (:meth:`LeaveOneOut.correlation`; 0.71
-between the thermocouple between the rear bolts and each rear corner on the demo plate). So a
+``rho`` the correlation of the leave-one-out residuals (:meth:`LeaveOneOut.correlation`; up to
+0.71 on the demo plate, between the thermocouple between the rear bolts and a rear corner). So a
 slow drift fed its neighbours' CUSUMs too, and one with a head start from noise crossed the
 threshold first. The evidence that sensor ``i`` itself is at fault is its recent residuals,
 ``d_i = |sum z_i| / sqrt(n)`` over its last :data:`EVIDENCE_WINDOW` periods (N(0, 1) for a

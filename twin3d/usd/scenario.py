@@ -14,6 +14,8 @@ field's fixed colour range), ``primvars:<quantity>_scenario`` and
 selects the meshes' variants (``live`` selects nothing: the meshes show reality). The predicted
 readings go on the sensor prims inside the root's variant as ``twin:scenarioValue`` and
 ``twin:scenarioState`` (their live ``twin:value`` stays: it is the live layer's own opinion).
+:func:`scenario_fields` reads a scenario's predicted fields back (``twin3d view --difference``
+shows one minus the live field).
 
 Examples:
     >>> author_scenario(twin.stage, "heater_x2", fields, differences, readings,  # doctest: +SKIP
@@ -26,14 +28,15 @@ from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
-from pxr import Sdf, Usd
+from pxr import Sdf, Usd, UsdGeom
 
 from twin3d.colormap import linear_colorize
 from twin3d.errors import StageError
 from twin3d.usd.bindings import sensor_prims
 from twin3d.usd.spec import author_primvar, ensure_attr
 
-__all__ = ["LIVE_VARIANT", "SCENARIO_SET", "author_scenario", "scenario_names", "select_scenario"]
+__all__ = ["LIVE_VARIANT", "SCENARIO_SET", "author_scenario", "scenario_fields", "scenario_names",
+           "select_scenario"]
 
 #: The variant set of the default prim (and of each mesh a scenario recolours).
 SCENARIO_SET = "scenario"
@@ -148,3 +151,37 @@ def select_scenario(stage: Usd.Stage, name: str) -> None:
     if name not in names:
         raise StageError(f"no scenario {name!r} (scenarios: {', '.join(names) or 'none'})")
     stage.GetDefaultPrim().GetVariantSets().GetVariantSet(SCENARIO_SET).SetVariantSelection(name)
+
+
+def scenario_fields(stage: Usd.Stage, name: str) -> dict[str, dict[str, npt.NDArray[np.float32]]]:
+    """The predicted fields of what-if ``name``, as authored (``primvars:<quantity>_scenario``).
+
+    The scenario is selected in the stage's session layer while the fields are read, and
+    deselected after: the stage's layers are not changed.
+
+    Returns:
+        ``{mesh path: {quantity: (n_points,) float32}}``.
+
+    Raises:
+        StageError: no what-if ``name`` (the message lists those there are), or ``live``.
+    """
+    whatifs = [n for n in scenario_names(stage) if n != LIVE_VARIANT]
+    if name not in whatifs:
+        there = ", ".join(whatifs) or "none: make one with twin3d whatif"
+        raise StageError(f"no scenario {name!r} to compare with live (scenarios: {there})")
+    root = stage.GetDefaultPrim()
+    vset = root.GetVariantSets().GetVariantSet(SCENARIO_SET)
+    out: dict[str, dict[str, npt.NDArray[np.float32]]] = {}
+    with Usd.EditContext(stage, stage.GetSessionLayer()):
+        vset.SetVariantSelection(name)
+        try:
+            for prim in Usd.PrimRange(root):
+                for primvar in UsdGeom.PrimvarsAPI(prim).GetPrimvars():
+                    quantity = primvar.GetPrimvarName().removesuffix("_scenario")
+                    if quantity != primvar.GetPrimvarName():
+                        values = primvar.ComputeFlattened()
+                        out.setdefault(str(prim.GetPath()), {})[quantity] = np.asarray(
+                            values, dtype=np.float32).reshape(-1)
+        finally:
+            vset.ClearVariantSelection()
+    return out

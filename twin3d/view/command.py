@@ -6,7 +6,8 @@ off-screen by itself and writes a picture (``STAGE-view.png``), or a movie of th
 
 The field shown is ``--field``, else the one the stage shows (``twin:displayField``, set by
 the live layer); its colour range is ``--range``, else the one stored in the stage, else the
-data's.
+data's. ``--difference SCENARIO`` shows that what-if's field (``twin3d whatif``) minus the live
+field instead (:mod:`twin3d.view.difference`), over ``--range`` or a range symmetric about 0.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from twin3d.errors import RenderError, UsageError
 from twin3d.model import Sample
 
-__all__ = ["SUBSCRIBE_TIMEOUT_S", "run_view", "shown_field_models"]
+__all__ = ["SUBSCRIBE_TIMEOUT_S", "difference_models", "run_view", "shown_field_models"]
 
 #: Seconds ``twin3d view --bridge ... -o OUT`` waits for its subscription before giving up.
 SUBSCRIBE_TIMEOUT_S = 5.0
@@ -49,6 +50,35 @@ def shown_field_models(twin: Any, name: str | None) -> tuple[str | None, dict[st
         raise UsageError(f"--field {name}: no mesh of the stage has that field "
                          f"(fields: {', '.join(have) or 'none; bind sensors first'})")
     return name, models
+
+
+def difference_models(twin: Any, field: str | None, models: dict[str, Any] | None,
+                      scenario: str) -> dict[str, Any]:
+    """The models that show what-if ``scenario``'s ``field`` minus the live one, per mesh.
+
+    Raises:
+        UsageError: no field to compare (the stage shows none and ``--field`` is not given).
+        StageError: no such scenario (the message lists those there are), or one without
+            that field on a mesh.
+    """
+    from twin3d.errors import StageError
+    from twin3d.usd.scenario import scenario_fields
+    from twin3d.view.difference import ScenarioDifference
+
+    if field is None or not models:
+        raise UsageError(f"--difference {scenario}: name the field to compare, e.g. "
+                         "--field temperature")
+    predicted = scenario_fields(twin.stage, scenario)
+    prim = {m.path: m.prim for m in twin.meshes}   # a display surface carries the fields
+    out = {}
+    for path, model in models.items():
+        values = predicted.get(prim.get(path, path), {}).get(field)
+        if values is None:
+            have = sorted({q for qs in predicted.values() for q in qs})
+            raise StageError(f"scenario {scenario!r} has no {field} field on {path} (its "
+                             f"fields: {', '.join(have) or 'none'}); run twin3d whatif again")
+        out[path] = ScenarioDifference(model, values, scenario)
+    return out
 
 
 def _recording(path: str) -> list[Sample]:
@@ -109,6 +139,7 @@ def run_view(args: argparse.Namespace) -> int:
     """Run ``twin3d view`` from parsed arguments; return the exit code."""
     from twin3d.twin import Twin
     from twin3d.view.camerapath import load_path, orbit_path
+    from twin3d.view.difference import DIFFERENCE_CMAP
     from twin3d.view.feed import feed_bridge, feed_recording
     from twin3d.view.movie import MOVIE_SUFFIXES
     from twin3d.view.renderer import View, has_display
@@ -116,7 +147,12 @@ def run_view(args: argparse.Namespace) -> int:
     size, rng, labels = _check_args(args)
     twin = Twin.open(args.stage)
     field, models = shown_field_models(twin, args.field)
-    if rng is None and field is not None:
+    look: dict[str, Any] = {}
+    if args.difference is not None:
+        models = difference_models(twin, field, models, args.difference)
+        look = {"cmap": DIFFERENCE_CMAP, "title": next(iter(models.values())).title,
+                "symmetric": True}
+    elif rng is None and field is not None:
         rng = twin.field_ranges.get(field)
     out = Path(args.output) if args.output else None
     off = bool(args.off_screen or out is not None)
@@ -126,7 +162,7 @@ def run_view(args: argparse.Namespace) -> int:
               file=sys.stderr)
     samples = _recording(args.recording) if args.recording else None
     with View(twin, models, off_screen=off, window_size=size, field_range=rng,
-              labels=labels) as view:
+              labels=labels, **look) as view:
         cam_path = load_path(args.path, args.stage) if args.path else orbit_path(
             view.plotter.center, 1.6 * view.diagonal, elevation=30.0)
         if not off:

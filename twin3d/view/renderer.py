@@ -167,6 +167,10 @@ class View:
         field_range: fixed (vmin, vmax) of the colour map (pass the stage's,
             ``twin.field_ranges[quantity]``); None = the range of the data shown.
         cmap: matplotlib colour map name.
+        title: the colour bar's title; default ``quantity (unit)`` of the field model.
+        symmetric: keep the colour range symmetric about 0 when it follows the data
+            (``field_range`` None): a difference field in a diverging map, white at 0
+            (:mod:`twin3d.view.difference`).
         stale_after: seconds without a value after which a sensor is greyed out.
         gpu: colour-map in a shader from a raw float attribute (else VTK's CPU mapping).
         lighting: light the surfaces (False shows exact colour-map colours).
@@ -209,6 +213,8 @@ class View:
         window_size: tuple[int, int] = (1024, 768),
         field_range: tuple[float, float] | None = None,
         cmap: str = DEFAULT_CMAP,
+        title: str | None = None,
+        symmetric: bool = False,
         stale_after: float = 10.0,
         gpu: bool = True,
         lighting: bool = True,
@@ -228,6 +234,7 @@ class View:
         self._clock = clock
         self.stale_after = float(stale_after)
         self.field_range = field_range
+        self.symmetric = symmetric
         self.connection = "no bridge"
         self.problems: list[str] = []
         self.source_time: float | None = None
@@ -290,7 +297,7 @@ class View:
         self.quantity, self.unit = "", ""
         self.color_bar: Any = None  # twin3d.view.scene.ColorBar when there is a field
         if self._models:
-            self._add_color_bar(cmap)
+            self._add_color_bar(cmap, title)
         self._add_overlays()
         # a twin that keeps its latest readings (its live layer) shows them from the start
         initial = getattr(twin, "values", None)
@@ -345,15 +352,16 @@ class View:
         wanted = set(labels)
         return {c for c in chans if self.sensors[c].quantity in wanted}
 
-    def _add_color_bar(self, cmap: str) -> None:
+    def _add_color_bar(self, cmap: str, title: str | None) -> None:
         from twin3d.view.labels import unit_text
         from twin3d.view.scene import build_color_bar
 
         model = next(iter(self._models.values()))
         self.quantity, self.unit = str(model.quantity), str(model.unit)
         unit = unit_text(self.unit)
-        self.color_bar = build_color_bar(f"{self.quantity} ({unit})" if unit else self.quantity,
-                                         cmap)
+        if title is None:
+            title = f"{self.quantity} ({unit})" if unit else self.quantity
+        self.color_bar = build_color_bar(title, cmap)
         for prop in self.color_bar.actors():
             self.plotter.renderer.AddViewProp(prop)
 
@@ -504,6 +512,9 @@ class View:
             if f.size:
                 lo, hi = min(lo, float(np.nanmin(f))), max(hi, float(np.nanmax(f)))
         if math.isfinite(lo) and math.isfinite(hi):
+            if self.symmetric:
+                hi = max(abs(lo), abs(hi), 1e-6)
+                lo = -hi
             if hi <= lo:
                 hi = lo + 1e-6 * max(1.0, abs(lo))
             self._set_range(lo, hi)

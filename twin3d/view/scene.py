@@ -561,6 +561,7 @@ class ColorBar:
     _ticks: pv.PolyData = field(repr=False)
     _range: tuple[float, float] | None = None
     _box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    _width: float = 1024.0
 
     def actors(self) -> list[vtk.vtkProp]:
         """Every prop of the bar, to add to the renderer once."""
@@ -573,7 +574,7 @@ class ColorBar:
         box = (x0, 40.0, x1, 54.0)
         if box == self._box:
             return
-        self._box = box
+        self._box, self._width = box, w
         n = 256
         xs = np.linspace(x0, x1, n + 1)
         pts = np.zeros((2 * (n + 1), 3))
@@ -582,9 +583,10 @@ class ColorBar:
         self._strip.points = pts
         self._frame.points = np.array([[x0, box[1], 0], [x1, box[1], 0], [x1, box[3], 0],
                                        [x0, box[3], 0]], dtype=np.float64)
-        self.title.SetPosition(x0, box[3] + 5.0)
         if self._range is not None:
             self.show(*self._range)
+        else:
+            self.no_data()
 
     def show(self, vmin: float, vmax: float) -> None:
         """Show the bar over ``vmin..vmax`` with round ticks."""
@@ -606,19 +608,28 @@ class ColorBar:
         self._ticks.points = marks
         for a in (self.strip, self.frame, self.ticks):
             a.SetVisibility(True)
-        self.title.SetInput(self.name)
+        self._set_title(self.name)
 
     def no_data(self) -> None:
         """Hide the strip and ticks; the title says there is no data yet."""
         self._range = None
         for a in (self.strip, self.frame, self.ticks, *self.labels):
             a.SetVisibility(False)
-        self.title.SetInput(f"{self.name}: no data")
+        self._set_title(f"{self.name}: no data")
+
+    def _set_title(self, text: str) -> None:
+        """Write the title above the bar's left end, moved left as far as a long one needs
+        to stay inside the window."""
+        bbox = [0, 0, 0, 0]
+        vtk.vtkTextRenderer().GetBoundingBox(self.title.GetTextProperty(), text, bbox, 72)
+        x0, _, _, y1 = self._box
+        self.title.SetInput(text)
+        self.title.SetPosition(max(min(x0, self._width - 8.0 - (bbox[1] - bbox[0])), 8.0), y1 + 5.0)
 
     def pixels(self) -> tuple[float, float, float, float]:
         """The area (x0, y0, x1, y1) in pixels that the bar, its ticks and title cover."""
         x0, _, x1, y1 = self._box
-        return (x0 - 16.0, 16.0, x1 + 16.0, y1 + 26.0)
+        return (min(x0, self.title.GetPosition()[0]) - 16.0, 16.0, x1 + 16.0, y1 + 26.0)
 
 
 #: Most tick labels a colour bar shows.
