@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -72,7 +73,7 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     # the movie's frames visibly change (the field heats up and the camera moves)
     frames = _frames(out / "demo.mp4")
     assert len(frames) >= 20
-    diffs = [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:])]
+    diffs = [float(np.abs(b - a).mean()) for a, b in itertools.pairwise(frames)]
     assert max(diffs) > 0.5 and float(np.abs(frames[-1] - frames[0]).mean()) > 5.0
     for png in ("snapshot_start.png", "snapshot_end.png"):
         assert (out / png).stat().st_size > 10_000
