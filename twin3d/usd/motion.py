@@ -435,8 +435,8 @@ class Deformation:
             rest = np.asarray(rest_points(mesh), dtype=np.float32).reshape(-1, 3)
             world = np.asarray(cache.GetLocalToWorldTransform(prim), dtype=np.float64)
             # USD is row-vector: world = local @ M[:3, :3] + t, so a world vector v is v @ inv
-            shapes.append(_Shape(prim.GetPath(), rest, np.linalg.inv(world[:3, :3]),
-                                 _flat_faces(mesh)))
+            to_local = np.asarray(np.linalg.inv(world[:3, :3]), dtype=np.float64)
+            shapes.append(_Shape(prim.GetPath(), rest, to_local, _flat_faces(mesh)))
         return cls(shapes)
 
     def points(self, displacement: npt.NDArray[np.float32], scale: float
