@@ -216,3 +216,58 @@ def test_a_recording_of_the_stress_model_s_shapes_through_twin_recording(bound_p
     assert load.Get(8.0) == pytest.approx(800.0)
     report = validate_stage(out)
     assert report.failures == [], [str(f) for f in report.failures]
+
+
+def test_the_engine_keeps_the_deflection_in_the_live_layer(tmp_path: Path) -> None:
+    """``twin3d engine --live-every S --deform-scale X``: with its fields, the engine authors the
+    stress model's displacement of the latest readings, X times, into the live layer."""
+    from engine_plate import drive, make_stage, plant_for
+
+    from twin3d.engine.core import Engine
+
+    engine = Engine(make_stage(tmp_path), live_every=1.0, deform_scale=20.0)
+    rest = engine.twin.meshes[0].points.copy()
+    stress = engine.models[MESH]["von_mises"]
+    drive(engine, plant_for(engine, seed=5), 0.0, 2.1)  # its last step (t = 2 s) is a live one
+    stage = _reopen(engine.twin.root_path)  # as saved
+    prim = stage.GetPrimAtPath(SURFACE)
+    assert prim.GetAttribute("twin:deformScale").Get() == 20.0
+    np.testing.assert_allclose(_world(stage, SURFACE), rest + 20.0 * stress.displacement(),
+                               atol=2e-6)  # the readings of the last live update
+    assert np.abs(_world(stage, SURFACE) - rest).max() > 1e-3
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--deform-scale", "0"],
+    ["demo", "--deform-scale", "-3"],
+    ["demo", "--deform-scale", "nan"],
+    ["demo", "--deform-scale", "inf"],
+    ["demo", "--deform-scale", "ten"],
+    ["demo", "--scene", "robot", "--deform-scale", "5"],
+    ["view", "STAGE", "--deform-scale", "0"],
+    ["engine", "STAGE", "--bridge", "ws://127.0.0.1:1", "--deform-scale", "-1",
+     "--live-every", "1"],
+    ["engine", "STAGE", "--bridge", "ws://127.0.0.1:1", "--deform-scale", "5"],
+], ids=["zero", "negative", "nan", "inf", "text", "robot", "view", "engine", "engine-no-live"])
+def test_bad_deform_scales_are_bad_usage(argv: list[str], bound_plate: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from twin3d.cli import main
+
+    argv = [str(bound_plate) if a == "STAGE" else a for a in argv]
+    out = tmp_path / "demo"
+    if argv[0] == "demo":
+        argv += ["-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--deform-scale" in err[0], err
+    assert not out.exists()
+
+
+def test_view_deform_scale_needs_a_stress_model(plate: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from twin3d.cli import main
+
+    assert main(["view", str(plate), "--deform-scale", "10", "-o", str(plate.with_name("x.png"))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no mesh of the stage has a stress model" in err[0]
+    assert not plate.with_name("x.png").exists()

@@ -11,6 +11,7 @@ imported inside the runner so ``twin3d --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -363,7 +364,22 @@ def _add_view(sub: _Commands) -> None:
     p.add_argument("--size", help="window/movie size WIDTHxHEIGHT (default 1024x768)")
     p.add_argument("--usd-camera", metavar="CAM.usdc",
                    help="also write the path as a time-sampled UsdGeom.Camera over the stage")
+    p.add_argument("--deform-scale", type=_deform_scale, metavar="X",
+                   help="show the parts a stress model bends deformed X times (stated on "
+                   "screen; e.g. 20)")
     p.set_defaults(run=_run_view)
+
+
+def _deform_scale(text: str) -> float:
+    """``--deform-scale``: a positive, finite exaggeration factor."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"give a positive number (the exaggeration, e.g. 10), "
+                                         f"got {text!r}")
+    return value
 
 
 def _run_view(args: argparse.Namespace) -> int:
@@ -419,6 +435,9 @@ def _add_demo(sub: _Commands) -> None:
                    "twin3d-demo-robot for the robot)")
     p.add_argument("--movie", help="movie to write when headless (.mp4 or .gif; "
                    "default OUTPUT/demo.mp4)")
+    p.add_argument("--deform-scale", type=_deform_scale, metavar="X",
+                   help="plate: show its deflection X times in the view, the live layer and "
+                   "the recording (default 10)")
     p.set_defaults(run=_run_demo)
 
 
@@ -427,8 +446,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration}")
+    if args.deform_scale is not None and args.scene != "plate":
+        raise UsageError(f"--deform-scale: nothing deforms in the {args.scene} scene (the "
+                         "plate scene shows its deflection)")
     result = run_demo(args.output, scene=args.scene, duration=args.duration, seed=args.seed,
-                      headless=True if args.headless else None, movie=args.movie)
+                      headless=True if args.headless else None, movie=args.movie,
+                      deform_scale=args.deform_scale)
     print(summary(result))
     return 0
 
@@ -455,6 +478,9 @@ def _add_engine(sub: _Commands) -> None:
     p.add_argument("--live-every", type=float, metavar="SECONDS",
                    help="also keep the twin's live layer current (values, suspect states, fields), "
                    "saved at most this often")
+    p.add_argument("--deform-scale", type=_deform_scale, metavar="X",
+                   help="with --live-every: also show the parts a stress model bends, deformed "
+                   "X times, in the live layer (twin:deformScale says so)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     p.set_defaults(run=_run_engine)
 
@@ -474,9 +500,13 @@ def _run_engine(args: argparse.Namespace) -> int:
 
     _positive(args.horizon, "--horizon")
     _positive(args.live_every, "--live-every")
+    if args.deform_scale is not None and args.live_every is None:
+        raise UsageError("--deform-scale needs --live-every: the deformed shape goes into the "
+                         "live layer")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = Engine(args.stage, horizon=args.horizon, live_every=args.live_every)
+    engine = Engine(args.stage, horizon=args.horizon, live_every=args.live_every,
+                    deform_scale=args.deform_scale)
 
     async def go() -> None:
         stop = asyncio.Event()

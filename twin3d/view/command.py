@@ -6,7 +6,8 @@ off-screen by itself and writes a picture (``STAGE-view.png``), or a movie of th
 
 The field shown is ``--field``, else the one the stage shows (``twin:displayField``, set by
 the live layer); its colour range is ``--range``, else the one stored in the stage, else the
-data's.
+data's. ``--deform-scale X`` bends the parts that have a stress model by its displacement,
+X times (the status line says ``deformation ×X``), whichever field is shown.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from twin3d.errors import RenderError, UsageError
 from twin3d.model import Sample
 
-__all__ = ["SUBSCRIBE_TIMEOUT_S", "run_view", "shown_field_models"]
+__all__ = ["SUBSCRIBE_TIMEOUT_S", "deforming_models", "run_view", "shown_field_models"]
 
 #: Seconds ``twin3d view --bridge ... -o OUT`` waits for its subscription before giving up.
 SUBSCRIBE_TIMEOUT_S = 5.0
@@ -49,6 +50,22 @@ def shown_field_models(twin: Any, name: str | None) -> tuple[str | None, dict[st
         raise UsageError(f"--field {name}: no mesh of the stage has that field "
                          f"(fields: {', '.join(have) or 'none; bind sensors first'})")
     return name, models
+
+
+def deforming_models(twin: Any) -> dict[str, Any]:
+    """The field models that give displacements (stress models), by mesh path.
+
+    Raises:
+        UsageError: no mesh of the twin has one.
+    """
+    from twin3d.fields import build_field_models
+
+    out = {path: model for path, qs in build_field_models(twin).items()
+           for model in qs.values() if getattr(model, "U", None) is not None}
+    if not out:
+        raise UsageError("--deform-scale: no mesh of the stage has a stress model to bend it "
+                         "(bind strain gauges or a load cell with a [model.stress] table)")
+    return out
 
 
 def _recording(path: str) -> list[Sample]:
@@ -116,6 +133,7 @@ def run_view(args: argparse.Namespace) -> int:
     size, rng, labels = _check_args(args)
     twin = Twin.open(args.stage)
     field, models = shown_field_models(twin, args.field)
+    deformers = deforming_models(twin) if args.deform_scale is not None else None
     if rng is None and field is not None:
         rng = twin.field_ranges.get(field)
     out = Path(args.output) if args.output else None
@@ -126,7 +144,7 @@ def run_view(args: argparse.Namespace) -> int:
               file=sys.stderr)
     samples = _recording(args.recording) if args.recording else None
     with View(twin, models, off_screen=off, window_size=size, field_range=rng,
-              labels=labels) as view:
+              labels=labels, deform_scale=args.deform_scale, deform_models=deformers) as view:
         cam_path = load_path(args.path, args.stage) if args.path else orbit_path(
             view.plotter.center, 1.6 * view.diagonal, elevation=30.0)
         if not off:
