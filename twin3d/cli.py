@@ -281,6 +281,9 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {export_alarms(args.recording, args.output)} alarms")
         return 0
     kind = check_output_suffix(args.output)
+    if kind == "csv" and args.stage:
+        raise UsageError(f"--stage {args.stage}: CSV output takes no stage (it is for USD and "
+                         "MCAP output: -o out.usdc or -o out.mcap)")
     if kind == "csv":
         n = export_csv(args.recording, args.output)
         print(f"wrote {args.output}: {n} samples")

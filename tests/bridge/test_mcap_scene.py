@@ -192,7 +192,7 @@ def test_mcap_moves_the_robot_by_frame_transforms(tmp_path: Path) -> None:
                                    atol=1e-6, err_msg=e.id)
 
 
-def test_mcap_with_a_stage_that_cannot_be_read(tmp_path: Path,
+def test_export_with_a_stage_that_cannot_be_read_or_is_not_wanted(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     _record(tmp_path / "run.sqlite", [("plate/tc1", 20.0, T0)])
     out = tmp_path / "run.mcap"
@@ -201,3 +201,7 @@ def test_mcap_with_a_stage_that_cannot_be_read(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "missing.usda" in err
     assert not out.exists()
+    csv = tmp_path / "run.csv"  # a stage means nothing to CSV output: bad usage, not ignored
+    assert main(["export", str(tmp_path / "run.sqlite"), "-o", str(csv),
+                 "--stage", str(tmp_path / "missing.usda")]) == 2
+    assert "--stage" in capsys.readouterr().err and not csv.exists()
