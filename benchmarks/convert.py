@@ -123,7 +123,7 @@ def main() -> int:
             src = folder / name
             cells: dict[str, tuple[float, int]] = {}
             runs = {
-                "twin3d": lambda s=src: twin3d_cli + ["convert", str(s), "-o",
+                "twin3d": lambda s=src: [*twin3d_cli, "convert", str(s), "-o",
                                                       str(folder / "t.usda"), "--units", "m"],
                 "trimesh": lambda s=src: [sys.executable, "-c", _CHILD, "0", "trimesh", str(s),
                                           str(folder / "t.glb")],

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import trimesh
@@ -72,7 +73,7 @@ def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def sphere(n_vertices: int) -> trimesh.Trimesh:
-    k = max(int(round(np.sqrt(n_vertices / 2))), 8)
+    k = max(round(float(np.sqrt(n_vertices / 2))), 8)
     return trimesh.creation.uv_sphere(radius=1.0, count=[k, k])
 
 
@@ -281,10 +282,10 @@ def main(argv: list[str] | None = None) -> int:
             setup = time.perf_counter() - t
             values = 20.0 + rng.random(m)
             repeats = 30 if n <= 100_000 else 10
-            upd = median_time(lambda: model.update(values), repeats)
+            upd = median_time(partial(model.update, values), repeats)
             v32 = values.astype(np.float32)
             out = np.empty(model.n_vertices, dtype=np.float32)
-            gemv = median_time(lambda: matvec(model.W, v32, out), repeats)
+            gemv = median_time(partial(matvec, model.W, v32, out), repeats)
             floor = model.W.nbytes / bw
             print(f"| {len(pts):,} | {m} | {setup:.2f} | {model.W.nbytes / 1e6:.0f} | "
                   f"{upd * 1e3:.2f} | {gemv * 1e3:.2f} | {floor * 1e3:.2f} | "
@@ -305,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             v = rng.random(c)
             v32 = v.astype(np.float32)
             vm_out = np.empty(model_s.n_vertices, dtype=np.float32)
-            total = median_time(lambda: model_s.update(v), 10)
-            tens = median_time(lambda: matvec(model_s.W, v32, model_s.tensor.reshape(-1)), 10)
-            vm = median_time(lambda: von_mises(model_s.tensor, out=vm_out), 10)
+            total = median_time(partial(model_s.update, v), 10)
+            tens = median_time(partial(matvec, model_s.W, v32, model_s.tensor.reshape(-1)), 10)
+            vm = median_time(partial(von_mises, model_s.tensor, out=vm_out), 10)
             print(f"| {n:,} | {c} | {tens * 1e3:.2f} | {vm * 1e3:.2f} | {total * 1e3:.2f} |")
             del model_s, W
             gc.collect()

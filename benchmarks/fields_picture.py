@@ -14,15 +14,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.tri as mtri  # noqa: E402
-import numpy as np  # noqa: E402
-import trimesh  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.tri as mtri
+import numpy as np
+import trimesh
 
-from twin3d.fields import HeatModel  # noqa: E402
-from twin3d.fields.heat import solve_unit_responses  # noqa: E402
-from twin3d.fields.mesh import probe_matrix, tetrahedralize  # noqa: E402
-from twin3d.sensors import load_sensor_map  # noqa: E402
+from twin3d.fields import HeatModel
+from twin3d.fields.heat import solve_unit_responses
+from twin3d.fields.mesh import probe_matrix, tetrahedralize
+from twin3d.sensors import load_sensor_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     panels = (("true", truth, "inferno", (lo, hi)),
               ("reconstructed (11 sensors)", field, "inferno", (lo, hi)),
               ("sigma (K)", sigma, "viridis", (0.0, float(sigma[top].max()))))
-    for ax, (title, values, cmap, (vmin, vmax)) in zip(axes, panels):
+    for ax, (title, values, cmap, (vmin, vmax)) in zip(axes, panels, strict=True):
         tpc = ax.tripcolor(tri, values, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
         ax.scatter([s.position[0] * 1000 for s in temps], [s.position[1] * 1000 for s in temps],
                    s=14, c="cyan", edgecolors="k", linewidths=0.5)

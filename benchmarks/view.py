@@ -45,17 +45,17 @@ import numpy as np
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
-import pyvista as pv  # noqa: E402
+import pyvista as pv
 
-from twin3d.usd.geometry import MeshData  # noqa: E402
-from twin3d.view import View  # noqa: E402
+from twin3d.usd.geometry import MeshData
+from twin3d.view import View
 
 SIZE = (800, 600)
 
 
 def grid(n_vertices: int) -> MeshData:
     """A wavy square plate of about ``n_vertices`` welded vertices, triangulated."""
-    k = int(round(np.sqrt(n_vertices)))
+    k = round(float(np.sqrt(n_vertices)))
     x, y = np.meshgrid(np.linspace(0, 1, k), np.linspace(0, 1, k))
     z = 0.03 * np.sin(6 * x) * np.cos(5 * y)
     pts = np.stack([x.ravel(), y.ravel(), z.ravel()], 1)
@@ -366,7 +366,7 @@ def run(variants: dict[str, Any], rounds: int, frames: int) -> dict[str, dict[st
         ch_cpu = statistics.median(c for c, _ in s["change"])
         # paired: each changed frame minus the static frame rendered just before it, so
         # slow drifts of a shared machine cancel
-        pairs = [c[0] - st[0] for st, c in zip(s["static"], s["change"])]
+        pairs = [c[0] - st[0] for st, c in zip(s["static"], s["change"], strict=True)]
         out[name] = {"static_cpu": st_cpu, "frame_cpu": ch_cpu,
                      "frame_wall": statistics.median(w for _, w in s["change"]),
                      "overhead": statistics.median(pairs)}

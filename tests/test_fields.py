@@ -487,20 +487,20 @@ def test_build_models_refuses_a_sensor_off_the_part_and_keeps_one_on_a_coarse_fa
                enumerate([(0.0, 0.0, 0.5), (0.5, 0.1, 0.0), (0.1, -0.5, 0.2)])]
     models = build_models(box.vertices, box.faces, 1.0, on_face, {}, cache=False)
     assert models["temperature"].channels == ["b/t0", "b/t1", "b/t2"]
-    near = on_face + [Sensor("b/near", "temperature", "degC", "/B", position=(0.0, 0.0, 0.502))]
+    near = [*on_face, Sensor("b/near", "temperature", "degC", "/B", position=(0.0, 0.0, 0.502))]
     build_models(box.vertices, box.faces, 1.0, near, {}, cache=False)  # 2 mm: within 5 mm
     with pytest.raises(FieldError, match=r"^sensor 'b/near': position \(0, 0, 0.502\) is 2.0 mm "
                                          r"from the surface of its mesh \(tolerance 1.0 mm\)"):
         build_models(box.vertices, box.faces, 1.0, near, {}, cache=False, snap_tolerance=0.001)
-    far = on_face + [Sensor("b/far", "temperature", "degC", "/B", position=(0.0, 0.99, 0.0))]
-    with pytest.raises(FieldError, match="'b/far': position .* is 490.0 mm from the surface"):
+    far = [*on_face, Sensor("b/far", "temperature", "degC", "/B", position=(0.0, 0.99, 0.0))]
+    with pytest.raises(FieldError, match=r"'b/far': position .* is 490\.0 mm from the surface"):
         build_models(box.vertices, box.faces, 1.0, far, {}, cache=False)
     in_mm = [Sensor(s.channel, s.quantity, s.unit, s.target,
                     position=tuple(1000.0 * x for x in s.position or ())) for s in on_face]
     in_mm.append(Sensor("b/mm", "temperature", "degC", "/B", position=(0.0, 0.0, 503.0)))
     build_models(box.vertices * 1000.0, box.faces, 0.001, in_mm, {}, cache=False)  # 3 mm
     in_mm[-1] = Sensor("b/mm", "temperature", "degC", "/B", position=(0.0, 0.0, 508.0))
-    with pytest.raises(FieldError, match="'b/mm': .* is 8.0 mm from the surface"):
+    with pytest.raises(FieldError, match=r"'b/mm': .* is 8\.0 mm from the surface"):
         build_models(box.vertices * 1000.0, box.faces, 0.001, in_mm, {}, cache=False)
 
 

@@ -13,7 +13,7 @@ from twin3d.fields.stress import solve_load_cases, strain_from_stress
 from twin3d.model import Sensor
 
 E, NU, P, L, H = 200e9, 0.3, 1000.0, 1.0, 0.1
-I = H**4 / 12.0
+I = H**4 / 12.0  # noqa: E741 (the second moment of area, as in the beam formulas)
 REGIONS = {"root": {"normal": [-1, 0, 0]}, "tip": {"normal": [1, 0, 0]}}
 
 

@@ -57,7 +57,7 @@ def main(src: str, out_dir: str) -> None:
     meshes = [shown if m is mesh else m for m in meshes]
     models = build_models(surface.points, surface.faces, 1.0, list(sensors.values()), {},
                           cache=False, solid=(pts, mesh.faces))
-    values = dict(zip(sensors, temps))
+    values = dict(zip(sensors, temps, strict=True))
     with View(Scene(meshes, sensors), {mesh.path: models["temperature"]}, off_screen=True,
               window_size=(800, 560), field_range=(30.0, 100.0)) as view:
         view.push(values, time=1767261600.0)  # 2026-01-01 10:00 UTC

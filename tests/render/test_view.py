@@ -136,7 +136,7 @@ def test_frames_write_in_place(view_plate) -> None:  # type: ignore[no-untyped-d
         field_ptr = body.array.GetVoidPointer(0)
         mtime = body.polydata.GetPoints().GetMTime()
         for _ in range(10):
-            last = {ch: float(v) for ch, v in zip(twin.sensors, rng.uniform(5, 95, 4))}
+            last = {ch: float(v) for ch, v in zip(twin.sensors, rng.uniform(5, 95, 4), strict=False)}
             view.push(last)
             view.render()
         img = view.screenshot()
@@ -195,7 +195,7 @@ def test_bridge_stream_into_view(view_plate) -> None:  # type: ignore[no-untyped
 
     twin, model = view_plate
     rng = np.random.default_rng(7)
-    batches = [{ch: float(v) for ch, v in zip(twin.sensors, rng.uniform(5, 95, 4))}
+    batches = [{ch: float(v) for ch, v in zip(twin.sensors, rng.uniform(5, 95, 4), strict=False)}
                for _ in range(30)]
     frames = 12
 
@@ -283,7 +283,7 @@ def test_replay_recording_into_view(view_plate, tmp_path) -> None:  # type: igno
 
 
 def test_hard_edges_split_points_but_field_follows_stage_vertices(view_plate) -> None:  # type: ignore[no-untyped-def]
-    twin, model = view_plate
+    twin, _ = view_plate
 
     class PerVertex:  # field = reading × stage vertex index, on the 8-vertex block
         channels, quantity, unit, n_vertices = ["plate/tc1"], "temperature", "degC", 8

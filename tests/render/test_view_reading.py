@@ -36,7 +36,7 @@ def _box(view: View, text: object) -> tuple[float, float, float, float]:
 
 def _boxes(view: View) -> dict[str, tuple[float, float, float, float]]:
     """Pixel boxes of the labels drawn in the last frame, by channel."""
-    return {ch: _box(view, text) for ch, text in zip(view.glyphs.channels, view.glyphs.texts)
+    return {ch: _box(view, text) for ch, text in zip(view.glyphs.channels, view.glyphs.texts, strict=True)
             if text.GetVisibility()}
 
 
@@ -157,11 +157,11 @@ def test_labels_of_sensors_behind_the_part_are_hidden(tmp_path: Path) -> None:
     center = np.array(back)
     with View(twin, model, off_screen=True, window_size=SIZE, labels="all") as view:
         view.push({"plate/tc9": 40.0, "plate/tc3": 30.0})
-        view.set_camera(center + [0.0, -0.5, 0.12], center, (0.0, 0.0, 1.0))  # from the front
+        view.set_camera(center + np.array([0.0, -0.5, 0.12]), center, (0.0, 0.0, 1.0))  # from the front
         view.render()
         assert view.label_text("plate/tc9") is None
         assert view.label_text("plate/tc3") is not None  # on the plate, in view
-        view.set_camera(center + [0.0, 0.5, 0.12], center, (0.0, 0.0, 1.0))   # from behind
+        view.set_camera(center + np.array([0.0, 0.5, 0.12]), center, (0.0, 0.0, 1.0))   # from behind
         view.render()
         assert view.label_text("plate/tc9") == "tc9  40 °C"
 
@@ -195,12 +195,12 @@ def test_markers_are_outlined_and_the_states_have_a_legend(view_plate) -> None: 
         rad = MARKER_PX + OUTLINE_PX / 2  # the middle of the outline
         for ch, s in twin.sensors.items():  # a dark ring around each marker
             r, c = view.screen_position(s.position)
-            ring = [img[int(round(r + rad * math.sin(a))), int(round(c + rad * math.cos(a)))]
+            ring = [img[round(r + rad * math.sin(a)), round(c + rad * math.cos(a))]
                     for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]
             assert np.median(np.asarray(ring).max(axis=1)) < 40, ch
         legend = [chip.GetInput().strip() for chip in view.legend]
         assert legend == ["ok", "WARN", "ALARM", "STALE / no data"]
-        for chip, state in zip(view.legend, ("ok", "warn", "alarm", "stale")):
+        for chip, state in zip(view.legend, ("ok", "warn", "alarm", "stale"), strict=False):
             assert chip.GetTextProperty().GetBackgroundColor() == pytest.approx(
                 ALARM_COLORS[state])
 

@@ -109,7 +109,7 @@ def test_path_exported_as_time_sampled_usd_camera(view_plate, tmp_path: Path) ->
         return {(f.rule, f.prim) for f in validate_stage(path).failures}
 
     assert found(Path(out)) <= found(twin.stage_path)
-    with pytest.raises(StageError, match="write the camera as .usdc"):
+    with pytest.raises(StageError, match=r"write the camera as \.usdc"):
         export_camera_path(tmp_path / "walk.usda", twin.stage_path, pos, foc)
     assert not (tmp_path / "walk.usda").exists()
 
@@ -171,7 +171,7 @@ def test_movie_bad_suffix_leaves_nothing(view_plate, tmp_path: Path) -> None:  #
 
     twin, model = view_plate
     with View(twin, model, off_screen=True, window_size=(64, 48)) as view:
-        with pytest.raises(RenderError, match="use .mp4 or .gif"):
+        with pytest.raises(RenderError, match=r"use \.mp4 or \.gif"):
             export_movie(view, orbit_path((0, 0, 0), 1.0), tmp_path / "walk.avi", frames=2)
     assert list(tmp_path.iterdir()) == [tmp_path / "plate.usda"]
 

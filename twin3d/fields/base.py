@@ -339,7 +339,7 @@ def matvec(W: F32, v: F32, out: F32) -> F32:
     try:
         return np.dot(W, v, out=out)
     finally:
-        for lib, n in zip(_blas, previous):
+        for lib, n in zip(_blas, previous, strict=True):
             lib.set_num_threads(n)
 
 
@@ -392,7 +392,7 @@ def sensor_locations(sensors: Sequence[Any], points_m: FloatArray, meters_per_un
         surface = trimesh.Trimesh(points_m, np.asarray(faces, dtype=np.int64), process=False)
         _, dist, _ = trimesh.proximity.closest_point(  # type: ignore[no-untyped-call]
             surface, pos[far])
-        for j, d in zip(far.tolist(), np.asarray(dist, dtype=np.float64).tolist()):
+        for j, d in zip(far.tolist(), np.asarray(dist, dtype=np.float64).tolist(), strict=True):
             if d > tol:
                 raise FieldError(
                     f"sensor {sensors[j].channel!r}: position "

@@ -66,7 +66,7 @@ def available_solvers() -> list[str]:
         out.append("amg")
     except ImportError:
         pass
-    return out + ["superlu"]
+    return [*out, "superlu"]
 
 
 def choose_solver(A: sp.spmatrix) -> str:

@@ -178,7 +178,7 @@ def _author_camera(stage: Usd.Stage, src: Usd.Stage, path: Sdf.Path, pos: F64, f
     op = cam.AddTransformOp()
     fd = cam.CreateFocusDistanceAttr()
     upv = Gf.Vec3d(*map(float, up))
-    for i, (p, f) in enumerate(zip(pos, foc)):
+    for i, (p, f) in enumerate(zip(pos, foc, strict=True)):
         view = Gf.Matrix4d().SetLookAt(Gf.Vec3d(*p), Gf.Vec3d(*f), upv)
         op.Set(view.GetInverse() * to_parent, Usd.TimeCode(i))
         fd.Set(float(np.linalg.norm(f - p)), Usd.TimeCode(i))

@@ -358,7 +358,7 @@ class LiveStage:
         viewer reloading at any moment reads either the previous or the new state.
         """
         todo = [(self.live, self.live_path)]
-        if self.root.dirty and not self._root_saved or not self.root_path.exists():
+        if (self.root.dirty and not self._root_saved) or not self.root_path.exists():
             todo.append((self.root, self.root_path))
         for layer, path in todo:
             save_layer(layer, path)

@@ -169,11 +169,11 @@ def select_display(layer: Sdf.Layer, meshes: Sequence[Sdf.Path], quantity: str |
         FieldError: ``quantity`` is not a field of a mesh in ``layer``.
     """
     fields = [_fields(layer, mesh) for mesh in meshes]
-    for mesh, names in zip(meshes, fields):
+    for mesh, names in zip(meshes, fields, strict=True):
         if quantity is not None and quantity not in names:
             raise FieldError(f"{mesh} has no field {quantity!r} to show (fields: "
                              f"{', '.join(names) or 'none; set one first'})")
-    for mesh, names in zip(meshes, fields):
+    for mesh, names in zip(meshes, fields, strict=True):
         chosen = quantity or (DEFAULT_DISPLAY if DEFAULT_DISPLAY in names else names[0])
         spec = layer.GetPrimAtPath(mesh)
         if spec.variantSelections.get(DISPLAY_SET) != chosen:

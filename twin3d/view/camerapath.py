@@ -124,7 +124,7 @@ class CameraPath:
         """Return the path as TOML text that :func:`load_path` reads back."""
         lines = [f"fov = {self.fov!r}", f"up = {list(self.up)!r}",
                  f"closed = {'true' if self.closed else 'false'}"]
-        for p, f in zip(self.positions, self.focal_points):
+        for p, f in zip(self.positions, self.focal_points, strict=True):
             lines += ["", "[[key]]", f"position = {[float(x) for x in p]!r}",
                       f"focal_point = {[float(x) for x in f]!r}"]
         return "\n".join(lines) + "\n"

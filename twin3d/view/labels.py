@@ -85,7 +85,7 @@ def short_names(channels: Sequence[str]) -> dict[str, str]:
     count: dict[str, int] = {}
     for n in last:
         count[n] = count.get(n, 0) + 1
-    return {c: (n if count[n] == 1 else c) for c, n in zip(channels, last)}
+    return {c: (n if count[n] == 1 else c) for c, n in zip(channels, last, strict=True)}
 
 
 def _overlap(box: F64, others: F64) -> F64:

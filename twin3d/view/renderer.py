@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -140,7 +140,7 @@ def source_time_text(t: float) -> str:
         >>> source_time_text(1767225600.25)
         '2026-01-01 00:00:00.2 UTC'
     """
-    stamp = datetime.fromtimestamp(t, tz=timezone.utc)
+    stamp = datetime.fromtimestamp(t, tz=UTC)
     return f"{stamp:%Y-%m-%d %H:%M:%S}.{stamp.microsecond // 100_000} UTC"
 
 
@@ -283,7 +283,7 @@ class View:
         self.glyphs = build_sensor_glyphs(chans, np.array(pos).reshape(-1, 3),
                                           radius=0.015 * self.diagonal)
         self._rest_positions = self.glyphs.positions.copy()
-        self._anchors = [self.parts.anchor(self.sensors[ch].target, p) for ch, p in zip(chans, pos)]
+        self._anchors = [self.parts.anchor(self.sensors[ch].target, p) for ch, p in zip(chans, pos, strict=True)]
         self._names = short_names(chans)
         self._labelled = self._label_set(labels)
         self.show_sensors = show_sensors
@@ -591,7 +591,7 @@ class View:
             [STATE_ORDER[states[i]] for i in label], (size[0], size[1]),
             obstacles=np.column_stack([anchors, radii])[visible],
             keep_out=self._reserved(size))
-        placed = dict(zip(label, zip(boxes, lead)))
+        placed = dict(zip(label, zip(boxes, lead, strict=True), strict=True))
         for i in range(len(g.channels)):
             if i not in placed:
                 g.place(i, None, None)
@@ -675,7 +675,7 @@ class View:
         ren.WorldToDisplay()
         x, y, _ = ren.GetDisplayPoint()
         h = self.plotter.window_size[1]
-        return int(round(h - 1 - y)), int(round(x))
+        return round(h - 1 - y), round(x)
 
     def set_camera(self, position: Sequence[float], focal_point: Sequence[float],
                    up: Sequence[float] = (0.0, 0.0, 1.0), view_angle: float | None = None) -> None:
