@@ -261,7 +261,10 @@ def _add_export(sub: _Commands) -> None:
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="out.csv, out.usdc or out.mcap")
     p.add_argument("--stage", help="USD output: the bound stage whose sensor prims get the time "
-                   "samples (default: one prim per channel under /Recording)")
+                   "samples (default: one prim per channel under /Recording); MCAP output: the "
+                   "bound stage, its .twin.usda or the run's USD recording, whose sensors describe "
+                   "the channels and whose meshes (with their recorded field colours) and moving "
+                   "parts go along as Foxglove scene messages")
     p.add_argument("--fps", type=float, default=10.0, help="USD output: timeCodesPerSecond (default 10)")
     p.add_argument("--skip-unknown", action="store_true",
                    help="USD output: drop channels that are not bound on --stage instead of failing")
@@ -279,6 +282,9 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {export_alarms(args.recording, args.output)} alarms")
         return 0
     kind = check_output_suffix(args.output)
+    if kind == "csv" and args.stage:
+        raise UsageError(f"--stage {args.stage}: CSV output takes no stage (it is for USD and "
+                         "MCAP output: -o out.usdc or -o out.mcap)")
     if kind == "csv":
         n = export_csv(args.recording, args.output)
         print(f"wrote {args.output}: {n} samples")
@@ -286,8 +292,11 @@ def _run_export(args: argparse.Namespace) -> int:
     if kind == "mcap":
         from twin3d.bridge.mcap import export_mcap
 
-        n, events = export_mcap(args.recording, args.output)
-        print(f"wrote {args.output}: {n} samples, {events} alarm events (open it in Foxglove)")
+        done = export_mcap(args.recording, args.output, stage=args.stage)
+        scene = (f", {done.meshes} meshes in {done.scene_updates} scene updates, "
+                 f"{done.transforms} frame transforms" if args.stage else "")
+        print(f"wrote {args.output}: {done.samples} samples, {done.alarm_events} alarm events"
+              f"{scene} (open it in Foxglove)")
         return 0
     n = export_usd(args.recording, args.output, args.stage, fps=args.fps,
                    skip_unknown=args.skip_unknown)
