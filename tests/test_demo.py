@@ -32,7 +32,7 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     out = tmp_path / "demo"
     assert main(["demo", "--headless", "--duration", "6", "--seed", "3", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "[5/5] streaming 15 sensors" in text
+    assert "[5/5] streaming 15 sensors" in text and "the plate's deflection shown ×10" in text
     assert "usdview" in text and "twin3d view" in text and "publisher.py" in text
 
     # every published value was acknowledged and recorded exactly once
@@ -47,7 +47,7 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     for name in ("plate.usda", "recording.usdc"):
         report = validate_stage(out / name)
         assert report.failures == [], report.failures
-    from pxr import Usd
+    from pxr import Usd, UsdGeom
 
     rec = Usd.Stage.Open(str(out / "recording.usdc"))
     mesh = rec.GetPrimAtPath("/Plate/Geom/plate_holes_stl_display")  # its display surface
@@ -69,6 +69,24 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     expected = [min(max(0.04 * (1 - v / 700.0), 0.0), 0.04) for _, v in loads]
     np.testing.assert_allclose(heights, expected, atol=1e-9)
     assert max(heights) - min(heights) > 0.005  # it moves
+
+    # the plate's deflection under the press: recorded as the display surface's points, ×10
+    # (stated on the mesh), and in the live layer
+    from twin3d.twin import Twin
+
+    twin = Twin.open(out / "plate.usda")
+    plate = next(m for m in twin.meshes if m.path == "/Plate/Geom/plate_holes_stl")
+    rest = plate.points  # read at rest, though the live layer shows it bent
+    points = UsdGeom.Mesh(mesh).GetPointsAttr()
+    assert len(points.GetTimeSamples()) >= 5
+    bent = [np.abs(np.asarray(points.Get(c), dtype=np.float64) - rest).max()
+            for c in points.GetTimeSamples()]
+    assert min(bent) > 1e-3 and max(bent) < 0.1  # millimetres ×10: centimetres, not metres
+    assert mesh.GetAttribute("twin:deformScale").Get() == 10.0
+    live_stage = Usd.Stage.Open(str(out / "plate.twin.usda"))
+    live = live_stage.GetPrimAtPath(mesh.GetPath())
+    assert live.GetAttribute("twin:deformScale").Get() == 10.0
+    assert np.abs(np.asarray(live.GetAttribute("points").Get()) - rest).max() > 1e-3
 
     # the movie's frames visibly change (the field heats up and the camera moves)
     frames = _frames(out / "demo.mp4")
@@ -132,7 +150,8 @@ def test_the_press_ram_moves_with_the_load_cell(tmp_path: Path) -> None:
     twin = build_stage(tmp_path)
     plate_rest = {m.path: np.asarray(m.points) for m in twin.meshes}
     assert set(plate_rest) == {"/Plate/Geom/plate_holes_stl", "/Plate/Geom/press_ram"}
-    assert len(plate_rest["/Plate/Geom/plate_holes_stl"]) == 618  # the plate as shipped
+    shipped = UsdGeom.Mesh.Get(twin.stage, "/Plate/Geom/plate_holes_stl").GetPointsAttr().Get()
+    assert len(shipped) == 618  # the CAD mesh as shipped (twin.meshes: its display surface)
     for load, up in ((0.0, 0.04), (300.0, 0.04 * (1 - 300.0 / full)), (full, 0.0),
                      (2 * full, 0.0), (-500.0, 0.04)):
         twin.update({"plate/load": load})
@@ -147,6 +166,30 @@ def test_the_press_ram_moves_with_the_load_cell(tmp_path: Path) -> None:
     # at rest (the bottom of its stroke) the ram's platen sits on the plate's top face
     bottom = min(p[2] for p in UsdGeom.Mesh(ram.GetPrim()).GetPointsAttr().Get())
     assert bottom == pytest.approx(plate_rest["/Plate/Geom/plate_holes_stl"][:, 2].max(), abs=1e-6)
+
+
+@pytest.mark.render
+def test_the_demo_view_bends_the_plate_and_says_how_much(tmp_path: Path) -> None:
+    """The plate demo's view: the temperature on the plate, bent ×10 by the stress model's
+    displacement of the readings (the status line says ``deformation ×10``), the sensor
+    markers riding it."""
+    from twin3d.demos.plate import DEFORM_SCALE, PlateScenario, build_twin, plate_view
+
+    assert DEFORM_SCALE == 10.0
+    twin, models, mesh_path = build_twin(tmp_path)
+    scenario = PlateScenario(models["temperature"], models["von_mises"], twin.sensors, 30.0)
+    readings = scenario.readings(2.0)
+    with plate_view(twin, models, mesh_path, headless=True, window_size=(480, 300)) as view:
+        view.push(readings)
+        view.render()
+        assert "deformation ×10" in view.status.GetText(0)
+        assert view.quantity == "temperature"
+        ma = next(a for a in view.mesh_actors if a.path == mesh_path)
+        want = 10.0 * models["von_mises"].displacement(readings)
+        drawn = ma.drawn() - ma.rest
+        got = want if ma.vertex_ids is None else want[ma.vertex_ids]
+        np.testing.assert_allclose(drawn, got, atol=1e-6)
+        assert np.abs(drawn).max() > 5e-3  # ~3 mm at the front edge, shown ×10
 
 
 def test_bad_duration_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ imported inside the runner so ``twin3d --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -260,7 +261,10 @@ def _add_export(sub: _Commands) -> None:
     p.add_argument("recording", metavar="REC")
     p.add_argument("-o", "--output", required=True, help="out.csv, out.usdc or out.mcap")
     p.add_argument("--stage", help="USD output: the bound stage whose sensor prims get the time "
-                   "samples (default: one prim per channel under /Recording)")
+                   "samples (default: one prim per channel under /Recording); MCAP output: the "
+                   "bound stage, its .twin.usda or the run's USD recording, whose sensors describe "
+                   "the channels and whose meshes (with their recorded field colours) and moving "
+                   "parts go along as Foxglove scene messages")
     p.add_argument("--fps", type=float, default=10.0, help="USD output: timeCodesPerSecond (default 10)")
     p.add_argument("--skip-unknown", action="store_true",
                    help="USD output: drop channels that are not bound on --stage instead of failing")
@@ -278,6 +282,9 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {export_alarms(args.recording, args.output)} alarms")
         return 0
     kind = check_output_suffix(args.output)
+    if kind == "csv" and args.stage:
+        raise UsageError(f"--stage {args.stage}: CSV output takes no stage (it is for USD and "
+                         "MCAP output: -o out.usdc or -o out.mcap)")
     if kind == "csv":
         n = export_csv(args.recording, args.output)
         print(f"wrote {args.output}: {n} samples")
@@ -285,8 +292,11 @@ def _run_export(args: argparse.Namespace) -> int:
     if kind == "mcap":
         from twin3d.bridge.mcap import export_mcap
 
-        n, events = export_mcap(args.recording, args.output)
-        print(f"wrote {args.output}: {n} samples, {events} alarm events (open it in Foxglove)")
+        done = export_mcap(args.recording, args.output, stage=args.stage)
+        scene = (f", {done.meshes} meshes in {done.scene_updates} scene updates, "
+                 f"{done.transforms} frame transforms" if args.stage else "")
+        print(f"wrote {args.output}: {done.samples} samples, {done.alarm_events} alarm events"
+              f"{scene} (open it in Foxglove)")
         return 0
     n = export_usd(args.recording, args.output, args.stage, fps=args.fps,
                    skip_unknown=args.skip_unknown)
@@ -366,7 +376,22 @@ def _add_view(sub: _Commands) -> None:
     p.add_argument("--size", help="window/movie size WIDTHxHEIGHT (default 1024x768)")
     p.add_argument("--usd-camera", metavar="CAM.usdc",
                    help="also write the path as a time-sampled UsdGeom.Camera over the stage")
+    p.add_argument("--deform-scale", type=_deform_scale, metavar="X",
+                   help="show the parts a stress model bends deformed X times (stated on "
+                   "screen; e.g. 20)")
     p.set_defaults(run=_run_view)
+
+
+def _deform_scale(text: str) -> float:
+    """``--deform-scale``: a positive, finite exaggeration factor."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"give a positive number (the exaggeration, e.g. 10), "
+                                         f"got {text!r}")
+    return value
 
 
 def _run_view(args: argparse.Namespace) -> int:
@@ -422,6 +447,9 @@ def _add_demo(sub: _Commands) -> None:
                    "twin3d-demo-robot for the robot)")
     p.add_argument("--movie", help="movie to write when headless (.mp4 or .gif; "
                    "default OUTPUT/demo.mp4)")
+    p.add_argument("--deform-scale", type=_deform_scale, metavar="X",
+                   help="plate: show its deflection X times in the view, the live layer and "
+                   "the recording (default 10)")
     p.set_defaults(run=_run_demo)
 
 
@@ -430,8 +458,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration}")
+    if args.deform_scale is not None and args.scene != "plate":
+        raise UsageError(f"--deform-scale: nothing deforms in the {args.scene} scene (the "
+                         "plate scene shows its deflection)")
     result = run_demo(args.output, scene=args.scene, duration=args.duration, seed=args.seed,
-                      headless=True if args.headless else None, movie=args.movie)
+                      headless=True if args.headless else None, movie=args.movie,
+                      deform_scale=args.deform_scale)
     print(summary(result))
     return 0
 
@@ -458,6 +490,9 @@ def _add_engine(sub: _Commands) -> None:
     p.add_argument("--live-every", type=float, metavar="SECONDS",
                    help="also keep the twin's live layer current (values, suspect states, fields), "
                    "saved at most this often")
+    p.add_argument("--deform-scale", type=_deform_scale, metavar="X",
+                   help="with --live-every: also show the parts a stress model bends, deformed "
+                   "X times, in the live layer (twin:deformScale says so)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     p.set_defaults(run=_run_engine)
 
@@ -477,9 +512,13 @@ def _run_engine(args: argparse.Namespace) -> int:
 
     _positive(args.horizon, "--horizon")
     _positive(args.live_every, "--live-every")
+    if args.deform_scale is not None and args.live_every is None:
+        raise UsageError("--deform-scale needs --live-every: the deformed shape goes into the "
+                         "live layer")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = Engine(args.stage, horizon=args.horizon, live_every=args.live_every)
+    engine = Engine(args.stage, horizon=args.horizon, live_every=args.live_every,
+                    deform_scale=args.deform_scale)
 
     async def go() -> None:
         stop = asyncio.Event()

@@ -12,6 +12,7 @@ Example (``scenes/plate/update.py`` is the runnable version)::
     twin.set_field("Plate", "temperature", np.linspace(20, 90, n), vmin=20, vmax=100)
     twin.set_field("Plate", "von_mises", np.linspace(0, 40, n))
     twin.show_field("Plate", "von_mises")     # shown in usdview (default: temperature)
+    twin.set_displacement("Plate", np.zeros((n, 3)), scale=50.0)  # deformed shape, ×50
     with twin.recording("run1.usdc") as rec:  # value clips, play back in usdview
         for t in range(10):
             rec.write(time=t * 0.5, values={"plate/tc3": 60.0 + t})
@@ -54,15 +55,18 @@ class Twin:
         self._live = live
 
     @classmethod
-    def open(cls, path: PathLike, *, reset: bool = False) -> Twin:
+    def open(cls, path: PathLike, *, reset: bool = False, deform_rate: float = 2.0) -> Twin:
         """Open a bound stage (``plate.usda``) or its root layer (``plate.twin.usda``).
 
         Args:
             path: the stage.
             reset: start from an empty live layer instead of the last saved state.
+            deform_rate: at most this many deformed shapes a second per prim go into the
+                live layer (:meth:`set_displacement`; the rest are skipped).
 
         Raises:
             StageError: the stage is missing, unreadable or has no defaultPrim.
+            FieldError: ``deform_rate`` is not a positive number.
 
         Examples:
             >>> twin = Twin.open("scenes/plate/plate.usda")  # doctest: +SKIP
@@ -71,7 +75,7 @@ class Twin:
         """
         from twin3d.usd.live import LiveStage
 
-        return cls(LiveStage(path, reset=reset))
+        return cls(LiveStage(path, reset=reset, deform_rate=deform_rate))
 
     def __repr__(self) -> str:
         return f"Twin({str(self.stage_path)!r}, {len(self.sensors)} sensors)"
@@ -194,6 +198,39 @@ class Twin:
         """
         return self._live.set_field(prim, quantity, values, vmin=vmin, vmax=vmax, sigma=sigma)
 
+    def set_displacement(self, prim: str, displacement: npt.ArrayLike | None, *,
+                         scale: float = 1.0, time: float | None = None) -> bool:
+        """Show a part deformed in the live layer: its points at rest + ``scale`` * displacement.
+
+        The meshes (their display surfaces, where they have one) get the deformed
+        ``points``, ``extent`` and flat ``normals``, ``twin:deformScale = scale`` (so a
+        usdview user sees the shape is exaggerated) and, once, ``twin:restPoints``: the
+        twin and every reader of its stage keep using the shape at rest. At most
+        ``deform_rate`` shapes a second per prim (:meth:`open`) are authored; the rest
+        are skipped (a live layer saved at 10 Hz need not rewrite its points each time).
+
+        Args:
+            prim: as for :meth:`set_field`.
+            displacement: (n_points, 3) float, world space, stage units, one row per point
+                of :attr:`meshes` (``StressModel.displacement(values)`` gives it); None:
+                back to rest (never skipped).
+            scale: the exaggeration factor (> 0; 1: true scale).
+            time: source time of the shape (Unix seconds) for the rate limit (default: now).
+
+        Returns:
+            Whether the shape was authored (False: skipped by the rate limit).
+
+        Raises:
+            FieldError: unknown prim, wrong shape, NaN or infinite values, a scale that is
+                not a positive number, an instanced mesh.
+
+        Examples:
+            >>> stress = build_field_models(twin)[mesh]["von_mises"]  # doctest: +SKIP
+            >>> twin.set_displacement(mesh, stress.displacement(twin.values), scale=20.0)  # doctest: +SKIP
+            True
+        """
+        return self._live.set_displacement(prim, displacement, scale=scale, time=time)
+
     def show_field(self, prim: str, quantity: str) -> None:
         """Choose the field ``prim``'s meshes show in USD, here and in later recordings.
 
@@ -231,7 +268,8 @@ class Twin:
             ranges: fixed colour ranges ``{quantity: (vmin, vmax)}`` for recorded fields
                 (default: the range :meth:`set_field` fixed, else the first clip's min..max).
             clip_seconds: seconds of the session in one clip.
-            deform_scale: the exaggeration of recorded displacements (1: true scale).
+            deform_scale: the exaggeration of recorded displacements (> 0; 1: true scale),
+                kept on each deformed mesh as ``twin:deformScale``.
             deform_rate: at most this many deformed shapes a second per prim.
         """
         from twin3d.usd.timesamples import Recording

@@ -60,8 +60,9 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def chromium(width: int = 1024, height: int = 700) -> Iterator[Any]:
-    """A headless Chromium driven by selenium (no downloads: Debian's browser and driver)."""
+def chromium(width: int = 1024, height: int = 700, *, network: bool = False) -> Iterator[Any]:
+    """A headless Chromium driven by selenium (no downloads: Debian's browser and driver);
+    ``network``: log its WebSocket frames (read them with :func:`ws_messages`)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -72,6 +73,8 @@ def chromium(width: int = 1024, height: int = 700) -> Iterator[Any]:
                 "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                 f"--window-size={width},{height}", "--force-device-scale-factor=1"):
         opts.add_argument(arg)
+    if network:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _PRESERVE})
@@ -161,6 +164,33 @@ def web_process(tmp: Path, *args: str, name: str = "web") -> Iterator[tuple[subp
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def ws_messages(driver: Any) -> list[tuple[str, Any]]:
+    """The wslink messages the page sent and received since the last call, decoded, in order:
+    ``("sent" | "received", message)`` (needs ``chromium(network=True)``)."""
+    import base64
+    import json
+
+    from wslink.chunking import UnChunker
+
+    out: list[tuple[str, Any]] = []
+    chunks = {"sent": UnChunker(), "received": UnChunker()}
+    for u in chunks.values():
+        u.set_max_message_size(1 << 30)
+    for entry in driver.get_log("performance"):
+        event = json.loads(entry["message"])["message"]
+        method = event["method"]
+        if method not in ("Network.webSocketFrameSent", "Network.webSocketFrameReceived"):
+            continue
+        frame = event["params"]["response"]
+        if frame["opcode"] != 2:  # wslink sends msgpack in binary frames only
+            continue
+        way = "sent" if method.endswith("Sent") else "received"
+        message = chunks[way].process_chunk(base64.b64decode(frame["payloadData"]))
+        if message is not None:
+            out.append((way, message))
+    return out
 
 
 def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +27,7 @@ from browser import (
     until,
     wait_for,
     web_process,
+    ws_messages,
 )
 from conftest import IMAGE_CACHE, IN_CI
 
@@ -154,3 +157,158 @@ def test_token_gate_behind_reverse_proxy(tmp_path: Path) -> None:
         assert driver.current_url.startswith(front)
         assert "s3cret" not in driver.current_url
         assert state(driver, "twin3d_colorbar")["title"] == "temperature (°C)"
+
+
+# --- moving parts ------------------------------------------------------------------------------
+
+ARM = "/so101_new_calib/Geom/base_link/shoulder_link/upper_arm_link/lower_arm_link"
+PAN = "so101_new_calib/shoulder_pan"
+
+
+def _so101(tmp: Path) -> Path:
+    """The robot demo's SO-101 (converted from its URDF: each joint bound to a channel) with
+    its servo temperature sensors."""
+    import twin3d
+    from twin3d.demos.robot import SENSOR_MAP, URDF
+
+    stage = tmp / "so101.usda"
+    twin3d.convert([URDF], stage, progress=False)
+    twin3d.bind_sensors(stage, twin3d.load_sensor_map(SENSOR_MAP))
+    return stage
+
+
+def _pan_rotation(angle: float) -> np.ndarray:
+    """(4, 4) world rotation of the shoulder-pan joint by ``angle`` rad, from the URDF's
+    joint origin (xyz, fixed-axis rpy) and axis: the base link is the world frame."""
+    import math
+    import xml.etree.ElementTree as ET
+
+    from twin3d.demos.robot import URDF
+
+    joint = next(j for j in ET.parse(URDF).getroot().iter("joint")
+                 if j.get("name") == "shoulder_pan")
+    origin = joint.find("origin")
+    assert origin is not None
+    xyz = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()])
+    r, p, y = (float(v) for v in origin.get("rpy", "0 0 0").split())
+
+    def rot(axis: int, a: float) -> np.ndarray:
+        c, s = math.cos(a), math.sin(a)
+        i, j = [k for k in range(3) if k != axis]
+        m = np.eye(3)
+        m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+        return m
+
+    axis_el = joint.find("axis")
+    assert axis_el is not None
+    axis = rot(2, y) @ rot(1, p) @ rot(0, r) @ np.array([float(v) for v in axis_el.get("xyz", "").split()])
+    k = axis / np.linalg.norm(axis)
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    turn = np.eye(3) + math.sin(angle) * cross + (1 - math.cos(angle)) * cross @ cross  # Rodrigues
+    out = np.eye(4)
+    out[:3, :3] = turn
+    out[:3, 3] = xyz - turn @ xyz
+    return out
+
+
+def _arm_points(stage: Path, n: int = 3000) -> np.ndarray:
+    """(n, 3) world points (read with pxr) of the meshes of the forearm, wrist and gripper."""
+    from pxr import Usd, UsdGeom
+
+    st = Usd.Stage.Open(str(stage))
+    cache = UsdGeom.XformCache()
+    out = []
+    for prim in Usd.PrimRange(st.GetPrimAtPath(ARM), Usd.TraverseInstanceProxies()):
+        if prim.IsA(UsdGeom.Mesh):
+            m = np.asarray(cache.GetLocalToWorldTransform(prim), dtype=np.float64)
+            pts = np.asarray(UsdGeom.Mesh(prim).GetPointsAttr().Get(), dtype=np.float64)
+            out.append(pts @ m[:3, :3] + m[3, :3])
+    pts = np.concatenate(out)
+    return pts[np.random.default_rng(0).choice(len(pts), n, replace=False)]
+
+
+def _pixels(points: np.ndarray, camera: dict[str, object], size: tuple[int, int]) -> np.ndarray:
+    """(k, 2) integer CSS pixels from the top left of ``points`` seen by a page's camera."""
+    from twin3d.web.layout import camera_matrix
+
+    w, h = size
+    hom = np.column_stack([points, np.ones(len(points))]) @ camera_matrix(camera, w / h, (0.01, 10.0)).T
+    ndc = hom[:, :2] / hom[:, 3:4]
+    return np.column_stack([(ndc[:, 0] + 1) * 0.5 * w, (1 - ndc[:, 1]) * 0.5 * h]).astype(int)
+
+
+def _arm_share(img: np.ndarray, px: np.ndarray) -> float:
+    """Share of the pixels ``px`` showing the arm's yellow plastic (not the dark background)."""
+    h, w = img.shape[:2]
+    inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+    rgb = img[px[inside, 1], px[inside, 0]].astype(int)
+    yellow = (rgb[:, 0] > 110) & (rgb[:, 1] > 90) & (rgb[:, 2] < 0.6 * rgb[:, 0])
+    return float(yellow.sum()) / len(px)
+
+
+def _walk(message: object) -> Iterator[object]:
+    """Every value in a decoded message, the message first, depth first."""
+    yield message
+    if isinstance(message, dict):
+        for v in message.values():
+            yield from _walk(v)
+    elif isinstance(message, list | tuple):
+        for v in message:
+            yield from _walk(v)
+
+
+def _described(messages: list[tuple[str, object]], key: str) -> list[dict[str, Any]]:
+    """The properties of the VTK objects described in ``messages`` (either way) that have
+    ``key``, with the object's ``id``."""
+    return [{**v["properties"], "id": v.get("id")} for _, m in messages for v in _walk(m)
+            if isinstance(v, dict) and isinstance(v.get("properties"), dict)
+            and key in v["properties"]]
+
+
+def test_a_joint_value_turns_the_arm_in_place(tmp_path: Path) -> None:
+    """A shoulder-pan angle published to the bridge turns the SO-101's arm in the page where
+    the joint's rotation (computed here from the URDF) puts it: the pixels of the forearm's
+    points turned become the arm's, those at rest become background. The update carries
+    matrices: the page fetches no array, receives no binary data, and the scene it gets
+    refers to the same point arrays as before."""
+    require_chromium()
+    stage = _so101(tmp_path)
+    angle = 1.1
+    rest = _arm_points(stage)
+    turned = rest @ _pan_rotation(angle)[:3, :3].T + _pan_rotation(angle)[:3, 3]
+    with serve_process(tmp_path) as (_, bridge), \
+            web_process(tmp_path, str(stage), "--bridge", bridge) as (_, url), \
+            chromium(network=True) as driver:
+        driver.get(url)
+        page_ready(driver)
+        driver.find_element("id", "t3-cam-top").click()
+        camera = state(driver, "twin3d_cameras")["top"]
+        time.sleep(0.5)
+        before = canvas(driver)
+        size = (before.shape[1], before.shape[0])
+        at_rest, at_turn = _pixels(rest, camera, size), _pixels(turned, camera, size)
+        assert _arm_share(before, at_rest) > 0.4 and _arm_share(before, at_turn) < 0.1
+        loaded = ws_messages(driver)
+        points = {v["points"]["hash"] for v in _described(loaded, "points")}
+        matrices = {v["id"]: v["userMatrix"] for v in _described(loaded, "userMatrix")}
+        assert points and matrices
+
+        _publish(bridge, {PAN: angle})
+        until(lambda: _arm_share(canvas(driver), at_turn) > 0.4, 10, "the arm turned")
+        time.sleep(0.5)  # any further update of this move has arrived
+        after = canvas(driver)
+        assert _arm_share(after, at_rest) < 0.1
+        update = ws_messages(driver)
+        fetched = [m["args"] for way, m in update if way == "sent"
+                   and m.get("method") == "viewport.geometry.array.get"]
+        assert not fetched, f"the page fetched arrays for a move: {fetched}"
+        assert not [m for way, m in update if way == "received"
+                    and any(isinstance(v, bytes | bytearray) for v in _walk(m))]
+        assert {v["points"]["hash"] for v in _described(update, "points")} <= points
+        moved = {v["id"]: np.reshape(v["userMatrix"], (4, 4)).T
+                 for v in _described(update, "userMatrix")
+                 if v["userMatrix"] != matrices.get(v["id"])}
+        # every part past the joint, and the markers on them, turned by the joint's rotation
+        assert len(moved) >= 10
+        for m in moved.values():
+            np.testing.assert_allclose(m, _pan_rotation(angle), atol=1e-5)

@@ -17,11 +17,19 @@ pytest.importorskip("trame_pyvista")
 
 # --- label geometry ----------------------------------------------------------------------------
 
-def _plate_surface() -> Any:
+def _plate_parts() -> Any:
+    """A 1 m square plate at z = 0 as the one part of a view (the labels' occluder)."""
     import pyvista as pv
 
-    return pv.Plane(center=(0.0, 0.0, 0.0), direction=(0, 0, 1), i_size=1.0, j_size=1.0,
-                    i_resolution=4, j_resolution=4).triangulate()
+    from twin3d.usd.geometry import MeshData
+    from twin3d.view.parts import Parts
+    from twin3d.view.scene import build_mesh_actor
+
+    plane = pv.Plane(center=(0.0, 0.0, 0.0), direction=(0, 0, 1), i_size=1.0, j_size=1.0,
+                     i_resolution=4, j_resolution=4).triangulate()
+    mesh = MeshData("/plate", np.asarray(plane.points, dtype=np.float64),
+                    np.asarray(plane.faces).reshape(-1, 4)[:, 1:].astype(np.int64), (0.7, 0.7, 0.7))
+    return Parts([build_mesh_actor(mesh, gpu=False)])
 
 
 CAMERA = {"position": [1.5, -2.0, 1.2], "focalPoint": [0.05, 0.1, 0.0], "viewUp": [0, 0, 1],
@@ -35,8 +43,8 @@ def test_projection_matches_vtk_renderer() -> None:
     from twin3d.web.layout import LabelLayout
 
     pts = np.array([[0.2, 0.1, 0.0], [-0.3, 0.4, 0.0], [0.0, -0.45, 0.0]])
-    layout = LabelLayout(pts, [_plate_surface()])
-    xy, on = layout.project(CAMERA, (800, 500))
+    layout = LabelLayout(_plate_parts())
+    xy, on = layout.project(pts, CAMERA, (800, 500))
     ren, win = vtk.vtkRenderer(), vtk.vtkRenderWindow()
     win.SetOffScreenRendering(1)
     win.AddRenderer(ren)
@@ -59,20 +67,42 @@ def test_sensors_behind_the_part_get_no_label() -> None:
     from twin3d.web.layout import LabelLayout
 
     pts = np.array([[0.1, 0.1, 0.001], [0.1, 0.1, -0.05]])
-    layout = LabelLayout(pts, [_plate_surface()])
+    layout = LabelLayout(_plate_parts())
     above = {**CAMERA, "position": [0.1, 0.1, 3.0], "focalPoint": [0.1, 0.1, 0.0],
              "viewUp": [0, 1, 0]}
-    assert layout.occluded(above, 0.01).tolist() == [False, True]
-    rows = layout.place(above, (800, 500), [0, 1], [12, 12], [0, 0])
+    assert layout.occluded(pts, above, 0.01).tolist() == [False, True]
+    rows = layout.place(pts, above, (800, 500), [0, 1], [12, 12], [0, 0])
     assert [int(r[0]) for r in rows] == [0]
+
+
+def test_a_moved_part_hides_and_uncovers_sensors_where_it_is_now() -> None:
+    """Occlusion follows the part's matrix: the plate lifted by 0.2 m hides a sensor at
+    z = 0.1 from above and no longer hides one under its rest place; slid 2 m aside, it
+    hides neither."""
+    from twin3d.web.layout import LabelLayout
+
+    parts = _plate_parts()
+    layout = LabelLayout(parts)
+    pts = np.array([[0.1, 0.1, 0.1], [0.1, 0.1, -0.05]])
+    above = {**CAMERA, "position": [0.1, 0.1, 3.0], "focalPoint": [0.1, 0.1, 0.0],
+             "viewUp": [0, 1, 0]}
+    assert layout.occluded(pts, above, 0.01).tolist() == [False, True]
+    lifted = np.eye(4)
+    lifted[2, 3] = 0.2
+    parts.set_transforms({"/plate": lifted})
+    assert layout.occluded(pts, above, 0.01).tolist() == [True, True]
+    aside = np.eye(4)
+    aside[0, 3] = 2.0
+    parts.set_transforms({"/plate": aside})
+    assert layout.occluded(pts, above, 0.01).tolist() == [False, False]
 
 
 def test_labels_do_not_overlap() -> None:
     from twin3d.web.layout import LABEL_H_PX, LabelLayout
 
     pts = np.array([[0.0, 0.0, 0.0], [0.01, 0.0, 0.0], [0.0, 0.01, 0.0], [0.01, 0.01, 0.0]])
-    layout = LabelLayout(pts, [_plate_surface()])
-    rows = layout.place(CAMERA, (800, 500), [0, 1, 2, 3], [14] * 4, [3, 0, 1, 2])
+    layout = LabelLayout(_plate_parts())
+    rows = layout.place(pts, CAMERA, (800, 500), [0, 1, 2, 3], [14] * 4, [3, 0, 1, 2])
     assert len(rows) == 4
     boxes = [(r[1], r[2], r[1] + r[3], r[2] + LABEL_H_PX) for r in rows]
     for i, a in enumerate(boxes):

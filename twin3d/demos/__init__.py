@@ -31,7 +31,8 @@ def default_output(scene: str) -> str:
 
 def run_demo(output: PathLike | None = None, *, scene: str = "plate", duration: float = 30.0,
              seed: int = 0, headless: bool | None = None, movie: PathLike | None = None,
-             window_size: tuple[int, int] = (960, 600)) -> DemoResult:
+             window_size: tuple[int, int] = (960, 600),
+             deform_scale: float | None = None) -> DemoResult:
     """Run a demo scene end to end and return what it produced.
 
     Args:
@@ -44,10 +45,13 @@ def run_demo(output: PathLike | None = None, *, scene: str = "plate", duration: 
         movie: the movie to write when headless (``.mp4`` or ``.gif``; default
             ``OUTPUT/demo.mp4``).
         window_size: the view's size in pixels.
+        deform_scale: the exaggeration of the plate's deflection (scene ``plate`` only;
+            default :data:`twin3d.demos.plate.DEFORM_SCALE`).
 
     Raises:
-        Twin3DError: an unknown scene, a bad duration, missing demo files or a failed step
-            (the message says which).
+        Twin3DError: an unknown scene, a bad duration or deform scale, a deform scale for
+            a scene where nothing deforms, missing demo files or a failed step (the
+            message says which).
     """
     from twin3d.view.renderer import has_display
 
@@ -60,9 +64,14 @@ def run_demo(output: PathLike | None = None, *, scene: str = "plate", duration: 
     if scene == "robot":
         from twin3d.demos.robot import run_robot
 
+        if deform_scale is not None:
+            raise Twin3DError("--deform-scale: nothing deforms in the robot scene (the plate "
+                              "scene shows its deflection)")
+
         return run_robot(folder, duration=duration, seed=seed, headless=off_screen, movie=movie,
                          window_size=window_size)
-    from twin3d.demos.plate import run_plate
+    from twin3d.demos.plate import DEFORM_SCALE, run_plate
 
     return run_plate(folder, duration=duration, seed=seed, headless=off_screen, movie=movie,
-                     window_size=window_size)
+                     window_size=window_size,
+                     deform_scale=DEFORM_SCALE if deform_scale is None else deform_scale)

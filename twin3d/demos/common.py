@@ -156,7 +156,8 @@ def fresh(*paths: Path) -> None:
 
 async def stream(twin: Any, view: Any, plant: Plant, scene: Scene, result: DemoResult, *,
                  patterns: Sequence[str], headless: bool, record_fps: float, step: str,
-                 intro: str, ranges: Mapping[str, tuple[float, float]] | None = None) -> None:
+                 intro: str, ranges: Mapping[str, tuple[float, float]] | None = None,
+                 deform_scale: float = 1.0) -> None:
     """Run the plant through a recording bridge into the view and the USD recording.
 
     Args:
@@ -171,6 +172,7 @@ async def stream(twin: Any, view: Any, plant: Plant, scene: Scene, result: DemoR
         step: the story's step number shown when the bridge starts, e.g. ``"4/5"``.
         intro: the next line of the story, said once the bridge runs.
         ranges: fixed colour ranges of recorded fields.
+        deform_scale: the exaggeration of the deformed shapes the scene records.
     """
     from twin3d.bridge import Bridge, Client
     from twin3d.view.feed import background
@@ -230,7 +232,8 @@ async def stream(twin: Any, view: Any, plant: Plant, scene: Scene, result: DemoR
             note(batch)
             rec.write_samples(batch)
 
-    with twin.recording(result.recording_usd, fps=record_fps, ranges=ranges) as rec:
+    with twin.recording(result.recording_usd, fps=record_fps, ranges=ranges,
+                        deform_scale=deform_scale) as rec:
         async with Client(bridge.url, client_id="demo-sensors") as pub, \
                 Client(bridge.url, client_id="demo-viewer") as sub:
             async with background(subscribe(sub, rec)):

@@ -14,9 +14,12 @@ recorded, viewable twin.
    degrades), until a thermocouple goes into alarm; a press cycles on the pad and the front
    bolt's pull is measured by the load cell. The readings come from the models' own physics
    (:meth:`~twin3d.fields.base.LinearFieldModel.readings`) plus sensor noise;
-5. subscribe like any viewer: reconstruct the temperature and von Mises fields from the
-   readings, move the ram, show them (a window with a display; off-screen to a movie and
-   PNG snapshots without one), author them into the USD live layer and a USD recording.
+5. subscribe like any viewer: reconstruct the temperature and von Mises fields and the
+   plate's deflection (:meth:`~twin3d.fields.StressModel.displacement`, exaggerated
+   :data:`DEFORM_SCALE` times, as the view's status line and each deformed mesh's
+   ``twin:deformScale`` say) from the readings, move the ram, show them (a window with a
+   display; off-screen to a movie and PNG snapshots without one), author them into the USD
+   live layer and a USD recording.
 
 Both inputs ship inside the package (``twin3d/data/``), so the demo runs from any folder after
 a plain ``pip install``. A demo that fails leaves nothing behind in a folder it created.
@@ -39,8 +42,8 @@ from twin3d.demos.common import DemoResult, fresh, in_folder, say, stream, valid
 from twin3d.errors import Twin3DError
 from twin3d.model import Sensor
 
-__all__ = ["PlateScenario", "PlateScene", "build_stage", "build_twin", "press_ram_binding",
-           "run_plate", "write_plate_scene"]
+__all__ = ["DEFORM_SCALE", "PlateScenario", "PlateScene", "build_stage", "build_twin",
+           "plate_view", "press_ram_binding", "run_plate", "write_plate_scene"]
 
 #: The demo's inputs, installed with the package (see twin3d/data/README.md).
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -53,6 +56,9 @@ RATE_HZ = 10.0          # each sensor publishes this often
 USD_EVERY_S = 0.5       # fields into the USD recording this often
 LIVE_EVERY_S = 2.0      # live layer saved this often
 TEMP_RANGE = (20.0, 105.0)
+#: The plate's deflection is shown this many times (its true ~3 mm at the front edge would
+#: not show on a 305 mm plate).
+DEFORM_SCALE = 10.0
 #: The plate's mesh and the ram's (prim names as the sensor map's targets use them).
 PLATE_MESH, RAM_MESH = "plate_holes_stl", "press_ram"
 #: Where the ram stands (its axis over the press pad, metres), how far it travels, and the
@@ -219,9 +225,21 @@ def build_twin(folder: Path) -> tuple[Any, dict[str, Any], str]:
     return twin, models, mesh_path
 
 
+def plate_view(twin: Any, models: Mapping[str, Any], mesh_path: str, *, headless: bool,
+               window_size: tuple[int, int], deform_scale: float = DEFORM_SCALE) -> Any:
+    """The demo's view: the temperature field on the plate, bent by the stress model's
+    displacement ``deform_scale`` times (the status line says ``deformation ×N``)."""
+    from twin3d.view import View
+
+    return View(twin, {mesh_path: models["temperature"]}, off_screen=headless,
+                window_size=window_size, field_range=TEMP_RANGE, deform_scale=deform_scale,
+                deform_models={mesh_path: models["von_mises"]})
+
+
 class PlateScene:
     """Each frame of the plate demo: an orbiting camera, the ram at the load cell's value,
-    the fields into the USD recording (and the live layer, less often).
+    the fields and the plate's deflection into the USD recording (and the live layer, less
+    often).
 
     Args:
         twin: the demo's twin.
@@ -229,15 +247,17 @@ class PlateScene:
         models: ``{"temperature": HeatModel, "von_mises": StressModel}``.
         mesh_path: the plate's mesh.
         duration: seconds the demo runs (the camera turns 50° over it).
+        deform_scale: the exaggeration of the deflection written to the live layer (the
+            recording's is its own ``deform_scale``).
     """
 
     fps = 10.0
 
     def __init__(self, twin: Any, view: Any, models: Mapping[str, Any], mesh_path: str,
-                 duration: float) -> None:
+                 duration: float, deform_scale: float = DEFORM_SCALE) -> None:
         self.twin, self.view, self.mesh_path = twin, view, mesh_path
         self.heat, self.stress = models["temperature"], models["von_mises"]
-        self.duration = duration
+        self.duration, self.deform_scale = duration, deform_scale
         pts = np.concatenate([m.points for m in twin.meshes if m.path == mesh_path])
         self.center = (pts.min(axis=0) + pts.max(axis=0)) / 2  # framed on the plate
         self.radius = float(np.linalg.norm(np.ptp(pts, axis=0))) * 1.6
@@ -271,19 +291,23 @@ class PlateScene:
         temperature = self.heat.update(latest).copy()
         sigma = None if self.heat.sigma is None else self.heat.sigma.copy()
         von_mises = self.stress.update(latest).copy()
+        bent = self.stress.displacement()  # of the readings just given to update
         rec.write(now, fields={self.mesh_path: {"temperature": temperature,
-                                                "von_mises": von_mises}})
+                                                "von_mises": von_mises}},
+                  displacement={self.mesh_path: bent})
         if live:
             self.twin.update(latest, time=now)
             self.twin.set_field(self.mesh_path, "temperature", temperature, vmin=TEMP_RANGE[0],
                                 vmax=TEMP_RANGE[1], sigma=sigma)
             self.twin.set_field(self.mesh_path, "von_mises", von_mises)
+            self.twin.set_displacement(self.mesh_path, bent, scale=self.deform_scale, time=now)
             self.twin.save()
 
 
 def run_plate(output: PathLike = "twin3d-demo", *, duration: float = 30.0, seed: int = 0,
               headless: bool = True, movie: PathLike | None = None,
-              window_size: tuple[int, int] = (960, 600)) -> DemoResult:
+              window_size: tuple[int, int] = (960, 600),
+              deform_scale: float = DEFORM_SCALE) -> DemoResult:
     """Run the plate demo end to end in ``output`` and return what it produced.
 
     Args:
@@ -295,37 +319,41 @@ def run_plate(output: PathLike = "twin3d-demo", *, duration: float = 30.0, seed:
         movie: the movie to write when headless (``.mp4`` or ``.gif``; default
             ``OUTPUT/demo.mp4``).
         window_size: the view's size in pixels.
+        deform_scale: the exaggeration of the plate's deflection in the view, the live
+            layer and the recording (> 0).
 
     Raises:
         Twin3DError: the demo files are missing or a step failed (the message says which).
     """
+    if not (math.isfinite(deform_scale) and deform_scale > 0):
+        raise Twin3DError(f"--deform-scale must be a positive number, got {deform_scale:g}")
     return in_folder(output, lambda folder: _run(folder, duration, seed, headless, movie,
-                                                 window_size))
+                                                 window_size, deform_scale))
 
 
 def _run(folder: Path, duration: float, seed: int, headless: bool, movie: PathLike | None,
-         window_size: tuple[int, int]) -> DemoResult:
-    from twin3d.view import View
-
+         window_size: tuple[int, int], deform_scale: float) -> DemoResult:
     twin, models, mesh_path = build_twin(folder)
     result = DemoResult(folder=folder, stage=twin.stage_path, live=twin.root_path,
                         recording_db=folder / "recording.sqlite",
                         recording_usd=folder / "recording.usdc", scene="plate",
-                        recorded="values, the ram, temperature, von Mises",
+                        recorded=f"values, the ram, temperature, von Mises, the plate's "
+                                 f"deflection ×{deform_scale:g}",
                         example="plate/tc1 42.0", view_args=" --field temperature")
     if headless:
         result.movie = Path(movie) if movie else folder / "demo.mp4"
     fresh(result.recording_db, result.recording_usd)
     scenario = PlateScenario(models["temperature"], models["von_mises"], twin.sensors, duration,
                              seed)
-    view = View(twin, {mesh_path: models["temperature"]}, off_screen=headless,
-                window_size=window_size, field_range=TEMP_RANGE)
-    scene = PlateScene(twin, view, models, mesh_path, scenario.duration)
-    intro = (f"[5/5] streaming {len(twin.sensors)} sensors at {RATE_HZ:g} Hz"
+    view = plate_view(twin, models, mesh_path, headless=headless, window_size=window_size,
+                      deform_scale=deform_scale)
+    scene = PlateScene(twin, view, models, mesh_path, scenario.duration, deform_scale)
+    intro = (f"[5/5] streaming {len(twin.sensors)} sensors at {RATE_HZ:g} Hz; the plate's "
+             f"deflection shown ×{deform_scale:g}"
              + (f"; rendering off-screen to {result.movie}" if headless else "; close the "
                 "window or press Ctrl-C to stop early"))
     asyncio.run(stream(twin, view, scenario, scene, result, patterns=["plate/*"],
                        headless=headless, record_fps=10.0, step="4/5", intro=intro,
-                       ranges={"temperature": TEMP_RANGE}))
+                       ranges={"temperature": TEMP_RANGE}, deform_scale=deform_scale))
     validate(result)
     return result

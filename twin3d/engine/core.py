@@ -139,6 +139,9 @@ class Engine:
         live_every: also author the latest values (suspect sensors as ``twin:state =
             "suspect"``) and fields into the twin's live layer and save it, at most this often
             (seconds of source time); None: never.
+        deform_scale: with ``live_every``, also show the parts whose model gives
+            displacements (a stress model) deformed this many times in the live layer
+            (:meth:`twin3d.Twin.set_displacement`); None: at rest.
         **overrides: settings to replace, e.g. ``horizon=300`` (``None`` values are ignored).
 
     Raises:
@@ -154,7 +157,8 @@ class Engine:
     def __init__(self, twin: Any, *, models: Mapping[str, Mapping[str, Any]] | None = None,
                  settings: EngineSettings | None = None,
                  virtual: Sequence[VirtualSensor] | None = None,
-                 live_every: float | None = None, **overrides: Any) -> None:
+                 live_every: float | None = None, deform_scale: float | None = None,
+                 **overrides: Any) -> None:
         from twin3d.sensors import DEFAULT_SNAP_TOLERANCE_M
 
         if isinstance(twin, (str, Path)):
@@ -168,6 +172,9 @@ class Engine:
         if live_every is not None and not live_every > 0:
             raise EngineError(f"live_every must be a positive number of seconds, got {live_every!r}")
         self.live_every = live_every
+        if deform_scale is not None and not (math.isfinite(deform_scale) and deform_scale > 0):
+            raise EngineError(f"deform_scale must be a positive number, got {deform_scale!r}")
+        self.deform_scale = deform_scale
         if models is None:
             from twin3d.fields import build_field_models
 
@@ -578,6 +585,9 @@ class Engine:
             if have.any():
                 fld = self._update(g, self.current_values(g, y, have))
                 self.twin.set_field(g.mesh, g.quantity, fld, sigma=g.model.sigma)
+                if self.deform_scale is not None and getattr(g.model, "U", None) is not None:
+                    self.twin.set_displacement(g.mesh, g.model.displacement(),
+                                               scale=self.deform_scale, time=now)
         self.twin.save()
 
     # --- what-if --------------------------------------------------------------------------

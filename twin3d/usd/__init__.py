@@ -8,7 +8,8 @@ Modules, by job:
 * ``bind``: ``twin3d bind``, sensors checked against the stage and authored into it;
   ``bindings``: the bindings of a stage read back; ``info``: ``twin3d info``'s text.
 * ``live``: the live layer, a twin's current state; ``timesamples``: recordings of values,
-  motion, fields and deformed shapes as USD time samples in value clips.
+  motion, fields and deformed shapes as USD time samples in value clips; ``playback``: a
+  stage or recording as meshes in frames, field colours and poses (the MCAP export's scene).
 * ``spec``, ``overlay``, ``material``: what the live layer and recordings both write
   (``Sdf`` specs, field overlays on meshes, the display-colour preview material).
 * ``camera``: USD cameras read as keyframes, camera paths written as cameras.

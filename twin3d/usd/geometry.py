@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from pxr import Usd, UsdGeom, UsdShade
+from pxr import Usd, UsdGeom, UsdShade, Vt
 
-__all__ = ["DISPLAY_OF", "MeshData", "read_meshes", "triangulate"]
+__all__ = ["DISPLAY_OF", "REST_POINTS", "MeshData", "read_meshes", "rest_points", "triangulate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,13 +85,25 @@ def _color(prim: Usd.Prim) -> tuple[float, float, float]:
 
 #: Relationship from a display surface prim to the mesh it shows (:mod:`twin3d.usd.surface`).
 DISPLAY_OF = "twin:displayOf"
+#: A mesh a twin's live layer shows deformed keeps its points at rest in this attribute
+#: (:class:`twin3d.usd.motion.Deformation`).
+REST_POINTS = "twin:restPoints"
+
+
+def rest_points(mesh: UsdGeom.Mesh) -> Vt.Vec3fArray | None:
+    """The points of ``mesh`` at rest (default time): its ``twin:restPoints`` where a live
+    layer shows it deformed, else its ``points``."""
+    rest = mesh.GetPrim().GetAttribute(REST_POINTS)
+    value = rest.Get() if rest else None
+    return value if value is not None else mesh.GetPointsAttr().Get()
 
 
 def read_meshes(stage: Usd.Stage, time: Usd.TimeCode | float | None = None) -> list[MeshData]:
     """Return every mesh of ``stage`` (instances expanded) in world space.
 
     Display surfaces that twin3d keeps beside meshes (prims with a ``twin:displayOf``
-    relationship) are not meshes of the stage's own and are left out.
+    relationship) are not meshes of the stage's own and are left out. At the default time a
+    mesh is read at rest (:func:`rest_points`), also where a twin's live layer deforms it.
 
     Args:
         stage: an open stage.
@@ -104,7 +116,7 @@ def read_meshes(stage: Usd.Stage, time: Usd.TimeCode | float | None = None) -> l
         if not prim.IsA(UsdGeom.Mesh) or prim.HasRelationship(DISPLAY_OF):
             continue
         mesh = UsdGeom.Mesh(prim)
-        pts = mesh.GetPointsAttr().Get(tc)
+        pts = rest_points(mesh) if time is None else mesh.GetPointsAttr().Get(tc)
         counts = mesh.GetFaceVertexCountsAttr().Get(tc)
         idx = mesh.GetFaceVertexIndicesAttr().Get(tc)
         if pts is None or counts is None or idx is None or len(pts) == 0:

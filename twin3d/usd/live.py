@@ -22,8 +22,10 @@ per update.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
+from time import time as _now
 from types import MappingProxyType
 from typing import Any
 
@@ -38,7 +40,7 @@ from twin3d.model import Sensor
 from twin3d.usd.bindings import read_model, read_sensors, sensor_prims, sensor_value
 from twin3d.usd.geometry import MeshData, read_meshes
 from twin3d.usd.layer import open_layer, save_layer
-from twin3d.usd.motion import Motion
+from twin3d.usd.motion import Deformation, Motion
 from twin3d.usd.overlay import (
     FieldTarget,
     author_field,
@@ -50,7 +52,7 @@ from twin3d.usd.overlay import (
 from twin3d.usd.spec import copy_metrics, ensure_attr, state_color
 from twin3d.usd.surface import KeptSurface, author_surface, drop_surface, keep_surface
 
-__all__ = ["LiveStage", "live_paths"]
+__all__ = ["LiveStage", "displacement_array", "live_paths"]
 
 _T = Sdf.ValueTypeNames
 
@@ -85,18 +87,46 @@ def _new_layer(path: Path) -> Sdf.Layer:
     return Sdf.Layer.New(fmt, str(path))
 
 
+def displacement_array(values: npt.ArrayLike, target: FieldTarget, prim: str) -> np.ndarray:
+    """Return a displacement as (n_points, 3) contiguous float32, a finite row per point of
+    ``target`` (``prim``: the name the caller gave, for the message).
+
+    Raises:
+        FieldError: the wrong shape, or NaN or infinite values.
+    """
+    arr = np.ascontiguousarray(values, dtype=np.float32)
+    if arr.shape != (target.n_points, 3):
+        raise FieldError(f"displacement of {prim!r}: got an array of shape {arr.shape}, "
+                         f"need ({target.n_points}, 3), one row per point")
+    if not np.isfinite(arr).all():
+        raise FieldError(f"displacement of {prim!r} has NaN or infinite values")
+    return arr
+
+
+def _check_deform(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(value) and value > 0):
+        raise FieldError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
 class LiveStage:
     """A bound stage opened through its root layer, with the live layer as edit target.
 
     Args:
         stage_path: the bound stage (``plate.usda``) or its root layer (``plate.twin.usda``).
         reset: start with an empty live layer instead of the last saved state.
+        deform_rate: at most this many deformed shapes a second per prim
+            (:meth:`set_displacement`).
 
     Raises:
         StageError: the stage is missing or unreadable, or has no defaultPrim.
+        FieldError: ``deform_rate`` is not a positive number.
     """
 
-    def __init__(self, stage_path: PathLike, *, reset: bool = False) -> None:
+    def __init__(self, stage_path: PathLike, *, reset: bool = False,
+                 deform_rate: float = 2.0) -> None:
+        self.deform_rate = _check_deform("deform_rate", deform_rate)
         path = Path(stage_path)
         if not path.exists():
             raise StageError(f"{path}: no such file")
@@ -150,6 +180,8 @@ class LiveStage:
         # quantity -> fixed colour range, as stored by earlier sessions (then this one's)
         self._ranges, _ = read_field_info(self.stage, [m.prim for m in self.meshes()])
         self._display: dict[str, str] = {}  # mesh path -> field chosen for display
+        self._deform: dict[str, Deformation] = {}  # target prim -> its meshes at rest
+        self._shaped: dict[str, float] = {}  # target prim -> time of the shape authored last
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -336,6 +368,63 @@ class LiveStage:
             author_field(self.live, root, target, quantity, arr, lo, hi, sigma=sig,
                          display=self._display)
         return lo, hi
+
+    def deformation(self, target: FieldTarget) -> Deformation:
+        """The meshes of ``target`` at rest, to deform (made once per target).
+
+        Raises:
+            FieldError: a mesh of ``target`` cannot deform (an instanced mesh).
+        """
+        if target.key not in self._deform:
+            try:
+                self._deform[target.key] = Deformation.from_stage(
+                    self.stage, [m.prim for m in target.meshes])
+            except StageError as exc:
+                raise FieldError(str(exc)) from None
+        return self._deform[target.key]
+
+    def set_displacement(self, prim: str, displacement: npt.ArrayLike | None, *,
+                         scale: float = 1.0, time: float | None = None) -> bool:
+        """Show ``prim``'s meshes deformed: their points at rest + ``scale`` * displacement.
+
+        Authors each mesh's (its display surface's, where it has one) ``points``,
+        ``extent``, flat ``normals`` where it has them, ``twin:deformScale`` and, once,
+        ``twin:restPoints`` (:class:`~twin3d.usd.motion.Deformation`). Rate-limited: a
+        shape less than ``1 / deform_rate`` seconds after the last one authored for
+        ``prim`` is skipped.
+
+        Args:
+            prim: as for :meth:`set_field`.
+            displacement: (n_points, 3) world space, stage units, one row per point of the
+                meshes in :meth:`meshes` order (as ``StressModel.displacement`` gives it);
+                None: back to rest (never skipped).
+            scale: the exaggeration (> 0; 1: true scale).
+            time: source time of the shape (Unix seconds), for the rate limit; default: now.
+
+        Returns:
+            Whether the shape was authored (False: skipped by the rate limit).
+
+        Raises:
+            FieldError: unknown prim, wrong shape, NaN, a scale that is not > 0, a mesh
+                that cannot deform.
+        """
+        target = self.resolve_field_target(prim)
+        deformation = self.deformation(target)
+        if displacement is None:
+            with Sdf.ChangeBlock():
+                deformation.restore(self.live)
+            self._shaped.pop(target.key, None)
+            return True
+        arr = displacement_array(displacement, target, prim)
+        factor = _check_deform("scale", scale)
+        t = _now() if time is None else float(time)
+        last = self._shaped.get(target.key)
+        if last is not None and last <= t < last + 1.0 / self.deform_rate:
+            return False
+        with Sdf.ChangeBlock():
+            deformation.author(self.live, arr, factor)
+        self._shaped[target.key] = t
+        return True
 
     def show_field(self, prim: str, quantity: str) -> None:
         """Show field ``quantity`` on ``prim``'s meshes (the ``displayField`` variant).

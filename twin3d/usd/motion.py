@@ -26,7 +26,8 @@ for views that move actors rather than meshes.
 
 Parts that bend move their points: :class:`Deformation` turns a displacement field (world
 space, one row per point, as :meth:`twin3d.fields.StressModel.displacement` gives it) into
-each mesh's ``points`` and ``extent``, exaggerated by a scale.
+each mesh's ``points`` and ``extent``, exaggerated by a scale that the mesh states
+(``twin:deformScale``).
 """
 
 from __future__ import annotations
@@ -44,16 +45,20 @@ from twin3d.colormap import linear_colorize
 from twin3d.errors import StageError
 from twin3d.sensors import PropertyBinding
 from twin3d.usd.bindings import binding_attr, read_property_bindings
+from twin3d.usd.geometry import REST_POINTS, rest_points
 from twin3d.usd.material import define_display_color_material
 from twin3d.usd.spec import bind_material, ensure_attr, state_color
+from twin3d.usd.surface import flat_normals
 
-__all__ = ["COLOR_MATERIAL", "OP_PREFIX", "Deformation", "Motion", "append_ops", "op_matrix",
-           "rotation_quat", "twin_op"]
+__all__ = ["COLOR_MATERIAL", "DEFORM_SCALE", "OP_PREFIX", "Deformation", "Motion", "append_ops",
+           "op_matrix", "rotation_quat", "twin_op"]
 
 #: Suffix prefix of the xformOps that bindings drive: ``xformOp:orient:twin_<name>``.
 OP_PREFIX = "twin_"
 #: Where (under the default prim) the material that shows bound colours is defined.
 COLOR_MATERIAL = "Materials/Twin3DBindingColor"
+#: Attribute of a mesh shown deformed: the exaggeration of its shape (1: true scale).
+DEFORM_SCALE = "twin:deformScale"
 
 _T = Sdf.ValueTypeNames
 Matrix = npt.NDArray[np.float64]
@@ -380,31 +385,45 @@ class Motion:
             self.author(layer, {channel: value}, time=code)
 
 
+@dataclass(frozen=True, eq=False)
+class _Shape:
+    """One mesh a :class:`Deformation` moves: where it is, its rest, its flat triangles."""
+
+    path: Sdf.Path
+    rest: npt.NDArray[np.float32]         # (n, 3) the mesh's own frame
+    to_local: npt.NDArray[np.float64]     # (3, 3) world-space vector -> that frame
+    faces: npt.NDArray[np.int64] | None   # (m, 3) when its normals are one per triangle
+
+
 class Deformation:
     """Meshes at rest, and their points under a displacement.
 
-    Args:
-        meshes: ``(mesh path, (n, 3) float64 rest points in the mesh's own frame,
-            (3, 3) float64 matrix taking a world-space vector into that frame)`` per mesh;
-            the displacement's rows cover the meshes' points in this order.
+    A deformed mesh gets its ``points`` and ``extent`` (and, for a mesh with one normal per
+    triangle, as display surfaces have, its ``normals``) and ``twin:deformScale``, the
+    exaggeration its shape is shown with, so a usdview user sees that the shape is
+    exaggerated. In a twin's live layer (:meth:`author` without a time) it also keeps its
+    points at rest as ``twin:restPoints`` (:data:`~twin3d.usd.geometry.REST_POINTS`), which
+    readers of the stage take as the mesh's shape (:func:`~twin3d.usd.geometry.rest_points`);
+    :meth:`restore` puts it back at rest.
+
+    Build it with :meth:`from_stage`.
     """
 
-    def __init__(self, meshes: Sequence[tuple[Sdf.Path, npt.NDArray[np.float64],
-                                              npt.NDArray[np.float64]]]) -> None:
-        self._meshes = tuple(meshes)
+    def __init__(self, shapes: Sequence[_Shape]) -> None:
+        self._shapes = tuple(shapes)
         #: the number of rows a displacement has
-        self.n_points = sum(len(rest) for _, rest, _ in self._meshes)
+        self.n_points = sum(len(s.rest) for s in self._shapes)
 
     @classmethod
     def from_stage(cls, stage: Usd.Stage, paths: Sequence[str]) -> Deformation:
-        """The meshes at ``paths`` as ``stage`` composes them at the default time.
+        """The meshes at ``paths`` as ``stage`` composes them at rest, at the default time.
 
         Raises:
             StageError: a path is not a mesh, or is an instance proxy (an instanced mesh
                 shares its points with every other instance).
         """
         cache = UsdGeom.XformCache(Usd.TimeCode.Default())
-        meshes = []
+        shapes = []
         for path in paths:
             prim = stage.GetPrimAtPath(path)
             if not prim or not prim.IsA(UsdGeom.Mesh):
@@ -412,12 +431,13 @@ class Deformation:
             if prim.IsInstanceProxy():
                 raise StageError(f"{path} is an instanced mesh, whose points every instance "
                                  "shares: make it uninstanced (instanceable = false) to deform it")
-            rest = np.asarray(UsdGeom.Mesh(prim).GetPointsAttr().Get(), dtype=np.float64)
+            mesh = UsdGeom.Mesh(prim)
+            rest = np.asarray(rest_points(mesh), dtype=np.float32).reshape(-1, 3)
             world = np.asarray(cache.GetLocalToWorldTransform(prim), dtype=np.float64)
             # USD is row-vector: world = local @ M[:3, :3] + t, so a world vector v is v @ inv
-            meshes.append((prim.GetPath(), rest.reshape(-1, 3),
-                           np.linalg.inv(world[:3, :3]).astype(np.float64)))
-        return cls(meshes)
+            to_local = np.asarray(np.linalg.inv(world[:3, :3]), dtype=np.float64)
+            shapes.append(_Shape(prim.GetPath(), rest, to_local, _flat_faces(mesh)))
+        return cls(shapes)
 
     def points(self, displacement: npt.NDArray[np.float32], scale: float
                ) -> list[tuple[Sdf.Path, npt.NDArray[np.float32]]]:
@@ -429,26 +449,68 @@ class Deformation:
         """
         out = []
         start = 0
-        for path, rest, to_local in self._meshes:
-            rows = displacement[start:start + len(rest)].astype(np.float64)
-            out.append((path, (rest + scale * (rows @ to_local)).astype(np.float32)))
-            start += len(rest)
+        for s in self._shapes:
+            rows = displacement[start:start + len(s.rest)].astype(np.float64)
+            out.append((s.path, (s.rest + scale * (rows @ s.to_local)).astype(np.float32)))
+            start += len(s.rest)
         return out
 
     def author(self, layer: Sdf.Layer, displacement: npt.NDArray[np.float32], scale: float,
                time: float | None = None) -> None:
-        """Author the meshes' ``points`` and ``extent`` into ``layer`` (see :meth:`points`).
+        """Author the meshes' deformed shape into ``layer`` (see :meth:`points`).
 
         Args:
             layer: the live layer or a recording (inside an ``Sdf.ChangeBlock`` is best).
             displacement: (n_points, 3) world space, stage units.
-            scale: the exaggeration (1: true scale).
-            time: a time code, or ``None`` for the default value.
+            scale: the exaggeration (1: true scale), kept as ``twin:deformScale``.
+            time: a time code, or ``None`` for the default value (the live layer: the rest
+                points are kept as ``twin:restPoints`` then).
         """
-        for path, pts in self.points(displacement, scale):
-            extent = np.stack([pts.min(axis=0), pts.max(axis=0)])
-            _put(layer, path, "points", _T.Point3fArray, Vt.Vec3fArray.FromNumpy(pts), time)
-            _put(layer, path, "extent", _T.Float3Array, Vt.Vec3fArray.FromNumpy(extent), time)
+        for s, (path, pts) in zip(self._shapes, self.points(displacement, scale), strict=True):
+            if time is None and layer.GetAttributeAtPath(path.AppendProperty(REST_POINTS)) is None:
+                ensure_attr(layer, path, REST_POINTS, _T.Point3fArray).default = \
+                    Vt.Vec3fArray.FromNumpy(s.rest)
+            self._put_shape(layer, s, pts, time)
+            ensure_attr(layer, path, DEFORM_SCALE, _T.Double).default = float(scale)
+
+    def restore(self, layer: Sdf.Layer) -> None:
+        """Put the meshes back at rest in ``layer`` (the live layer): drop the shape, scale
+        and rest points authored over a mesh, or write the rest back on a mesh the layer
+        defines (a display surface). Sdf API only."""
+        for s in self._shapes:
+            spec = layer.GetPrimAtPath(s.path)
+            if spec is None:
+                continue
+            defined = spec.specifier == Sdf.SpecifierDef
+            names = [DEFORM_SCALE, REST_POINTS] + ([] if defined else
+                                                   ["points", "extent", "normals"])
+            for name in names:
+                if name in spec.attributes:
+                    spec.RemoveProperty(spec.attributes[name])
+            if defined:
+                self._put_shape(layer, s, s.rest, None)
+
+    @staticmethod
+    def _put_shape(layer: Sdf.Layer, s: _Shape, pts: npt.NDArray[np.float32],
+                   time: float | None) -> None:
+        extent = np.stack([pts.min(axis=0), pts.max(axis=0)])
+        _put(layer, s.path, "points", _T.Point3fArray, Vt.Vec3fArray.FromNumpy(pts), time)
+        _put(layer, s.path, "extent", _T.Float3Array, Vt.Vec3fArray.FromNumpy(extent), time)
+        if s.faces is not None:
+            _put(layer, s.path, "normals", _T.Normal3fArray,
+                 Vt.Vec3fArray.FromNumpy(flat_normals(pts, s.faces)), time,
+                 interpolation=UsdGeom.Tokens.uniform)
+
+
+def _flat_faces(mesh: UsdGeom.Mesh) -> npt.NDArray[np.int64] | None:
+    """The triangles of a triangle mesh whose normals are one per triangle, else None."""
+    normals = mesh.GetNormalsAttr()
+    if not normals.HasAuthoredValue() or mesh.GetNormalsInterpolation() != UsdGeom.Tokens.uniform:
+        return None
+    counts = np.asarray(mesh.GetFaceVertexCountsAttr().Get(), dtype=np.int64)
+    if counts.size == 0 or not np.all(counts == 3):
+        return None
+    return np.asarray(mesh.GetFaceVertexIndicesAttr().Get(), dtype=np.int64).reshape(-1, 3)
 
 
 def _binding_color(b: PropertyBinding, value: float) -> Vt.Vec3fArray:

@@ -30,11 +30,11 @@ import numpy.typing as npt
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
 
 from twin3d.display import refine_surface, surface_digest
-from twin3d.usd.geometry import DISPLAY_OF, MeshData, triangulate
+from twin3d.usd.geometry import DISPLAY_OF, MeshData, rest_points, triangulate
 from twin3d.usd.spec import bind_material, ensure_attr
 
 __all__ = ["DIGEST_KEY", "SUFFIX", "KeptSurface", "author_surface", "display_path", "drop_surface",
-           "keep_surface"]
+           "flat_normals", "keep_surface"]
 
 #: The display surface of mesh ``.../name`` is the prim ``.../name_display``.
 SUFFIX = "_display"
@@ -108,7 +108,7 @@ def keep_surface(stage: Usd.Stage, mesh: Usd.Prim, sites: Sequence[Sequence[floa
         The surface, and whether it is new (then author it with :func:`author_surface`).
     """
     geom = UsdGeom.Mesh(mesh)
-    local = np.asarray(geom.GetPointsAttr().Get(), dtype=np.float64)
+    local = np.asarray(rest_points(geom), dtype=np.float64)
     faces = triangulate(geom.GetFaceVertexCountsAttr().Get(), geom.GetFaceVertexIndicesAttr().Get())
     to_world = np.asarray(geom.ComputeLocalToWorldTransform(Usd.TimeCode.Default()),
                           dtype=np.float64)
@@ -123,7 +123,7 @@ def keep_surface(stage: Usd.Stage, mesh: Usd.Prim, sites: Sequence[Sequence[floa
     kept_prim = stage.GetPrimAtPath(path)
     if kept_prim and _digest_of(kept_prim) == digest:
         kept = UsdGeom.Mesh(kept_prim)
-        pts = np.asarray(kept.GetPointsAttr().Get(), dtype=np.float32)
+        pts = np.asarray(rest_points(kept), dtype=np.float32)  # also when shown deformed
         tri = np.asarray(kept.GetFaceVertexIndicesAttr().Get(), dtype=np.int32).reshape(-1, 3)
         return KeptSurface(path, mesh.GetPath(), pts, tri, transform, color,
                            material or None, digest), False
@@ -155,9 +155,6 @@ def author_surface(layer: Sdf.Layer, kept: KeptSurface, *, color: bool = True) -
                           "vertex at each sensor; carries the fields. The mesh is hidden.")
     spec.customData = {"twin3d": {DIGEST_KEY: kept.digest}}
     pts, tri = kept.points, kept.faces
-    corners = pts[tri].astype(np.float64)
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
 
     def put(name: str, type_name: Sdf.ValueTypeName, value: object, uniform: bool = False,
             **info: object) -> None:
@@ -172,8 +169,8 @@ def author_surface(layer: Sdf.Layer, kept: KeptSurface, *, color: bool = True) -
         np.full(len(tri), 3, dtype=np.int32)))
     put("faceVertexIndices", _T.IntArray, Vt.IntArray.FromNumpy(
         np.ascontiguousarray(tri.reshape(-1))))
-    put("normals", _T.Normal3fArray, Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(
-        normals, dtype=np.float32)), interpolation="uniform")  # flat: one per triangle
+    put("normals", _T.Normal3fArray, Vt.Vec3fArray.FromNumpy(flat_normals(pts, tri)),
+        interpolation="uniform")  # flat: one per triangle
     put("extent", _T.Float3Array, Vt.Vec3fArray([Gf.Vec3f(*map(float, pts.min(axis=0))),
                                                  Gf.Vec3f(*map(float, pts.max(axis=0)))]))
     put("subdivisionScheme", _T.Token, "none", uniform=True)
@@ -188,6 +185,26 @@ def author_surface(layer: Sdf.Layer, kept: KeptSurface, *, color: bool = True) -
     if kept.material is not None:
         bind_material(layer, kept.path, kept.material)
     ensure_attr(layer, kept.mesh, "visibility", _T.Token).default = UsdGeom.Tokens.invisible
+
+
+def flat_normals(points: npt.ArrayLike, faces: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The unit normal of each triangle (counter-clockwise winding), as a display surface has.
+
+    Args:
+        points: (n, 3) float.
+        faces: (m, 3) int triangles.
+
+    Returns:
+        (m, 3) float32, C-contiguous.
+
+    Examples:
+        >>> flat_normals([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]]).tolist()
+        [[0.0, 0.0, 1.0]]
+    """
+    corners = np.asarray(points, dtype=np.float64)[np.asarray(faces)]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    return np.ascontiguousarray(normals, dtype=np.float32)
 
 
 def drop_surface(layer: Sdf.Layer, mesh: Sdf.Path) -> bool:

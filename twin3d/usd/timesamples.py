@@ -46,11 +46,11 @@ import numpy.typing as npt
 from pxr import Sdf, Usd, UsdUtils
 
 from twin3d._types import PathLike
-from twin3d.errors import BindingError, FieldError, OutputError, RecordingError, StageError, reason
+from twin3d.errors import BindingError, FieldError, OutputError, RecordingError, reason
 from twin3d.model import Limits, Sample
 from twin3d.usd.bindings import sensor_prim_name, sensor_value
 from twin3d.usd.layer import open_layer, save_layer
-from twin3d.usd.live import LiveStage
+from twin3d.usd.live import LiveStage, displacement_array
 from twin3d.usd.motion import Deformation
 from twin3d.usd.overlay import FieldTarget, author_field, field_array, prepare_overlay
 from twin3d.usd.spec import copy_metrics, ensure_attr, state_color
@@ -175,7 +175,8 @@ class Recording:
             of the first clip that has the field).
         clip_seconds: the span of one clip, in seconds of source time (``math.inf``: one
             clip for the whole session, held in memory until closed).
-        deform_scale: the exaggeration of recorded displacements (1: true scale).
+        deform_scale: the exaggeration of recorded displacements (> 0; 1: true scale), kept
+            on each deformed mesh as ``twin:deformScale``.
         deform_rate: at most this many deformed shapes a second are recorded per prim
             (the first written in each ``1 / deform_rate`` slot); points interpolate between.
 
@@ -196,8 +197,9 @@ class Recording:
                             ("deform_rate", deform_rate)):
             if not value > 0:
                 raise RecordingError(f"{name} must be > 0, got {value}")
-        if not math.isfinite(deform_scale):
-            raise RecordingError(f"deform_scale must be a finite number, got {deform_scale}")
+        if not (math.isfinite(deform_scale) and deform_scale > 0):
+            raise RecordingError(f"deform_scale must be a positive finite number, got "
+                                 f"{deform_scale}")
         self.fps, self.origin, self.skip_unknown = float(fps), origin, skip_unknown
         self.clip_seconds, self.deform_scale = float(clip_seconds), float(deform_scale)
         self.deform_rate = float(deform_rate)
@@ -330,20 +332,10 @@ class Recording:
         assert self.origin is not None
         slot = math.floor((t - self.origin) * self.deform_rate + 1e-9)
         for prim, raw in displacement.items():
+            assert self._live is not None
             target = self._target(prim)
-            arr = np.asarray(raw, dtype=np.float32)
-            if arr.shape != (target.n_points, 3):
-                raise FieldError(f"displacement of {prim!r}: got an array of shape {arr.shape}, "
-                                 f"need ({target.n_points}, 3), one row per point")
-            if not np.isfinite(arr).all():
-                raise FieldError(f"displacement of {prim!r} has NaN or infinite values")
-            if target.key not in self._deform:
-                try:
-                    assert self._live is not None
-                    self._deform[target.key] = Deformation.from_stage(
-                        self._live.stage, [m.prim for m in target.meshes])
-                except StageError as exc:
-                    raise FieldError(str(exc)) from None
+            arr = displacement_array(raw, target, prim)
+            self._deform.setdefault(target.key, self._live.deformation(target))
             if self._deform_slot.get(target.key) == slot:
                 continue  # rate-limited: this slot has its shape
             self._deform_slot[target.key] = slot

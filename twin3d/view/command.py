@@ -8,6 +8,8 @@ The field shown is ``--field``, else the one the stage shows (``twin:displayFiel
 the live layer); its colour range is ``--range``, else the one stored in the stage, else the
 data's. ``--difference SCENARIO`` shows that what-if's field (``twin3d whatif``) minus the live
 field instead (:mod:`twin3d.view.difference`), over ``--range`` or a range symmetric about 0.
+``--deform-scale X`` bends the parts that have a stress model by its displacement, X times (the
+status line says ``deformation ×X``), whichever field is shown.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 from twin3d.errors import RenderError, UsageError
 from twin3d.model import Sample
 
-__all__ = ["SUBSCRIBE_TIMEOUT_S", "difference_models", "run_view", "shown_field_models"]
+__all__ = ["SUBSCRIBE_TIMEOUT_S", "deforming_models", "difference_models", "run_view",
+           "shown_field_models"]
 
 #: Seconds ``twin3d view --bridge ... -o OUT`` waits for its subscription before giving up.
 SUBSCRIBE_TIMEOUT_S = 5.0
@@ -78,6 +81,22 @@ def difference_models(twin: Any, field: str | None, models: dict[str, Any] | Non
             raise StageError(f"scenario {scenario!r} has no {field} field on {path} (its "
                              f"fields: {', '.join(have) or 'none'}); run twin3d whatif again")
         out[path] = ScenarioDifference(model, values, scenario)
+    return out
+
+
+def deforming_models(twin: Any) -> dict[str, Any]:
+    """The field models that give displacements (stress models), by mesh path.
+
+    Raises:
+        UsageError: no mesh of the twin has one.
+    """
+    from twin3d.fields import build_field_models
+
+    out = {path: model for path, qs in build_field_models(twin).items()
+           for model in qs.values() if getattr(model, "U", None) is not None}
+    if not out:
+        raise UsageError("--deform-scale: no mesh of the stage has a stress model to bend it "
+                         "(bind strain gauges or a load cell with a [model.stress] table)")
     return out
 
 
@@ -147,6 +166,7 @@ def run_view(args: argparse.Namespace) -> int:
     size, rng, labels = _check_args(args)
     twin = Twin.open(args.stage)
     field, models = shown_field_models(twin, args.field)
+    deformers = deforming_models(twin) if args.deform_scale is not None else None
     look: dict[str, Any] = {}
     if args.difference is not None:
         models = difference_models(twin, field, models, args.difference)
@@ -162,7 +182,8 @@ def run_view(args: argparse.Namespace) -> int:
               file=sys.stderr)
     samples = _recording(args.recording) if args.recording else None
     with View(twin, models, off_screen=off, window_size=size, field_range=rng,
-              labels=labels, **look) as view:
+              labels=labels, deform_scale=args.deform_scale, deform_models=deformers,
+              **look) as view:
         cam_path = load_path(args.path, args.stage) if args.path else orbit_path(
             view.plotter.center, 1.6 * view.diagonal, elevation=30.0)
         if not off:

@@ -6,7 +6,9 @@ float32 points buffer in place (normals only when asked), or, when it is big, by
 displacement attribute its vertex shader adds (:mod:`twin3d.view.scene`). Occlusion of sensor
 markers is tested per part in the frame its points are drawn in, the ray brought there through
 the inverse of the part's matrix, so a move needs no rebuild; a part's cell locator is made
-again only after it deforms (a part deformed in the shader is tested at rest).
+again only after it deforms, on its shape as drawn (a part deformed in the shader too, unless
+it has :data:`~twin3d.view.scene.SHADER_DISPLACEMENT_POINTS` points or more: it is tested at
+rest).
 
 Measured on the 2-core box (``benchmarks/view.py``; figures in ``benchmarks/RESULTS.md``).
 """
@@ -19,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from vtkmodules.util.numpy_support import numpy_to_vtk
 
 from twin3d.errors import RenderError
-from twin3d.view.scene import MeshActor
+from twin3d.view.scene import SHADER_DISPLACEMENT_POINTS, MeshActor
 
 __all__ = ["Parts"]
 
@@ -201,8 +204,17 @@ class Parts:
         ma = self.actors[m]
         kept = self._locators.get(m)
         if kept is None or kept[0] != ma.version:
+            surface = ma.polydata
+            if ma.shader_displacement and ma.deformation and \
+                    surface.n_points < SHADER_DISPLACEMENT_POINTS:  # markers ride the drawn shape
+                drawn = vtk.vtkPoints()
+                drawn.SetData(numpy_to_vtk(np.asarray(ma.drawn(), dtype=np.float32),  # type: ignore[no-untyped-call]
+                                           deep=1))
+                surface = vtk.vtkPolyData()
+                surface.ShallowCopy(ma.polydata)  # the triangles shared; its own points
+                surface.SetPoints(drawn)
             locator = vtk.vtkStaticCellLocator()
-            locator.SetDataSet(ma.polydata)
+            locator.SetDataSet(surface)
             locator.BuildLocator()
             kept = (ma.version, locator)
             self._locators[m] = kept

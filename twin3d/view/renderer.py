@@ -184,6 +184,9 @@ class View:
         deform_scale: show meshes whose field model gives displacements
             (:class:`DeformingModel`) deformed this many times (stated on screen); None:
             undeformed.
+        deform_models: ``{mesh prim path: model}`` whose displacement deforms each mesh
+            (:class:`DeformingModel`, e.g. the stress model while the temperature is shown);
+            default: the field models that give displacements.
         clock: monotonic clock in seconds (injectable for tests).
 
     Attributes:
@@ -222,6 +225,7 @@ class View:
         labels: str | Collection[str] = "field",
         feature_angle: float = 30.0,
         deform_scale: float | None = None,
+        deform_models: Mapping[str, FieldModel] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _ensure_offscreen_backend()
@@ -276,6 +280,11 @@ class View:
             self.plotter.renderer.AddActor(ma.actor)
         self.parts = Parts(self.mesh_actors)
         self._models = self._assign_models(field_model)
+        self._deformers = self._assign_models(deform_models) if deform_models is not None else {
+            i: m for i, m in self._models.items() if isinstance(m, DeformingModel)}
+        if not all(isinstance(m, DeformingModel) for m in self._deformers.values()):
+            raise FieldError("deform_models: a model that gives no displacement (a "
+                             "StressModel does)")
         pts = np.concatenate([np.asarray(m.points) for m in meshes])
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         self.diagonal = float(np.linalg.norm(hi - lo)) or 1.0
@@ -446,12 +455,15 @@ class View:
                 self.mesh_actors[i].write(model.update(self._channels_of(model)))
                 if not self.mesh_actors[i].has_field:
                     self.mesh_actors[i].show_field(True)
-                if self.deform_scale is not None and isinstance(model, DeformingModel):
-                    self.parts.show_displacement(i, model, self.deform_scale)
             self.problems = [p for m in self._models.values() if isinstance(m, FittedModel)
                              for p in m.fitted_inputs().problems]
             if self.field_range is None:
                 self._auto_range()
+        if pending and self.deform_scale is not None:
+            for i, deformer in self._deformers.items():
+                if deformer is not self._models.get(i):  # not updated as the field shown
+                    deformer.update(self._channels_of(deformer))
+                self.parts.show_displacement(i, deformer, self.deform_scale)
         if self.color_bar is not None:
             self.color_bar.fit(self.plotter.window_size)
             if self._range is not None and any(self.mesh_actors[i].has_field

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -207,6 +207,13 @@ class MeshActor:
             return np.zeros(3) if self._shader is None else self._shader.offset(point)
         return np.asarray(self.points[point] - self.rest[point], dtype=np.float64)
 
+    def drawn(self) -> npt.NDArray[np.floating[Any]]:
+        """(n_points, 3) the points as drawn now, before the actor's matrix (the points
+        buffer, plus the vertex shader's displacement for a part deformed there)."""
+        if self._shader is None or not self.shader_displacement:
+            return self.points
+        return self.rest + self._shader.displacement()
+
     def _gpu(self) -> ShaderDisplacement:
         if self._shader is None:
             self._shader = ShaderDisplacement(self.actor, self.polydata, self.lit,
@@ -215,9 +222,7 @@ class MeshActor:
 
     def _changed(self, normals: bool) -> None:
         if normals:
-            drawn = self.points if self._shader is None or not self.shader_displacement else \
-                self.rest + self._shader.displacement()
-            _write_normals(self.polydata, drawn)
+            _write_normals(self.polydata, self.drawn())
         self.version += 1
 
     def set_range(self, vmin: float, vmax: float) -> None:

@@ -9,6 +9,12 @@ The meshes go to a browser once; afterwards an update sends only the arrays that
 the state legend and the status line are HTML over the canvas; each browser's labels are
 placed for its own camera (:mod:`twin3d.web.layout`).
 
+Moving parts (the twin's bound motion, :class:`twin3d.usd.motion.Motion`: a value on a
+``rotate`` or ``translate`` channel) move by their actors' matrices alone: the view places
+them from the pushed values, and the update carries each actor's ``userMatrix`` and no array.
+The sensor markers on a part share its matrix (:mod:`twin3d.web.markers`), and every browser's
+labels are placed again where the sensors are now.
+
 Updates are paced by the browsers: the next one is sent only when a browser reports the
 last one loaded (vtk.js draws only after all its array fetches finish), or after
 ``ack_timeout`` seconds; values arriving meanwhile are coalesced to the latest per channel,
@@ -33,6 +39,7 @@ from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, lookup_table
 from twin3d.model import Sample
 from twin3d.view.camerapath import CameraPath, orbit_path
 from twin3d.view.renderer import FieldModel, TwinLike, View, source_time_text
+from twin3d.web.markers import Markers
 
 __all__ = ["ACK_TIMEOUT_S", "WebView"]
 
@@ -111,9 +118,9 @@ class WebView:
         g = self.view.glyphs
         self.channels: list[str] = list(g.channels)
         self._labelled = self.view.labelled_channels
-        self._layout = LabelLayout(g.positions, [ma.polydata for ma in self.view.mesh_actors],
-                                   marker_px=_MARKER_PX)
-        self._markers = self._add_markers()
+        self._layout = LabelLayout(self.view.parts, marker_px=_MARKER_PX)
+        self._markers = Markers(self.view, radius=0.008 * self._layout.diagonal)
+        self._placed_for = self.view.parts.version  # the parts' version labels were placed for
         self._cameras: OrderedDict[str, tuple[dict[str, Any], tuple[int, int]]] = OrderedDict()
         self._reserved: dict[int, int] = {}   # label -> characters its slot holds
         self._shown: tuple[int, ...] = ()
@@ -202,50 +209,6 @@ class WebView:
 
     # --- the scene ---------------------------------------------------------------------------
 
-    def _add_markers(self) -> Any:
-        """One sphere per sensor, all in one polydata coloured by an RGB point array."""
-        import pyvista as pv
-        import vtk
-
-        k = len(self.channels)
-        radius = 0.008 * self._layout.diagonal
-        ball = pv.Sphere(radius=radius, theta_resolution=14, phi_resolution=10)
-        n = ball.n_points
-        pts = (np.asarray(ball.points)[None, :, :] + self.view.glyphs.positions[:, None, :]
-               ).reshape(-1, 3) if k else np.zeros((0, 3))
-        faces = np.asarray(ball.faces).reshape(-1, 4)
-        cells = np.concatenate([faces + np.array([0, i * n, i * n, i * n]) for i in range(k)]
-                               ) if k else np.zeros((0, 4), dtype=np.int64)
-        poly = pv.PolyData(pts.astype(np.float32), cells.ravel().astype(np.int64))
-        rgb = np.zeros((len(pts), 3), dtype=np.uint8)
-        rgb[:] = np.asarray(ALARM_COLORS["stale"]) * 255.0 + 0.5
-        poly.point_data["twin3d_rgb"] = rgb
-        poly.point_data.active_scalars_name = "twin3d_rgb"
-        mapper = vtk.vtkPolyDataMapper()
-        mapper.SetInputData(poly)
-        mapper.SetColorModeToDirectScalars()
-        mapper.SetScalarModeToUsePointFieldData()
-        mapper.SelectColorArray("twin3d_rgb")
-        mapper.ScalarVisibilityOn()
-        actor = vtk.vtkActor()
-        actor.SetMapper(mapper)
-        actor.GetProperty().SetAmbient(0.35)
-        actor.SetVisibility(k > 0)
-        self.view.plotter.renderer.AddActor(actor)
-        self._ball_points = n
-        return poly
-
-    def _color_markers(self, states: Sequence[str]) -> bool:
-        """Write each marker's state colour; return whether any changed."""
-        rgb = self._markers.point_data["twin3d_rgb"]
-        want = np.repeat(np.asarray([ALARM_COLORS[s] for s in states]).reshape(-1, 3) * 255.0
-                         + 0.5, self._ball_points, axis=0).astype(np.uint8)
-        if len(want) == 0 or np.array_equal(rgb, want):
-            return False
-        rgb[:] = want
-        self._markers.GetPointData().GetArray("twin3d_rgb").Modified()
-        return True
-
     def camera_presets(self) -> dict[str, dict[str, Any]]:
         """The page's camera buttons: iso, top, front, side (vtk.js camera dicts)."""
         c = self._layout.center
@@ -324,7 +287,8 @@ class WebView:
         texts = self.view.glyphs.texts
         for i in shown:
             self._reserved[i] = max(self._reserved.get(i, 0), len(str(texts[i].GetInput())) + 3)
-        return self._layout.place(camera, size, shown, [self._reserved[i] for i in shown],
+        return self._layout.place(self.view.glyphs.positions, camera, size, shown,
+                                  [self._reserved[i] for i in shown],
                                   [STATE_ORDER[states[i]] for i in shown],
                                   keep_out=self._keep_out(size))
 
@@ -340,15 +304,17 @@ class WebView:
         """Labels, colour bar, status line and problems into the page's state."""
         v = self.view
         states = [v.sensor_state(ch) for ch in self.channels]
-        if self._color_markers(states):
+        if self._markers.color(states):
             self._scene_dirty = True
         state = self._server.state
         labels = self._labels(states)
         shown = tuple(i for i, ch in enumerate(self.channels)
                       if ch in self._labelled or states[i] in ("warn", "alarm"))
         outgrown = any(len(labels[i][0]) > self._reserved.get(i, 0) for i in shown)
-        if shown != self._shown or outgrown:
+        moved = self.view.parts.version != self._placed_for
+        if shown != self._shown or outgrown or moved:
             self._shown = shown
+            self._placed_for = self.view.parts.version
             self._relayout(states)
         state.twin3d_labels = labels
         state.twin3d_status = self.status_text(states)

@@ -1,9 +1,11 @@
 """Where each browser's sensor labels go: the desktop view's placement for a browser's camera.
 
 Each browser renders with its own camera (vtk.js, client-side), so the server places labels
-per browser: the page reports its camera and size when they change, and :class:`LabelLayout`
-projects the sensors with that camera, hides those the part hides (a ray from the eye, as the
-desktop view does) and places the labels with :func:`twin3d.view.labels.place_labels`.
+per browser: the page reports its camera and size when they change (and the server places
+them again when parts move), and :class:`LabelLayout` projects the sensors where they are now
+with that camera, hides those a part hides as it is drawn now (a ray from the eye, tested by
+the view's :class:`~twin3d.view.parts.Parts` as the desktop view does) and places the labels
+with :func:`twin3d.view.labels.place_labels`.
 Labels are HTML in the page; their size is estimated from a monospace font's advance.
 """
 
@@ -50,34 +52,34 @@ def camera_matrix(camera: Mapping[str, Any], aspect: float, near_far: tuple[floa
 
 
 class LabelLayout:
-    """Label placement for browser cameras over fixed meshes and sensor positions.
+    """Label placement for browser cameras over a view's parts, where they are now.
 
     Args:
-        positions: (k, 3) sensor positions, stage units.
-        surfaces: the meshes' ``vtkPolyData`` (occluders).
+        parts: the view's :class:`~twin3d.view.parts.Parts` (the occluders, moved and
+            deformed as they are drawn).
         marker_px: a marker's radius on screen, pixels (kept clear of labels).
+
+    Attributes:
+        center: (3,) centre of the parts' bounds at rest, stage units.
+        diagonal: their bounding-box diagonal (1 for an empty scene).
     """
 
-    def __init__(self, positions: npt.ArrayLike, surfaces: Sequence[Any],
-                 marker_px: float = 8.0) -> None:
-        import vtk
-
-        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-        merge = vtk.vtkAppendPolyData()
-        for poly in surfaces:
-            merge.AddInputData(poly)
-        merge.Update()
-        self._merged = merge.GetOutput()
-        self._locator = vtk.vtkStaticCellLocator()
-        self._locator.SetDataSet(self._merged)
-        self._locator.BuildLocator()
-        b = np.asarray(self._merged.GetBounds()).reshape(3, 2)
-        self.center = b.mean(axis=1)
-        self.diagonal = float(np.linalg.norm(b[:, 1] - b[:, 0])) or 1.0
+    def __init__(self, parts: Any, marker_px: float = 8.0) -> None:
+        self.parts = parts
+        if parts.actors:
+            b = np.array([ma.polydata.bounds for ma in parts.actors]).reshape(-1, 3, 2)
+            lo, hi = b[:, :, 0].min(axis=0), b[:, :, 1].max(axis=0)
+        else:
+            lo = hi = np.zeros(3)
+        self.center = 0.5 * (lo + hi)
+        self.diagonal = float(np.linalg.norm(hi - lo)) or 1.0
         self.marker_px = marker_px
 
-    def project(self, camera: Mapping[str, Any], size: tuple[int, int]) -> tuple[F64, npt.NDArray[np.bool_]]:
-        """Pixels (k, 2) of the sensors (x right, y up) and (k,) which are in front and on screen."""
+    def project(self, positions: npt.ArrayLike, camera: Mapping[str, Any],
+                size: tuple[int, int]) -> tuple[F64, npt.NDArray[np.bool_]]:
+        """Pixels (k, 2) of the sensors at ``positions`` (k, 3) (x right, y up) and (k,) which
+        are in front and on screen."""
+        pts = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
         w, h = size
         eye = np.asarray(camera["position"], dtype=np.float64)
         ahead = np.asarray(camera["focalPoint"], dtype=np.float64) - eye
@@ -86,7 +88,7 @@ class LabelLayout:
         r = 0.5 * self.diagonal
         near_far = (max(depth - r, 1e-3 * r), depth + r)
         m = camera_matrix(camera, w / max(h, 1), near_far)
-        hom = np.column_stack([self.positions, np.ones(len(self.positions))]) @ m.T
+        hom = np.column_stack([pts, np.ones(len(pts))]) @ m.T
         wq = hom[:, 3:4]
         ndc = hom[:, :3] / np.where(np.abs(wq) < 1e-300, 1e-300, wq)
         xy = np.column_stack([(ndc[:, 0] + 1.0) * 0.5 * w, (ndc[:, 1] + 1.0) * 0.5 * h])
@@ -94,30 +96,28 @@ class LabelLayout:
               & (xy[:, 1] >= 0) & (xy[:, 1] < h))
         return xy, on
 
-    def occluded(self, camera: Mapping[str, Any], margin: float) -> npt.NDArray[np.bool_]:
-        """(k,) True where a mesh lies between the eye and the sensor (``margin``: stop this
-        short of the sensor, stage units)."""
-        import vtk
-
+    def occluded(self, positions: npt.ArrayLike, camera: Mapping[str, Any],
+                 margin: float) -> npt.NDArray[np.bool_]:
+        """(k,) True where a part, as it is drawn now, lies between the eye and the sensor at
+        ``positions`` (k, 3) (``margin``: stop this short of the sensor, stage units)."""
         eye = np.asarray(camera["position"], dtype=np.float64)
         ahead = np.asarray(camera["focalPoint"], dtype=np.float64) - eye
         ahead /= np.linalg.norm(ahead) or 1.0
-        out = np.zeros(len(self.positions), dtype=bool)
-        hits, cells = vtk.vtkPoints(), vtk.vtkIdList()
-        for i, p in enumerate(self.positions):
+        segments = []
+        for p in np.asarray(positions, dtype=np.float64).reshape(-1, 3):
             start = p - ahead * 10.0 * self.diagonal if camera.get("parallelProjection") else eye
             ray = p - start
-            stop = p - ray / (np.linalg.norm(ray) or 1.0) * margin
-            self._locator.IntersectWithLine(start.tolist(), stop.tolist(), 0.0, hits, cells)
-            out[i] = cells.GetNumberOfIds() > 0
+            segments.append((start, p - ray / (np.linalg.norm(ray) or 1.0) * margin))
+        out: npt.NDArray[np.bool_] = self.parts.blocked(segments)
         return out
 
-    def place(self, camera: Mapping[str, Any], size: tuple[int, int], shown: Sequence[int],
-              chars: Sequence[int], priority: Sequence[int],
+    def place(self, positions: npt.ArrayLike, camera: Mapping[str, Any], size: tuple[int, int],
+              shown: Sequence[int], chars: Sequence[int], priority: Sequence[int],
               keep_out: Sequence[Sequence[float]] = ()) -> list[list[float]]:
         """Place the labels of sensors ``shown`` for one browser.
 
         Args:
+            positions: (k, 3) where every sensor is now, stage units.
             camera: the browser's camera (see :func:`camera_matrix`).
             size: its canvas (width, height) in CSS pixels.
             shown: indices of the sensors to label.
@@ -134,8 +134,8 @@ class LabelLayout:
 
         if not len(shown):
             return []
-        xy, on = self.project(camera, size)
-        visible = on & ~self.occluded(camera, 0.01 * self.diagonal)
+        xy, on = self.project(positions, camera, size)
+        visible = on & ~self.occluded(positions, camera, 0.01 * self.diagonal)
         label = [i for i in shown if visible[i]]
         if not label:
             return []
