@@ -4,7 +4,8 @@
 pushed values; the feeders (``feed``) push into it from a bridge subscription or a recorded
 replay; ``CameraPath`` (``camerapath``) makes walk-throughs (keyframes, orbit, USD cameras,
 TOML); ``export_movie`` (``movie``) writes them to MP4 or GIF off-screen; ``scene`` builds the
-VTK actors once; ``command`` is ``twin3d view``.
+VTK actors once; ``overlay`` places the view's labels and writes its status line; ``command`` is
+``twin3d view``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``View.push`` may be called from any thread or task: values are coalesced (latest per channel
 wins) under a lock and applied on the next :meth:`View.render`, which writes the new field
 into the mesh arrays in place, recolours the sensor markers, places their labels and renders.
-Actors are made once, in the constructor; no frame adds or removes one.
+Actors are made once, in the constructor; no frame adds or removes one. The labels, the state
+legend, the status line and the problem line are the view's :mod:`~twin3d.view.overlay`.
 
 The view knows no data source, as pyvista's plotter does not: a bridge subscription or a
 recorded replay pushes into it from :mod:`twin3d.view.feed`.
@@ -27,7 +28,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,6 +38,7 @@ from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
 from twin3d.model import Sample, Sensor
+from twin3d.view.overlay import source_time_text, status_text
 
 __all__ = ["DeformingModel", "FieldModel", "FittedModel", "TwinLike", "View", "has_display",
            "source_time_text"]
@@ -133,17 +134,6 @@ def software_gl() -> bool:
     return any(s in low for s in ("llvmpipe", "softpipe", "swiftshader", "software"))
 
 
-def source_time_text(t: float) -> str:
-    """A source time (Unix seconds) as the status line shows it, in UTC.
-
-    Examples:
-        >>> source_time_text(1767225600.25)
-        '2026-01-01 00:00:00.2 UTC'
-    """
-    stamp = datetime.fromtimestamp(t, tz=UTC)
-    return f"{stamp:%Y-%m-%d %H:%M:%S}.{stamp.microsecond // 100_000} UTC"
-
-
 class View:
     """A live 3D view of a twin: meshes, an optional field overlay, labelled sensor markers.
 
@@ -197,6 +187,8 @@ class View:
         source_time: source time (Unix seconds) of the latest values, shown in the status line.
         alarms: the bridge's alarms by id (``Client.alarms``; :func:`~twin3d.view.feed_bridge`
             sets it): the open ones are counted in the status line.
+        overlay: the screen-space layer (:class:`twin3d.view.overlay.Overlay`): label
+            placement, ``legend``, ``status`` and ``problem_line`` (also attributes of the view).
 
     A sensor whose ``twin/suspect/<channel>`` value (published by the twin engine) is 1 is shown
     as ``suspect``: its own colour and a labelled ``SUSPECT``.
@@ -232,6 +224,7 @@ class View:
         import pyvista as pv
 
         from twin3d.view.labels import short_names
+        from twin3d.view.overlay import Overlay
         from twin3d.view.parts import Parts
         from twin3d.view.scene import build_mesh_actor, build_sensor_glyphs
 
@@ -253,12 +246,9 @@ class View:
         self._seen: dict[str, float] = {}
         self._arrivals: deque[tuple[float, int]] = deque()
         self._range: tuple[float, float] | None = None
-        self._layout_key: tuple[Any, ...] | None = None
-        self._slots: dict[int, tuple[float, float]] = {}  # label -> (width, height) placed for
         self._followed = 0  # the parts' version the sensor markers were moved for
         self.deform_scale = deform_scale
         self.motion: Any = getattr(twin, "motion", None)  # twin3d.usd.motion.Motion
-        self._legend_right = 0.0
         self.frame_ms = 0.0
         self.frames = 0
         self._closed = False
@@ -301,13 +291,19 @@ class View:
         self._rest_positions = self.glyphs.positions.copy()
         self._anchors = [self.parts.anchor(self.sensors[ch].target, p) for ch, p in zip(chans, pos, strict=True)]
         self._names = short_names(chans)
-        self._labelled = self._label_set(labels)
+        labelled = self._label_set(labels)
         self.show_sensors = show_sensors
         self.quantity, self.unit = "", ""
         self.color_bar: Any = None  # twin3d.view.scene.ColorBar when there is a field
         if self._models:
             self._add_color_bar(cmap, title)
-        self._add_overlays()
+        self.overlay = Overlay(self.plotter, self.glyphs, self.parts, diagonal=self.diagonal,
+                               labelled=labelled, show_sensors=show_sensors,
+                               color_bar=self.color_bar)
+        # the overlay's actors, as the view has always named them
+        self.legend = self.overlay.legend
+        self.status = self.overlay.status
+        self.problem_line = self.overlay.problem_line
         # a twin that keeps its latest readings (its live layer) shows them from the start
         initial = getattr(twin, "values", None)
         if isinstance(initial, Mapping) and initial:
@@ -373,26 +369,6 @@ class View:
         self.color_bar = build_color_bar(title, cmap)
         for prop in self.color_bar.actors():
             self.plotter.renderer.AddViewProp(prop)
-
-    def _add_overlays(self) -> None:
-        """Markers, labels, leader lines, the state legend, the status and problem lines."""
-        from twin3d.view.scene import build_legend, label_actor
-
-        ren = self.plotter.renderer
-        g = self.glyphs
-        for a in (g.marker_actor, g.leader_actor, *g.texts):
-            a.SetVisibility(self.show_sensors and a.GetVisibility())
-            ren.AddViewProp(a)
-        self.legend = build_legend() if self.show_sensors and g.channels else []
-        for chip in self.legend:
-            ren.AddViewProp(chip)
-        self.status = self.plotter.add_text("", position="lower_left", font_size=9,
-                                            color="#d8dee9", name="twin3d-status")
-        self.problem_line = label_actor("", size=12, color=ALARM_COLORS["warn"], opacity=0.9)
-        self.problem_line.GetTextProperty().SetFrameColor(*ALARM_COLORS["warn"])
-        self.problem_line.SetPosition(6.0, 26.0)
-        self.problem_line.SetVisibility(False)
-        ren.AddViewProp(self.problem_line)
 
     @staticmethod
     def _sensor_position(s: Sensor, by_path: Mapping[str, Any]) -> np.ndarray | None:
@@ -472,8 +448,10 @@ class View:
         states = self._update_glyphs(now)
         if self.show_sensors:
             self._follow_parts()
-            self._layout(states)
-        self._update_status(states)
+            self.overlay.layout(states)
+        self.overlay.show_status(
+            status_text(self.connection, self.source_time, self.values_per_second(), self.frame_ms,
+                        states, self.alarms, self.parts.deformations()), self.problems)
 
     def render(self) -> None:
         """Apply pending values and draw one frame."""
@@ -494,28 +472,6 @@ class View:
     def _channels_of(self, model: FieldModel) -> dict[str, float]:
         """The latest values of the channels ``model`` is made from."""
         return {c: self.values[c] for c in model.channels if c in self.values}
-
-    def _update_status(self, states: Sequence[str]) -> None:
-        parts = [self.connection]
-        if self.source_time is not None:
-            parts.append(f"source {source_time_text(self.source_time)}")
-        parts += [f"{self.values_per_second():.0f} values/s", f"frame {self.frame_ms:.1f} ms",
-                  f"{len(states)} sensors, {sum(s == 'stale' for s in states)} stale"]
-        suspect = sum(s == "suspect" for s in states)
-        if suspect:
-            parts[-1] += f", {suspect} suspect"
-        open_alarms = [a for a in list(self.alarms.values()) if a.get("state") != "cleared"]
-        if open_alarms:
-            unacked = sum(a.get("state") in ("active", "returned") for a in open_alarms)
-            parts.append(f"{len(open_alarms)} open alarm{'s' if len(open_alarms) > 1 else ''} "
-                         f"({unacked} unacknowledged)")
-        scales = self.parts.deformations()
-        if scales:
-            parts.append("deformation ×" + ", ×".join(f"{x:g}" for x in scales))
-        self.status.SetText(0, "  ·  ".join(parts))  # not "|": VTK would parse it as math
-        if self.problems:
-            self.problem_line.SetInput("CHECK THE MODEL: " + "; ".join(self.problems))
-        self.problem_line.SetVisibility(bool(self.problems))
 
     def _auto_range(self) -> None:
         lo, hi = math.inf, -math.inf
@@ -541,7 +497,7 @@ class View:
     @property
     def labelled_channels(self) -> frozenset[str]:
         """The channels labelled whatever their state (``labels=`` of the constructor)."""
-        return frozenset(self._labelled)
+        return self.overlay.labelled
 
     @property
     def scalar_range(self) -> tuple[float, float] | None:
@@ -581,100 +537,13 @@ class View:
         label = self.glyphs.texts[self.glyphs.channels.index(channel)]
         return str(label.GetInput()) if label.GetVisibility() else None
 
-    # --- labels on screen -------------------------------------------------------------------
-
-    def _layout(self, states: Sequence[str]) -> None:
-        """Show the markers and labels that should be seen; no label overlaps another.
-
-        Placement runs again when the camera, the window, the set of labels or a label's
-        size outgrowing its slot changed; otherwise labels keep their places.
-        """
-        from twin3d.view.labels import STATE_ORDER, place_labels
-
-        g = self.glyphs
-        if not g.channels:
-            return
-        size = tuple(self.plotter.window_size)
-        self._place_legend(size)
-        shown = [i for i, ch in enumerate(g.channels)
-                 if ch in self._labelled or states[i] in ("warn", "alarm", "suspect")]
-        sizes = {i: g.text_size(i) for i in shown}
-        key = (self.plotter.camera.GetMTime(), size, tuple(shown), self.parts.version)
-        grown = any(sizes[i][0] > self._slots.get(i, (0.0, 0.0))[0] for i in shown)
-        if key == self._layout_key and not grown:
-            return
-        self._layout_key = key
-        anchors, radii, on_screen = self._project()
-        visible = on_screen & ~self._occluded()
-        g.move(anchors, visible)
-        label = [i for i in shown if visible[i]]
-        slots = {i: (sizes[i][0] + 12.0, sizes[i][1]) for i in label}
-        boxes, lead = place_labels(
-            anchors[label], [slots[i] for i in label], radii[label],
-            [STATE_ORDER[states[i]] for i in label], (size[0], size[1]),
-            obstacles=np.column_stack([anchors, radii])[visible],
-            keep_out=self._reserved(size))
-        placed = dict(zip(label, zip(boxes, lead, strict=True), strict=True))
-        for i in range(len(g.channels)):
-            if i not in placed:
-                g.place(i, None, None)
-                continue
-            box, far = placed[i]
-            text_box = (box[0], box[1], box[0] + sizes[i][0], box[3])
-            g.place(i, text_box, _leader(anchors[i], radii[i], text_box) if far else None)
-        self._slots = slots
-
-    def _project(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Display pixels (k, 2) and pixel radii (k,) of the markers; (k,) which are on screen."""
-        ren = self.plotter.renderer
-        w, h = self.plotter.window_size
-        g = self.glyphs
-        xy = np.zeros((len(g.channels), 2))
-        on = np.zeros(len(g.channels), dtype=bool)
-        for i, p in enumerate(g.positions):
-            ren.SetWorldPoint(float(p[0]), float(p[1]), float(p[2]), 1.0)
-            ren.WorldToDisplay()
-            x, y, z = ren.GetDisplayPoint()
-            xy[i] = (x, y)
-            on[i] = 0.0 <= z <= 1.0 and 0 <= x < w and 0 <= y < h
-        return xy, np.full(len(g.channels), g.radius_px), on
-
-    def _occluded(self) -> np.ndarray:
-        """(k,) True where a part lies between the camera and the sensor."""
-        g = self.glyphs
-        cam = self.plotter.camera
-        eye = np.asarray(cam.GetPosition(), dtype=np.float64)
-        ahead = np.asarray(cam.GetDirectionOfProjection(), dtype=np.float64)
-        segments = []
-        for p in g.positions:
-            start = p - ahead * 10.0 * self.diagonal if cam.GetParallelProjection() else eye
-            ray = p - start
-            segments.append((start, p - ray / (np.linalg.norm(ray) or 1.0) * 0.5 * g.radius))
-        return self.parts.blocked(segments)
+    # --- markers on the parts ----------------------------------------------------------------
 
     def _follow_parts(self) -> None:
         """Move the sensor markers with the parts they sit on (after moves or deformation)."""
         if self.parts.version != self._followed:
             self._followed = self.parts.version
             self.parts.follow(self._anchors, self._rest_positions, self.glyphs.positions)
-
-    def _reserved(self, size: Sequence[int]) -> list[tuple[float, float, float, float]]:
-        """Screen areas labels keep clear of: the colour bar, the status lines, the legend."""
-        out = [(0.0, 0.0, size[0] * 0.55, 46.0)]
-        if self.color_bar is not None:
-            out.append(self.color_bar.pixels())
-        if self.legend:
-            out.append((0.0, size[1] - 34.0, self._legend_right, float(size[1])))
-        return out
-
-    def _place_legend(self, size: Sequence[int]) -> None:
-        x = 8.0
-        for chip in self.legend:
-            chip.SetPosition(x, size[1] - 26.0)
-            bbox = [0.0, 0.0, 0.0, 0.0]
-            chip.GetBoundingBox(self.plotter.renderer, bbox)
-            x += max(bbox[1] - bbox[0], 20.0) + 6.0
-        self._legend_right = x
 
     # --- output -----------------------------------------------------------------------------
 
@@ -834,12 +703,3 @@ class View:
         return self._closed or self.plotter.render_window is None or \
             getattr(self.plotter, "_closed", False)
 
-
-def _leader(anchor: np.ndarray, radius: float, box: Sequence[float]) -> tuple[float, ...]:
-    """A line from the marker's edge to the nearest point of the label's box."""
-    x = min(max(anchor[0], box[0]), box[2])
-    y = min(max(anchor[1], box[1]), box[3])
-    d = np.array([x - anchor[0], y - anchor[1]])
-    n = float(np.linalg.norm(d)) or 1.0
-    start = anchor + d / n * radius
-    return (float(start[0]), float(start[1]), float(x), float(y))
