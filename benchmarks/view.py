@@ -47,7 +47,7 @@ if not os.environ.get("DISPLAY"):
 
 import pyvista as pv
 
-from twin3d.usd.geometry import MeshData
+from twin3d.usd.meshes import MeshData
 from twin3d.view import View
 
 SIZE = (800, 600)

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
 from browser import CHROMIUM, chromium, page_ready, pixel
 
 from twin3d.model import Limits, Sensor
-from twin3d.usd.geometry import MeshData
+from twin3d.usd.meshes import MeshData
 
 CHANNEL = "bench/s"
 LOW, HIGH = 15.0, 85.0   # far apart on the colour map (range 0..100)

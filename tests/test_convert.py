@@ -15,7 +15,7 @@ import twin3d
 from twin3d.cad.convert import convert, geometry_path
 from twin3d.cad.step import model_diagonal_mm
 from twin3d.cli import main
-from twin3d.usd.geometry import read_meshes
+from twin3d.usd.meshes import read_meshes
 from twin3d.usd.validate import validate_stage
 
 DATA = Path(__file__).parent / "data"

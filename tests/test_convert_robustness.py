@@ -18,7 +18,7 @@ from twin3d.cad.gltf import read_gltf
 from twin3d.cad.step import Tolerance, model_diagonal_mm
 from twin3d.cli import main
 from twin3d.errors import CADImportError, UsageError
-from twin3d.usd.geometry import read_meshes
+from twin3d.usd.meshes import read_meshes
 
 DATA = Path(__file__).parent / "data"
 RED, GREEN, BLUE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)

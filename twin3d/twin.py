@@ -35,8 +35,8 @@ from twin3d._types import PathLike
 from twin3d.model import Sensor
 
 if TYPE_CHECKING:
-    from twin3d.usd.geometry import MeshData
     from twin3d.usd.live import LiveStage
+    from twin3d.usd.meshes import MeshData
     from twin3d.usd.motion import Motion
     from twin3d.usd.timesamples import Recording
     from twin3d.web.command import WebPage

@@ -20,8 +20,8 @@ from twin3d.cad.convert import convert
 from twin3d.display import refine_surface
 from twin3d.fields import build_models
 from twin3d.model import Limits, Sensor
-from twin3d.usd.geometry import MeshData, read_meshes
 from twin3d.usd.layer import open_stage
+from twin3d.usd.meshes import MeshData, read_meshes
 from twin3d.view import CameraPath, View, export_movie
 
 

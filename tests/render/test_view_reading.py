@@ -184,7 +184,7 @@ def test_no_colour_of_the_default_map_reads_as_warn_or_alarm() -> None:
 
 
 def test_markers_are_outlined_and_the_states_have_a_legend(view_plate) -> None:  # type: ignore[no-untyped-def]
-    from twin3d.view.scene import MARKER_PX, OUTLINE_PX
+    from twin3d.view.actors import MARKER_PX, OUTLINE_PX
 
     twin, model = view_plate
     with View(twin, model, off_screen=True, window_size=SIZE, field_range=(20.0, 100.0),

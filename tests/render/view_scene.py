@@ -99,8 +99,8 @@ SENSOR_VERTS = {"plate/tc1": (5, 5), "plate/tc2": (20, 15), "plate/tc3": (25, 25
 
 def make_plate(tmp_path: Path) -> tuple[PlateTwin, IdwModel]:
     """Write the plate stage under ``tmp_path``; return its twin and an IDW field model."""
-    from twin3d.usd.geometry import read_meshes
     from twin3d.usd.layer import open_stage
+    from twin3d.usd.meshes import read_meshes
 
     path = write_plate_stage(tmp_path / "plate.usda")
     meshes = read_meshes(open_stage(path))

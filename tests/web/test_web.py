@@ -21,9 +21,9 @@ def _plate_parts() -> Any:
     """A 1 m square plate at z = 0 as the one part of a view (the labels' occluder)."""
     import pyvista as pv
 
-    from twin3d.usd.geometry import MeshData
+    from twin3d.usd.meshes import MeshData
+    from twin3d.view.actors import build_mesh_actor
     from twin3d.view.parts import Parts
-    from twin3d.view.scene import build_mesh_actor
 
     plane = pv.Plane(center=(0.0, 0.0, 0.0), direction=(0, 0, 1), i_size=1.0, j_size=1.0,
                      i_resolution=4, j_resolution=4).triangulate()

@@ -97,7 +97,7 @@ def convert(inputs: PathLike | Sequence[PathLike], output: PathLike, units: str 
     One input makes a component; several make an assembly with one component per input.
     A URDF robot (on its own) makes a component whose links are nested Xforms, with UsdPhysics
     joints and each movable joint bound to the channel ``<robot name>/<joint name>``
-    (:mod:`twin3d.usd.robot`).
+    (:mod:`twin3d.usd.articulation`).
     ``OUT.usda`` (or ``.usdc``/``.usd``) is a small interface layer that payloads the geometry
     in ``OUT.geom.usdc`` beside it; ``.usdz`` packages both.
 
@@ -225,8 +225,8 @@ def _convert_robot(path: Path, out: Path, name: str | None,
     """A URDF robot -> one asset: links, visual meshes, UsdPhysics joints, joint bindings."""
     from twin3d import __version__
     from twin3d.cad.urdf import read_urdf, robot_part
+    from twin3d.usd.articulation import author_robot, link_paths
     from twin3d.usd.asset import author_asset
-    from twin3d.usd.robot import author_robot, link_paths
 
     with _Progress(total=3, enabled=progress) as bar:
         bar.advance(f"reading {path.name}")

@@ -4,7 +4,7 @@ Modules, by job:
 
 * ``layer``: open and save stages and layers (one-line errors, atomic saves).
 * ``asset``: CAD parts -> a USD asset (``twin3d convert``).
-* ``geometry``: a stage's meshes as numpy arrays in world space.
+* ``meshes``: a stage's meshes as numpy arrays in world space.
 * ``bind``: ``twin3d bind``, sensors checked against the stage and authored into it;
   ``bindings``: the bindings of a stage read back; ``info``: ``twin3d info``'s text.
 * ``live``: the live layer, a twin's current state; ``timesamples``: recordings of values,
@@ -12,6 +12,9 @@ Modules, by job:
   stage or recording as meshes in frames, field colours and poses (the MCAP export's scene).
 * ``spec``, ``overlay``, ``material``: what the live layer and recordings both write
   (``Sdf`` specs, field overlays on meshes, the display-colour preview material).
+* ``motion``: property bindings read back and posed; ``articulation``: a URDF robot's
+  UsdPhysics bodies, joints and joint bindings; ``surface``: display surfaces;
+  ``scenario``: what-if scenarios as a variant set.
 * ``camera``: USD cameras read as keyframes, camera paths written as cameras.
 * ``validate``: every USD validator we can reach; ``schema``: the codeless ``Twin3DSensorAPI``.
 """

@@ -330,7 +330,7 @@ def author_asset(parts: Sequence[Part], *, name: str, meters_per_unit: float, up
             materials refer to ``./<texture_folder>/<Part>_<Material>.png``).
         step: called with a label after each mesh (progress).
         finish: called with the geometry stage and the root prim's path once the parts are
-            authored (a URDF robot's physics and bindings: :mod:`twin3d.usd.robot`).
+            authored (a URDF robot's physics and bindings: :mod:`twin3d.usd.articulation`).
         provenance: more entries for the layers' ``customLayerData["twin3d"]``.
     """
     step = step or (lambda _label: None)

@@ -49,9 +49,9 @@ from twin3d.usd.bindings import (
     binding_attr,
     sensor_prim_name,
 )
-from twin3d.usd.geometry import triangulate
 from twin3d.usd.layer import open_stage, save_layer
 from twin3d.usd.material import define_display_color_material
+from twin3d.usd.meshes import triangulate
 from twin3d.usd.motion import OP_PREFIX, append_ops
 from twin3d.usd.schema import BINDING_API, SENSOR_API
 

@@ -38,8 +38,8 @@ from twin3d.colormap import ALARM_COLORS
 from twin3d.errors import BindingError, FieldError, StageError
 from twin3d.model import Sensor
 from twin3d.usd.bindings import read_model, read_sensors, sensor_prims, sensor_value
-from twin3d.usd.geometry import MeshData, read_meshes
 from twin3d.usd.layer import open_layer, save_layer
+from twin3d.usd.meshes import MeshData, read_meshes
 from twin3d.usd.motion import Deformation, Motion
 from twin3d.usd.overlay import (
     FieldTarget,

@@ -45,8 +45,8 @@ from twin3d.colormap import linear_colorize
 from twin3d.errors import StageError
 from twin3d.sensors import PropertyBinding
 from twin3d.usd.bindings import binding_attr, read_property_bindings
-from twin3d.usd.geometry import REST_POINTS, rest_points
 from twin3d.usd.material import define_display_color_material
+from twin3d.usd.meshes import REST_POINTS, rest_points
 from twin3d.usd.spec import bind_material, ensure_attr, state_color
 from twin3d.usd.surface import flat_normals
 
@@ -402,8 +402,8 @@ class Deformation:
     triangle, as display surfaces have, its ``normals``) and ``twin:deformScale``, the
     exaggeration its shape is shown with, so a usdview user sees that the shape is
     exaggerated. In a twin's live layer (:meth:`author` without a time) it also keeps its
-    points at rest as ``twin:restPoints`` (:data:`~twin3d.usd.geometry.REST_POINTS`), which
-    readers of the stage take as the mesh's shape (:func:`~twin3d.usd.geometry.rest_points`);
+    points at rest as ``twin:restPoints`` (:data:`~twin3d.usd.meshes.REST_POINTS`), which
+    readers of the stage take as the mesh's shape (:func:`~twin3d.usd.meshes.rest_points`);
     :meth:`restore` puts it back at rest.
 
     Build it with :meth:`from_stage`.

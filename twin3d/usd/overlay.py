@@ -26,8 +26,8 @@ from pxr import Sdf, Usd, UsdGeom
 
 from twin3d.colormap import DEFAULT_CMAP, linear_colorize
 from twin3d.errors import FieldError, StageError
-from twin3d.usd.geometry import MeshData
 from twin3d.usd.material import define_display_color_material
+from twin3d.usd.meshes import MeshData
 from twin3d.usd.spec import author_primvar, bind_material, ensure_attr
 
 _T = Sdf.ValueTypeNames

@@ -27,8 +27,8 @@ from pxr import Sdf, Usd, UsdGeom
 
 from twin3d._types import PathLike
 from twin3d.colormap import DEFAULT_CMAP, colorize, linear_to_srgb
-from twin3d.usd.geometry import MeshData, read_meshes, triangulate
 from twin3d.usd.layer import open_stage
+from twin3d.usd.meshes import MeshData, read_meshes, triangulate
 from twin3d.usd.motion import Motion
 from twin3d.usd.overlay import DISPLAY_ATTR
 from twin3d.usd.surface import display_path

@@ -6,7 +6,7 @@ the twin's live layer (and in recordings that hold fields) as a sibling ``Mesh``
 ``<mesh>_display``, with
 
 * a ``twin:displayOf`` relationship to the mesh (readers of meshes skip such prims:
-  :func:`twin3d.usd.geometry.read_meshes`),
+  :func:`twin3d.usd.meshes.read_meshes`),
 * the mesh's points in the mesh's own frame (its local transform copied as one
   ``xformOp:transform``), so it follows every transform above the mesh,
 * the mesh's material and colour, flat normals (one per triangle), extent, no subdivision,
@@ -30,7 +30,7 @@ import numpy.typing as npt
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
 
 from twin3d.display import refine_surface, surface_digest
-from twin3d.usd.geometry import DISPLAY_OF, MeshData, rest_points, triangulate
+from twin3d.usd.meshes import DISPLAY_OF, MeshData, rest_points, triangulate
 from twin3d.usd.spec import bind_material, ensure_attr
 
 __all__ = ["DIGEST_KEY", "SUFFIX", "KeptSurface", "author_surface", "display_path", "drop_surface",

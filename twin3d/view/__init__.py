@@ -3,8 +3,8 @@
 ``View`` (``renderer``) shows a twin's meshes, a field overlay and sensor glyphs and takes
 pushed values; the feeders (``feed``) push into it from a bridge subscription or a recorded
 replay; ``CameraPath`` (``camerapath``) makes walk-throughs (keyframes, orbit, USD cameras,
-TOML); ``export_movie`` (``movie``) writes them to MP4 or GIF off-screen; ``scene`` builds the
-VTK actors once; ``overlay`` places the view's labels and writes its status line; ``command`` is
+TOML); ``export_movie`` (``movie``) writes them to MP4 or GIF off-screen; ``actors`` builds the
+VTK actors once; ``screen`` places the view's labels and writes its status line; ``command`` is
 ``twin3d view``.
 """
 

@@ -3,11 +3,11 @@
 A part moves by its actor's matrix alone (64 bytes per part per frame): its points and field
 stay in the buffers they were uploaded in. A part deforms by writing new positions into its
 float32 points buffer in place (normals only when asked), or, when it is big, by a
-displacement attribute its vertex shader adds (:mod:`twin3d.view.scene`). Occlusion of sensor
+displacement attribute its vertex shader adds (:mod:`twin3d.view.actors`). Occlusion of sensor
 markers is tested per part in the frame its points are drawn in, the ray brought there through
 the inverse of the part's matrix, so a move needs no rebuild; a part's cell locator is made
 again only after it deforms, on its shape as drawn (a part deformed in the shader too, unless
-it has :data:`~twin3d.view.scene.SHADER_DISPLACEMENT_POINTS` points or more: it is tested at
+it has :data:`~twin3d.view.actors.SHADER_DISPLACEMENT_POINTS` points or more: it is tested at
 rest).
 
 Measured on the 2-core box (``benchmarks/view.py``; figures in ``benchmarks/RESULTS.md``).
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from vtkmodules.util.numpy_support import numpy_to_vtk
 
 from twin3d.errors import RenderError
-from twin3d.view.scene import SHADER_DISPLACEMENT_POINTS, MeshActor
+from twin3d.view.actors import SHADER_DISPLACEMENT_POINTS, MeshActor
 
 __all__ = ["Parts"]
 

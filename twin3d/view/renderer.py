@@ -4,7 +4,7 @@
 wins) under a lock and applied on the next :meth:`View.render`, which writes the new field
 into the mesh arrays in place, recolours the sensor markers, places their labels and renders.
 Actors are made once, in the constructor; no frame adds or removes one. The labels, the state
-legend, the status line and the problem line are the view's :mod:`~twin3d.view.overlay`.
+legend, the status line and the problem line are the view's :mod:`~twin3d.view.screen`.
 
 The view knows no data source, as pyvista's plotter does not: a bridge subscription or a
 recorded replay pushes into it from :mod:`twin3d.view.feed`.
@@ -38,7 +38,7 @@ from twin3d._types import PathLike
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP
 from twin3d.errors import FieldError, RenderError
 from twin3d.model import Sample, Sensor
-from twin3d.view.overlay import source_time_text, status_text
+from twin3d.view.screen import source_time_text, status_text
 
 __all__ = ["DeformingModel", "FieldModel", "FittedModel", "TwinLike", "View", "has_display",
            "source_time_text"]
@@ -95,7 +95,7 @@ class TwinLike(Protocol):
     def sensors(self) -> Mapping[str, Sensor]: ...
 
     @property
-    def meshes(self) -> Sequence[Any]: ...  # twin3d.usd.geometry.MeshData
+    def meshes(self) -> Sequence[Any]: ...  # twin3d.usd.meshes.MeshData
 
     @property
     def meters_per_unit(self) -> float: ...
@@ -187,7 +187,7 @@ class View:
         source_time: source time (Unix seconds) of the latest values, shown in the status line.
         alarms: the bridge's alarms by id (``Client.alarms``; :func:`~twin3d.view.feed_bridge`
             sets it): the open ones are counted in the status line.
-        overlay: the screen-space layer (:class:`twin3d.view.overlay.Overlay`): label
+        overlay: the screen-space layer (:class:`twin3d.view.screen.Overlay`): label
             placement, ``legend``, ``status`` and ``problem_line`` (also attributes of the view).
 
     A sensor whose ``twin/suspect/<channel>`` value (published by the twin engine) is 1 is shown
@@ -223,10 +223,10 @@ class View:
         _ensure_offscreen_backend()
         import pyvista as pv
 
+        from twin3d.view.actors import build_mesh_actor, build_sensor_glyphs
         from twin3d.view.labels import short_names
-        from twin3d.view.overlay import Overlay
         from twin3d.view.parts import Parts
-        from twin3d.view.scene import build_mesh_actor, build_sensor_glyphs
+        from twin3d.view.screen import Overlay
 
         self._clock = clock
         self.stale_after = float(stale_after)
@@ -294,7 +294,7 @@ class View:
         labelled = self._label_set(labels)
         self.show_sensors = show_sensors
         self.quantity, self.unit = "", ""
-        self.color_bar: Any = None  # twin3d.view.scene.ColorBar when there is a field
+        self.color_bar: Any = None  # twin3d.view.actors.ColorBar when there is a field
         if self._models:
             self._add_color_bar(cmap, title)
         self.overlay = Overlay(self.plotter, self.glyphs, self.parts, diagonal=self.diagonal,
@@ -358,8 +358,8 @@ class View:
         return {c for c in chans if self.sensors[c].quantity in wanted}
 
     def _add_color_bar(self, cmap: str, title: str | None) -> None:
+        from twin3d.view.actors import build_color_bar
         from twin3d.view.labels import unit_text
-        from twin3d.view.scene import build_color_bar
 
         model = next(iter(self._models.values()))
         self.quantity, self.unit = str(model.quantity), str(model.unit)

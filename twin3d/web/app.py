@@ -38,8 +38,8 @@ import numpy as np
 from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, lookup_table
 from twin3d.model import Sample
 from twin3d.view.camerapath import CameraPath, orbit_path
-from twin3d.view.overlay import source_time_text
 from twin3d.view.renderer import FieldModel, TwinLike, View
+from twin3d.view.screen import source_time_text
 from twin3d.web.markers import Markers
 
 __all__ = ["ACK_TIMEOUT_S", "WebView"]

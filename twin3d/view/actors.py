@@ -31,7 +31,7 @@ from twin3d.colormap import ALARM_COLORS, DEFAULT_CMAP, linear_to_srgb, lookup_t
 from twin3d.view.deform import ShaderDisplacement
 
 if TYPE_CHECKING:
-    from twin3d.usd.geometry import MeshData
+    from twin3d.usd.meshes import MeshData
 
 __all__ = ["FIELD_ARRAY", "MARKER_PX", "MAX_TICKS", "OUTLINE_PX",
            "SHADER_DISPLACEMENT_POINTS", "ColorBar", "MeshActor",
@@ -319,7 +319,7 @@ def build_mesh_actor(
     """Make the actor of one mesh with a zero field array ready for in-place updates.
 
     Args:
-        mesh: world-space triangles from :func:`twin3d.usd.geometry.read_meshes`.
+        mesh: world-space triangles from :func:`twin3d.usd.meshes.read_meshes`.
         cmap: matplotlib colour map name of the field overlay.
         gpu: map colours in a shader (one float per vertex uploaded); else VTK's CPU mapping.
         lighting: light the surface (off gives exact colour-map colours, for tests).

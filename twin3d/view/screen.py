@@ -26,8 +26,8 @@ from twin3d.colormap import ALARM_COLORS
 if TYPE_CHECKING:
     import pyvista as pv
 
+    from twin3d.view.actors import ColorBar, SensorGlyphs
     from twin3d.view.parts import Parts
-    from twin3d.view.scene import ColorBar, SensorGlyphs
 
 __all__ = ["Overlay", "source_time_text", "status_text"]
 
@@ -101,7 +101,7 @@ class Overlay:
     def __init__(self, plotter: pv.Plotter, glyphs: SensorGlyphs, parts: Parts, *,
                  diagonal: float, labelled: Collection[str], show_sensors: bool,
                  color_bar: ColorBar | None) -> None:
-        from twin3d.view.scene import build_legend, label_actor
+        from twin3d.view.actors import build_legend, label_actor
 
         self.plotter = plotter
         self.glyphs = glyphs
