@@ -178,11 +178,28 @@ class Parts:
             p = rest[i] + ma.offset(v)
             out[i] = ma.moved[:3, :3] @ p + ma.moved[:3, 3]
 
-    def blocked(self, segments: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]
-                ) -> npt.NDArray[np.bool_]:
-        """(k,) True where a part crosses the segment ``(start, stop)`` (world space)."""
+    def hidden(self, points: npt.ArrayLike, eye: npt.ArrayLike, ahead: npt.ArrayLike, *,
+               parallel: bool, reach: float, margin: float) -> npt.NDArray[np.bool_]:
+        """(k,) True where a part, as it is drawn now, lies between the camera and each of
+        ``points`` (k, 3), world space.
+
+        Args:
+            points: the points seen (sensor markers' centres).
+            eye: the camera's position; ``ahead``: its unit direction of projection.
+            parallel: a parallel projection: rays come along ``ahead`` from ``reach`` behind
+                each point instead of from the eye.
+            reach: how far behind a point a parallel ray starts (beyond every part).
+            margin: stop each ray this short of its point (the marker's own surface).
+        """
         import vtk
 
+        eye = np.asarray(eye, dtype=np.float64)
+        ahead = np.asarray(ahead, dtype=np.float64)
+        segments = []
+        for p in np.asarray(points, dtype=np.float64).reshape(-1, 3):
+            start = p - ahead * reach if parallel else eye
+            ray = p - start
+            segments.append((start, p - ray / (np.linalg.norm(ray) or 1.0) * margin))
         out = np.zeros(len(segments), dtype=bool)
         hits, cells = vtk.vtkPoints(), vtk.vtkIdList()
         for m, ma in enumerate(self.actors):

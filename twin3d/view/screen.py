@@ -193,16 +193,11 @@ class Overlay:
 
     def _occluded(self) -> np.ndarray:
         """(k,) True where a part lies between the camera and the sensor."""
-        g = self.glyphs
         cam = self.plotter.camera
-        eye = np.asarray(cam.GetPosition(), dtype=np.float64)
-        ahead = np.asarray(cam.GetDirectionOfProjection(), dtype=np.float64)
-        segments = []
-        for p in g.positions:
-            start = p - ahead * 10.0 * self.diagonal if cam.GetParallelProjection() else eye
-            ray = p - start
-            segments.append((start, p - ray / (np.linalg.norm(ray) or 1.0) * 0.5 * g.radius))
-        return self.parts.blocked(segments)
+        return self.parts.hidden(self.glyphs.positions, cam.GetPosition(),
+                                 cam.GetDirectionOfProjection(),
+                                 parallel=bool(cam.GetParallelProjection()),
+                                 reach=10.0 * self.diagonal, margin=0.5 * self.glyphs.radius)
 
     def _reserved(self, size: Sequence[int]) -> list[tuple[float, float, float, float]]:
         """Screen areas labels keep clear of: the colour bar, the status lines, the legend."""

@@ -103,12 +103,9 @@ class LabelLayout:
         eye = np.asarray(camera["position"], dtype=np.float64)
         ahead = np.asarray(camera["focalPoint"], dtype=np.float64) - eye
         ahead /= np.linalg.norm(ahead) or 1.0
-        segments = []
-        for p in np.asarray(positions, dtype=np.float64).reshape(-1, 3):
-            start = p - ahead * 10.0 * self.diagonal if camera.get("parallelProjection") else eye
-            ray = p - start
-            segments.append((start, p - ray / (np.linalg.norm(ray) or 1.0) * margin))
-        out: npt.NDArray[np.bool_] = self.parts.blocked(segments)
+        out: npt.NDArray[np.bool_] = self.parts.hidden(
+            positions, eye, ahead, parallel=bool(camera.get("parallelProjection")),
+            reach=10.0 * self.diagonal, margin=margin)
         return out
 
     def place(self, positions: npt.ArrayLike, camera: Mapping[str, Any], size: tuple[int, int],
