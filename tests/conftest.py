@@ -121,7 +121,7 @@ def plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
 
 @pytest.fixture
 def bound_plate(tmp_path: Path, plate_templates: tuple[Path, Path]) -> Path:
-    """A fresh copy of the plate stage bound to ``scenes/plate/sensors.toml``."""
+    """A fresh copy of the plate stage bound to ``twin3d/data/plate_sensors.toml``."""
     return _copy(plate_templates[1], tmp_path)
 
 

@@ -200,7 +200,8 @@ def test_a_withheld_thermocouple_as_a_virtual_sensor_is_within_2_sigma(tmp_path:
     temps = [s for s in twin.sensors.values() if s.quantity == "temperature"]
     tc = replace(temps[0], channel=withheld, position=pos, vertex=None)
     physics = {k: v for k, v in twin.model.items() if k in ("regions", "thermal")}
-    heat = build_models(mesh.points, mesh.faces, twin.meters_per_unit, [*temps, tc], physics)["temperature"]
+    heat = build_models(mesh.points, mesh.faces, twin.meters_per_unit, [*temps, tc], physics,
+                        solid=(mesh.source.points, mesh.source.faces))["temperature"]  # as the engine's
     plant = plant_for(engine, steady, models=[heat], seed=9)
     inside = total = 0
     for k in range(3000):

@@ -87,9 +87,19 @@ def test_scene_scripts_build_update_and_record(tmp_path: Path) -> None:
     twin = twin3d.Twin.open(stage)
     values = twin.values
     assert len(values) == 15
-    # the toy heat-up puts the hot spot under tc5 (above the heater): it is the hottest
+    # the readings are the plate's own physics (its models' forward response to a 180 W
+    # heater): tc5, above the heater, is the hottest, and the heat model fits them with the
+    # inputs that made them, none impossible (no ambient below absolute zero)
     temps = {c: v for c, v in values.items() if twin.sensors[c].quantity == "temperature"}
-    assert max(temps, key=temps.__getitem__) in ("plate/tc5", "plate/tc10")
+    assert max(temps, key=temps.__getitem__) == "plate/tc5"
+    assert "given: heater 180 W, 22 degC" in update.stdout
+    from twin3d.fields import build_field_models
+
+    (_, models), = build_field_models(twin).items()
+    fit = models["temperature"].fitted_inputs(temps)
+    assert fit.plausible, fit.problems
+    assert fit.values["source:heater"] == pytest.approx(180.0, abs=3 * fit.sigma["source:heater"])
+    assert fit.values["ambient"] == pytest.approx(22.0, abs=3 * fit.sigma["ambient"])
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "plate.geom.usdc", "plate.live.usdc", "plate.twin.usda", "plate.usda", "run1.clips",
         "run1.usdc"]
