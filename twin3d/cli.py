@@ -11,6 +11,7 @@ imported inside the runner so ``twin3d --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -603,6 +604,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Twin3DError as exc:
         print(f"{_prog(args)}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the output's reader stopped (`twin3d info X | head`): not an error
+        with contextlib.suppress(OSError):  # nothing more reaches it, not even at exit's flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a tool killed by the signal
     except OSError as exc:  # the machine said no: disk full, permission denied, port in use
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{_prog(args)}: error: {where}{reason(exc)}", file=sys.stderr)
