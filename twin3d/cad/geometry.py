@@ -101,37 +101,13 @@ def take_welded(meshes: Meshes[SourceMesh], index: int, *, path: Path, name: str
     # drop faces that collapsed to a line or a point in the weld
     ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
     if not ok.all():
-        tri = tri[ok]
-        if kind == "face" and colors is not None:
-            colors = colors[ok]
-        if face_materials is not None:
-            face_materials = face_materials[ok]
-        if corner_uv is not None:
-            corner_uv = corner_uv[ok]
-        used = np.unique(tri)
-        if len(used) < len(points):
-            remap = np.full(len(points), -1, dtype=np.int64)
-            remap[used] = np.arange(len(used))
-            points, tri = points[used], remap[tri]
-            if kind == "vertex" and colors is not None:
-                colors = colors[used]
+        points, tri, colors, face_materials, corner_uv = _keep_faces(
+            ok, points, tri, colors, kind, face_materials, corner_uv)
     del ok
     keep = _without_coincident_faces(tri)
     if keep is not None:
-        tri = tri[keep]
-        if kind == "face" and colors is not None:
-            colors = colors[keep]
-        if face_materials is not None:
-            face_materials = face_materials[keep]
-        if corner_uv is not None:
-            corner_uv = corner_uv[keep]
-        used = np.unique(tri)
-        if len(used) < len(points):
-            remap = np.full(len(points), -1, dtype=np.int64)
-            remap[used] = np.arange(len(used))
-            points, tri = points[used], remap[tri]
-            if kind == "vertex" and colors is not None:
-                colors = colors[used]
+        points, tri, colors, face_materials, corner_uv = _keep_faces(
+            keep, points, tri, colors, kind, face_materials, corner_uv)
     del keep
     if len(tri) == 0:
         return None
@@ -265,6 +241,29 @@ def _face_cross(pts: npt.NDArray[np.float32],
     np.subtract(e1[2] * e2[0], e1[0] * e2[2], out=c[1])
     np.subtract(e1[0] * e2[1], e1[1] * e2[0], out=c[2])
     return c
+
+
+def _keep_faces(keep: npt.NDArray[np.bool_], points: npt.NDArray[Any], tri: npt.NDArray[Any],
+                colors: npt.NDArray[Any] | None, kind: str, face_materials: npt.NDArray[Any] | None,
+                corner_uv: npt.NDArray[Any] | None) -> tuple[Any, Any, Any, Any, Any]:
+    """Keep the faces ``keep`` (a mask) with their per-face data (colours when ``kind`` is
+    "face", materials, corner UVs), and only the points they use (with their colours when
+    ``kind`` is "vertex"); returns ``(points, tri, colors, face_materials, corner_uv)``."""
+    tri = tri[keep]
+    if kind == "face" and colors is not None:
+        colors = colors[keep]
+    if face_materials is not None:
+        face_materials = face_materials[keep]
+    if corner_uv is not None:
+        corner_uv = corner_uv[keep]
+    used = np.unique(tri)
+    if len(used) < len(points):
+        remap = np.full(len(points), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        points, tri = points[used], remap[tri]
+        if kind == "vertex" and colors is not None:
+            colors = colors[used]
+    return points, tri, colors, face_materials, corner_uv
 
 
 def _without_coincident_faces(tri: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.bool_] | None:
