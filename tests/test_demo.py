@@ -55,7 +55,10 @@ def test_demo_headless_leaves_a_stage_a_valid_recording_and_a_changing_movie(
     assert len(temps.GetTimeSamples()) >= 5
     first, last = (np.asarray(temps.Get(t)) for t in temps.GetTimeSamples()[::len(temps.GetTimeSamples()) - 1])
     assert last.mean() > first.mean() + 1.0  # the cooling degrades: the plate heats up
-    assert mesh.GetAttribute("primvars:von_mises").GetTimeSamples()
+    stress = mesh.GetAttribute("primvars:von_mises")
+    assert stress.GetTimeSamples()
+    from twin3d.demos.plate import STRESS_RANGE  # its colours span none to yield, as the demo says
+    assert tuple(stress.GetCustomData()["twin3d"][k] for k in ("vmin", "vmax")) == STRESS_RANGE
 
     # the press ram's recorded height follows the recorded load cell, sample for sample
     with sqlite3.connect(out / "recording.sqlite") as db:

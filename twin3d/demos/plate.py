@@ -56,6 +56,9 @@ RATE_HZ = 10.0          # each sensor publishes this often
 USD_EVERY_S = 0.5       # fields into the USD recording this often
 LIVE_EVERY_S = 2.0      # live layer saved this often
 TEMP_RANGE = (20.0, 105.0)
+#: von Mises colour range, MPa: from no stress to the yield strength of the plate's 6061-T6
+#: aluminium (276 MPa), so the top colour means "yielding" whatever the first frame held.
+STRESS_RANGE = (0.0, 276.0)
 #: The plate's deflection is shown this many times (its true ~3 mm at the front edge would
 #: not show on a 305 mm plate).
 DEFORM_SCALE = 10.0
@@ -299,7 +302,8 @@ class PlateScene:
             self.twin.update(latest, time=now)
             self.twin.set_field(self.mesh_path, "temperature", temperature, vmin=TEMP_RANGE[0],
                                 vmax=TEMP_RANGE[1], sigma=sigma)
-            self.twin.set_field(self.mesh_path, "von_mises", von_mises)
+            self.twin.set_field(self.mesh_path, "von_mises", von_mises, vmin=STRESS_RANGE[0],
+                                vmax=STRESS_RANGE[1])
             self.twin.set_displacement(self.mesh_path, bent, scale=self.deform_scale, time=now)
             self.twin.save()
 
@@ -354,6 +358,7 @@ def _run(folder: Path, duration: float, seed: int, headless: bool, movie: PathLi
                 "window or press Ctrl-C to stop early"))
     asyncio.run(stream(twin, view, scenario, scene, result, patterns=["plate/*"],
                        headless=headless, record_fps=10.0, step="4/5", intro=intro,
-                       ranges={"temperature": TEMP_RANGE}, deform_scale=deform_scale))
+                       ranges={"temperature": TEMP_RANGE, "von_mises": STRESS_RANGE},
+                       deform_scale=deform_scale))
     validate(result)
     return result
